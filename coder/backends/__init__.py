@@ -1,0 +1,13 @@
+"""Classifier backends: the embedded offline default and OpenAI-compatible LLMs.
+
+Every backend turns responses into :class:`schemas.Proposal` objects wrapped in
+:class:`ProposalResult`, which carries the provenance the store records. The
+pre-coding pipeline (``coder/precode.py``), the eval suite and ``coder discover``
+only talk to this interface.
+"""
+
+from __future__ import annotations
+
+from coder.backends.base import Classifier, ProposalResult, get_classifier
+
+__all__ = ["Classifier", "ProposalResult", "get_classifier"]

@@ -1,0 +1,152 @@
+"""Numbered schema migrations for a coder project file.
+
+Each migration runs in one transaction together with the record that it ran
+(sqlite-utils 4 ``Migrations``). Never edit a migration that has shipped: add a new
+one at the end, so old project files upgrade in place.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("coder")
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    db["responses"].create(
+        {
+            "id": str,
+            "text": str,
+            "question": str,
+            "respondent": str,
+            "attributes": str,  # JSON object: role, organisation, locality ...
+            "tags": str,  # JSON list of hashtags found in the text
+            "source_file": str,
+            "source_row": int,
+            "imported_at": str,
+        },
+        pk="id",
+        not_null={"text"},
+    )
+    db["responses"].create_index(["question"])
+
+    db["codebook_versions"].create(
+        {
+            "version": int,
+            "hash": str,
+            "name": str,
+            "codebook": str,  # JSON of schemas.Codebook
+            "source": str,
+            "created_at": str,
+        },
+        pk="version",
+    )
+    db["codebook_versions"].create_index(["hash"], unique=True)
+
+    # One row per model run per response; rows are never updated, so the model's
+    # original proposal survives every later decision and re-run.
+    db["proposals"].create(
+        {
+            "id": int,
+            "response_id": str,
+            "backend": str,
+            "model": str,
+            "model_version": str,
+            "prompt_template_hash": str,
+            "system_prompt_hash": str,
+            "codebook_version": int,
+            "params": str,  # JSON
+            "input_hash": str,  # cache key: model + params + prompt + codebook + text
+            "output": str,  # JSON of schemas.Proposal (null when failed)
+            "confidence": float,
+            "status": str,  # 'ok' | 'failed'
+            "error": str,
+            "run_id": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("response_id", "responses", "id")],
+    )
+    db["proposals"].create_index(["response_id", "id"])
+    db["proposals"].create_index(["input_hash"])
+    db["proposals"].create_index(["status"])
+
+    # Append-only human actions. 'undo' rows point at the decision they cancel.
+    db["decisions"].create(
+        {
+            "id": int,
+            "response_id": str,
+            "reviewer": str,
+            "action": str,
+            "labels": str,  # JSON of schemas.Labels (null for notes/skips)
+            "proposal_id": int,
+            "reason_code": str,
+            "note": str,
+            "undoes": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("response_id", "responses", "id")],
+    )
+    db["decisions"].create_index(["response_id", "reviewer", "id"])
+    db["decisions"].create_index(["reviewer"])
+
+    db["llm_calls"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "backend": str,
+            "model": str,
+            "base_url": str,
+            "response_ids": str,  # JSON list
+            "request": str,  # JSON, without credentials
+            "response": str,  # JSON
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "duration_ms": float,
+            "cost_usd": float,
+            "error": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+
+    db["eval_runs"].create(
+        {
+            "id": int,
+            "created_at": str,
+            "name": str,
+            "backend": str,
+            "model": str,
+            "prompt_hash": str,
+            "codebook_version": str,
+            "codebook_hash": str,
+            "data_hash": str,
+            "n_items": int,
+            "params": str,  # JSON
+            "metrics": str,  # JSON
+            "command": str,
+        },
+        pk="id",
+    )
+
+    db["imports"].create(
+        {
+            "id": int,
+            "source_file": str,
+            "file_hash": str,
+            "shape": str,
+            "mapping": str,  # JSON
+            "added": int,
+            "skipped": int,
+            "created_at": str,
+        },
+        pk="id",
+    )
+
+
+def apply(db: Database) -> None:
+    """Bring ``db`` up to the latest schema."""
+    migrations.apply(db)
