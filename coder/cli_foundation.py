@@ -1,0 +1,329 @@
+"""CLI commands for codebooks, import, listing, status and the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+from rich.tree import Tree
+
+from coder.cli_common import console, db_option, err_console, handle_errors, open_store
+from coder.codebook import (
+    builtin_codebook_path,
+    check_codebook_data,
+    codebook_json_schema,
+    codebook_to_yaml,
+    from_gold_format,
+    is_gold_format,
+    load_codebook,
+    read_codebook_file,
+)
+from coder.errors import CoderError
+from coder.importer import plan_import, run_import
+from coder.store import Store
+from schemas import Codebook
+
+
+@click.group()
+def codebook() -> None:
+    """Check, add and show codebooks (YAML, JSON or gold-set codebook.json)."""
+
+
+@codebook.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@handle_errors
+def codebook_check(path: Path) -> None:
+    """Validate a codebook file and report every problem at once.
+
+    Checks duplicate ids, unknown parents, parent cycles, themes applying to unknown
+    questions and empty definitions, naming the path to each bad field.
+    """
+    data = read_codebook_file(path)
+    if is_gold_format(data):
+        data = from_gold_format(data)
+    problems = check_codebook_data(data)
+    if problems:
+        err_console.print(f"[bold red]{path}[/]: {len(problems)} problem(s)", highlight=False)
+        for problem in problems:
+            err_console.print(f"  {path}: {problem}", highlight=False, markup=False)
+        raise SystemExit(1)
+    loaded = load_codebook(path)
+    console.print(
+        f"[green]OK[/] {path}: {len(loaded.questions)} questions, {len(loaded.themes)} themes, "
+        f"stance scale: {', '.join(loaded.stance_ids) or 'none'}",
+        highlight=False,
+    )
+
+
+@codebook.command("add")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--example", is_flag=True, help="Add the built-in example codebook.")
+@db_option
+@handle_errors
+def codebook_add(path: Path | None, example: bool, db_path: Path | None) -> None:
+    """Add a codebook to the project; a changed codebook becomes a new version."""
+    if example or path is None:
+        if path is None and not example:
+            raise CoderError("give a codebook FILE, or --example for the built-in one")
+        path = builtin_codebook_path()
+    loaded = load_codebook(path)
+    with open_store(db_path) as store:
+        before = {row["version"] for row in store.codebook_versions()}
+        version = store.save_codebook(loaded, source=str(path))
+    state = "unchanged, still" if version in before else "added as"
+    console.print(f"Codebook {loaded.name!r} {state} version {version} ({len(loaded.themes)} themes).")
+
+
+@codebook.command("show")
+@click.option("--version", "version", type=int, default=None, help="Version (default: latest).")
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Show a codebook file instead of the project's.")
+@db_option
+@handle_errors
+def codebook_show(version: int | None, file: Path | None, db_path: Path | None) -> None:
+    """Show a codebook as a tree of questions and themes."""
+    if file is not None:
+        loaded, label = load_codebook(file), str(file)
+    else:
+        with open_store(db_path) as store:
+            try:
+                number, loaded = store.codebook(version)
+            except LookupError as error:
+                raise CoderError(str(error)) from None
+        label = f"version {number}"
+    print_codebook(loaded, label)
+
+
+def print_codebook(loaded: Codebook, label: str) -> None:
+    tree = Tree(f"[bold]{loaded.name}[/] ({label})")
+    questions = tree.add("Questions")
+    for question in loaded.questions:
+        questions.add(f"[cyan]{question.id}[/] {question.short_name or ''}".rstrip())
+    themes = tree.add("Themes")
+    nodes = {}
+    for theme in loaded.themes:
+        parent = nodes.get(theme.parent, themes) if theme.parent else themes
+        scope = ", ".join(theme.questions) if theme.questions else "all"
+        nodes[theme.id] = parent.add(f"[green]{theme.id}[/] {theme.label} [dim]({scope})[/]")
+    if loaded.stance:
+        tree.add("Stance: " + " / ".join(loaded.stance.ids))
+    console.print(tree)
+
+
+@codebook.command("versions")
+@db_option
+@handle_errors
+def codebook_versions(db_path: Path | None) -> None:
+    """List the codebook versions stored in the project."""
+    with open_store(db_path) as store:
+        table = Table("version", "name", "hash", "source", "created")
+        for row in store.codebook_versions():
+            table.add_row(str(row["version"]), row["name"], row["hash"][:12], row["source"] or "", row["created_at"])
+    console.print(table)
+
+
+@codebook.command("schema")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def codebook_schema(out: Path | None) -> None:
+    """Print (or write) the JSON Schema of the codebook file format."""
+    text = json.dumps(codebook_json_schema(), indent=2) + "\n"
+    if out:
+        out.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@codebook.command("example")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def codebook_example(out: Path | None) -> None:
+    """Print (or write) the built-in example codebook, to start your own from."""
+    text = builtin_codebook_path().read_text(encoding="utf-8")
+    if out:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"Wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+@codebook.command("convert")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@handle_errors
+def codebook_convert(path: Path, out: Path | None) -> None:
+    """Convert a codebook (e.g. a gold-set codebook.json) to coder's YAML."""
+    text = codebook_to_yaml(load_codebook(path))
+    if out:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"Wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--shape", type=click.Choice(["long", "wide"]), default=None,
+              help="long: one row per response; wide: one column per question (MS Forms). Default: detect.")
+@click.option("--text-column", default=None, help="Column holding the response text (long shape).")
+@click.option("--question-column", default=None, help="Column holding the question id (long shape).")
+@click.option("--question", default=None, help="Question id for every row (long shape, no question column).")
+@click.option("--question-columns", default=None,
+              help="Comma-separated question columns (wide shape). Default: columns matching the codebook.")
+@click.option("--id-column", default=None, help="Column with a stable response id.")
+@click.option("--respondent-column", default=None, help="Column with the respondent id.")
+@click.option("--attribute", "attributes", multiple=True,
+              help="Keep only these columns as respondent attributes (repeatable). Default: all others.")
+@click.option("--sheet", default=None, help="XLSX sheet name (default: first).")
+@click.option("--encoding", default=None, help="Force a text encoding (default: detect UTF-8 / cp1252).")
+@click.option("--allow-unknown-questions", is_flag=True, help="Keep questions the codebook does not list.")
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@db_option
+@handle_errors
+def import_(
+    path: Path, shape: str | None, text_column: str | None, question_column: str | None,
+    question: str | None, question_columns: str | None, id_column: str | None,
+    respondent_column: str | None, attributes: tuple[str, ...], sheet: str | None,
+    encoding: str | None, allow_unknown_questions: bool, dry_run: bool, db_path: Path | None,
+) -> None:
+    """Import responses from a CSV, XLSX or JSONL file.
+
+    Long files have one response per row (a text column, optionally a question column).
+    Wide files, like a Microsoft Forms export, have one column per question; each non-empty
+    cell becomes a response. Hashtags in the text (#NHSSomerset) become tags. Re-importing
+    a file adds nothing twice. A bad file changes nothing and names the row and field.
+    """
+    with open_store(db_path) as store:
+        try:
+            _, project_codebook = store.codebook()
+        except LookupError:
+            project_codebook = None
+        plan = plan_import(
+            path,
+            codebook=project_codebook,
+            shape=shape,  # type: ignore[arg-type]
+            text_column=text_column,
+            question_column=question_column,
+            id_column=id_column,
+            respondent_column=respondent_column,
+            question_columns=[c.strip() for c in question_columns.split(",")] if question_columns else None,
+            attribute_columns=list(attributes) or None,
+            question=question,
+            sheet=sheet,
+            encoding=encoding,
+            allow_unknown_questions=allow_unknown_questions,
+        )
+        console.print(
+            f"{path}: {plan.shape} shape, encoding {plan.encoding}, {len(plan.responses)} responses",
+            highlight=False,
+        )
+        for key, value in plan.mapping.items():
+            console.print(f"  {key}: {value}", highlight=False, markup=False)
+        if dry_run:
+            table = Table("id", "question", "tags", "attributes", "text", title="Preview (first 10)")
+            for response in plan.responses[:10]:
+                table.add_row(
+                    response.id, response.question or "", " ".join(response.tags),
+                    ", ".join(f"{k}={v}" for k, v in response.attributes.items()),
+                    response.text[:70] + ("…" if len(response.text) > 70 else ""),
+                )
+            console.print(table)
+            console.print("[yellow]Dry run: nothing written.[/]")
+            return
+        added, skipped = run_import(store, plan)
+    console.print(f"[green]Imported {added} new responses[/] ({skipped} already in the project).")
+
+
+@click.command("responses")
+@click.option("--question", default=None, help="Only this question.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@db_option
+@handle_errors
+def responses(question: str | None, limit: int, as_json: bool, db_path: Path | None) -> None:
+    """List stored responses."""
+    with open_store(db_path) as store:
+        rows = []
+        for index, response in enumerate(store.responses(question=question)):
+            if index >= limit:
+                break
+            rows.append(response)
+        total = store.count_responses()
+    if as_json:
+        for response in rows:
+            click.echo(response.model_dump_json())
+        return
+    table = Table("id", "question", "tags", "text", title=f"{len(rows)} of {total} responses")
+    for response in rows:
+        table.add_row(response.id, response.question or "", " ".join(response.tags), response.text[:90])
+    console.print(table)
+
+
+def project_status(store: Store) -> dict[str, object]:
+    """Counts that say where a project stands."""
+    db = store.db
+    try:
+        version, _ = store.codebook()
+    except LookupError:
+        version = None
+    total = store.count_responses()
+    proposed = db.execute(
+        "select count(distinct response_id) from proposals where status = 'ok'"
+    ).fetchone()[0]
+    failed = db.execute(
+        """select count(distinct response_id) from proposals where status = 'failed'
+           and response_id not in (select response_id from proposals where status = 'ok')"""
+    ).fetchone()[0]
+    reviewed = len(store.final_labels())
+    by_question = dict(
+        db.execute("select coalesce(question, '(none)'), count(*) from responses group by 1 order by 1").fetchall()
+    )
+    return {
+        "codebook_version": version,
+        "responses": total,
+        "proposed": proposed,
+        "failed": failed,
+        "reviewed": reviewed,
+        "decisions": db.execute("select count(*) from decisions").fetchone()[0],
+        "by_question": by_question,
+    }
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+@handle_errors
+def status(as_json: bool, db_path: Path | None) -> None:
+    """Show where the project stands: responses, proposals, reviews."""
+    with open_store(db_path) as store:
+        info = project_status(store)
+        path = store.path
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    console.print(f"[bold]{path}[/]", highlight=False)
+    console.print(f"  codebook version: {info['codebook_version'] or 'none (coder codebook add FILE)'}")
+    console.print(f"  responses: {info['responses']}")
+    console.print(f"  proposed: {info['proposed']}   failed: {info['failed']}")
+    console.print(f"  reviewed: {info['reviewed']}   decisions: {info['decisions']}")
+    by_question = info["by_question"]
+    assert isinstance(by_question, dict)
+    if by_question:
+        console.print("  by question: " + ", ".join(f"{k} {v}" for k, v in by_question.items()), highlight=False)
+
+
+@click.command("demo")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("coder-demo.db"), show_default=True, help="Demo project file to create.")
+@click.option("--fresh/--keep", default=True, help="Start from an empty demo project (default).")
+@handle_errors
+def demo(db_path: Path, fresh: bool) -> None:
+    """Run the whole loop offline on illustrative workshop responses.
+
+    Creates a demo project with the built-in codebook and demo responses, pre-codes them
+    with the embedded offline classifier, and writes a report. Then try
+    'coder review --db coder-demo.db --reviewer you'.
+    """
+    from coder.demo import run_demo
+
+    run_demo(db_path, fresh=fresh, console=console)

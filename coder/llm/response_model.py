@@ -1,0 +1,220 @@
+"""The response model the LLM must fill, built at run time from the codebook.
+
+Labels are types: ``code`` is a ``Literal`` of the codebook's theme ids that apply to
+the response's question, ``stance`` a ``Literal`` of the stance scale, ``question`` a
+``Literal`` of the codebook's questions, so no answer can leave the codebook however
+the prompt is manipulated. Validators check meaning, and instructor turns a failed
+validation into a re-ask with the error: an evidence quote must occur in the response
+(ignoring whitespace, case and quote styles) and each code must apply to the question
+the model says the response speaks to.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
+
+from schemas import Codebook, Proposal, SuggestedTheme, ThemeAssignment
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
+_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|\u2026|\[\.\.\.\])\s*")
+
+
+def normalise(text: str) -> str:
+    """Lower case, one space between words, straight quotes: the form quotes are compared in."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold()
+    return " ".join(text.split())
+
+
+def quote_in_text(quote: str, text: str) -> bool:
+    """True if ``quote`` occurs in ``text``, tolerating whitespace, case, quotes and '...' gaps."""
+    haystack = normalise(text)
+    parts = [normalise(part).strip(" \"'") for part in _ELLIPSIS.split(quote)]
+    parts = [part for part in parts if part]
+    if not parts:
+        return False
+    position = 0
+    for part in parts:
+        found = haystack.find(part, position)
+        if found < 0:
+            # Models often drop or add a final full stop: try without edge punctuation.
+            stripped = part.strip(" .,;:!?")
+            found = haystack.find(stripped, position) if stripped else -1
+            if found < 0:
+                return False
+            part = stripped
+        position = found + len(part)
+    return True
+
+
+class _LLMSuggestedTheme(BaseModel):
+    """A theme the response raises that no code covers."""
+
+    label: str = Field(description="A few words naming the new theme.")
+    definition: str = Field(default="", description="One sentence: what the theme means.")
+    evidence: str | None = Field(default=None, description="A quote from the response.")
+
+
+class _ItemBase(BaseModel):
+    """Shared validators of the run-time item models."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="after")
+    def _check_meaning(self, info: ValidationInfo) -> _ItemBase:
+        context: dict[str, Any] = info.context or {}
+        codebook: Codebook | None = context.get("codebook")
+        texts: dict[str, str] = context.get("texts", {})
+        response_id = getattr(self, "response_id", None) or context.get("response_id")
+        text = texts.get(str(response_id)) if response_id is not None else None
+        question = getattr(self, "question", None) or context.get("question")
+        problems = []
+        for theme in getattr(self, "themes", []):
+            if codebook is not None:
+                try:
+                    applies = codebook.theme(theme.code).applies_to(question)
+                except KeyError:
+                    applies = False
+                if not applies:
+                    problems.append(
+                        f"code {theme.code!r} does not apply to question {question!r}; "
+                        "use only codes listed for that question"
+                    )
+            if text is not None and not quote_in_text(theme.evidence, text):
+                problems.append(
+                    f"evidence {theme.evidence!r} for code {theme.code!r} is not a quote from "
+                    f"response {response_id}; copy the words exactly from the response"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _literal(values: list[str]) -> Any:
+    return Literal[tuple(values)]  # type: ignore[valid-type]
+
+
+def _safe_name(text: str | None) -> str:
+    return re.sub(r"\W+", "_", text or "any").strip("_") or "any"
+
+
+def build_item_model(
+    codebook: Codebook,
+    question_id: str | None,
+    response_ids: list[str] | None = None,
+) -> type[BaseModel]:
+    """The model of one coded response to ``question_id``.
+
+    With ``response_ids`` (batched requests) the item carries a ``response_id`` that
+    must be one of them.
+    """
+    suffix = _safe_name(question_id)
+    codes = [theme.id for theme in codebook.themes_for(question_id)]
+    fields: dict[str, Any] = {}
+    if response_ids is not None:
+        fields["response_id"] = (
+            _literal(response_ids),
+            Field(description="The id of the response this item codes."),
+        )
+    if codebook.questions:
+        default_question = question_id if question_id in codebook.question_ids else None
+        fields["question"] = (
+            _literal(codebook.question_ids) | None,
+            Field(
+                default=default_question,
+                description="Id of the question the response speaks to (usually its own).",
+            ),
+        )
+    fields["relevant"] = (
+        bool,
+        Field(description="False if the response is not relevant (see the relevance rule)."),
+    )
+    fields["relevance_reason"] = (
+        str | None,
+        Field(default=None, description="Why the response is not relevant, if it is not."),
+    )
+    if codebook.stance_ids:
+        fields["stance"] = (
+            _literal(codebook.stance_ids) | None,
+            Field(default=None, description="The respondent's stance on the question."),
+        )
+    if codes:
+        theme_model = create_model(
+            f"Theme_{suffix}",
+            __doc__="One theme applied to the response.",
+            code=(_literal(codes), Field(description="A theme id from the codebook.")),
+            evidence=(
+                str,
+                Field(description="A short quote copied exactly from the response."),
+            ),
+            confidence=(float, Field(default=0.8, ge=0.0, le=1.0)),
+        )
+        fields["themes"] = (
+            list[theme_model],  # type: ignore[valid-type]
+            Field(default_factory=list, description="Every theme the response expresses."),
+        )
+    fields["suggested_themes"] = (
+        list[_LLMSuggestedTheme],
+        Field(default_factory=list, description="New themes not in the codebook (rarely)."),
+    )
+    fields["rationale"] = (str, Field(default="", description="One or two sentences."))
+    fields["confidence"] = (
+        float,
+        Field(default=0.7, ge=0.0, le=1.0, description="Overall confidence in this coding."),
+    )
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        f"CodedResponse_{suffix}",
+        __base__=_ItemBase,
+        __doc__="The coding of one free-text response against the codebook.",
+        **fields,
+    )
+    return model
+
+
+def build_batch_model(
+    codebook: Codebook, question_id: str | None, response_ids: list[str]
+) -> type[BaseModel]:
+    """The model of several coded responses to one question in one request."""
+    item = build_item_model(codebook, question_id, response_ids)
+    model: type[BaseModel] = create_model(
+        f"CodedResponses_{_safe_name(question_id)}",
+        __doc__="The coding of each response given, one item per response id.",
+        items=(list[item], Field(description="One item per response.")),  # type: ignore[valid-type]
+    )
+    return model
+
+
+def to_proposal(item: BaseModel, response_id: str, response_question: str | None) -> Proposal:
+    """Convert a validated run-time item into the stored :class:`schemas.Proposal`."""
+    data = item.model_dump()
+    relevant = bool(data.get("relevant", True))
+    themes = []
+    seen: set[str] = set()
+    for theme in data.get("themes", []) if relevant else []:
+        if theme["code"] in seen:  # a code applied twice keeps its first evidence
+            continue
+        seen.add(theme["code"])
+        themes.append(
+            ThemeAssignment(
+                code=theme["code"], evidence=theme["evidence"], confidence=theme["confidence"]
+            )
+        )
+    return Proposal(
+        response_id=response_id,
+        question=data.get("question") or response_question,
+        stance=data.get("stance"),
+        relevant=relevant,
+        relevance_reason=data.get("relevance_reason"),
+        themes=themes,
+        suggested_themes=[
+            SuggestedTheme(
+                label=s["label"], definition=s.get("definition") or "", evidence=s.get("evidence")
+            )
+            for s in data.get("suggested_themes", [])
+        ],
+        rationale=data.get("rationale") or "",
+        confidence=float(data.get("confidence", 0.5)),
+    )

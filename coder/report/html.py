@@ -1,0 +1,31 @@
+"""The rapid-insight report as one self-contained HTML file (no scripts, no network)."""
+
+from __future__ import annotations
+
+import jinja2
+
+from coder.report import charts
+from coder.report.model import ReportData
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("coder.report", "templates"),
+        autoescape=True,  # response text is user data: always escaped
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render_html(report: ReportData, with_charts: bool = True) -> str:
+    """Render the report; charts are base64 PNGs inside the page."""
+    chart_images = [
+        {
+            "themes": charts.theme_chart(question) if with_charts else None,
+            "stance": charts.stance_chart(question) if with_charts else None,
+        }
+        for question in report.questions
+    ]
+    template = _environment().get_template("report.html.j2")
+    return template.render(report=report, s=report.summary, charts=chart_images)

@@ -1,0 +1,722 @@
+"""Reviewing logic shared by the review TUI and the CLI (no UI code here).
+
+A reviewer works through a *queue*: every response with its current proposal and
+the reviewer's own status. The queue is an in-memory index built with a couple of
+SQL queries at start-up (ids, question, tags, confidence, proposed theme codes and
+each reviewer's status), so the TUI never has to load every row into widgets.
+Response texts and full proposals are read one at a time, when shown.
+
+Decisions are append-only (``Store.add_decision``): correcting, skipping and undoing
+all add rows; the proposal is never changed. An undo is a decision with
+``action='undo'`` that points at the decision it cancels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from coder.store import Store, StoredDecision, StoredProposal, _decision_from_row
+from schemas import Codebook, Labels, Proposal, Response
+
+# Statuses of an item for one reviewer. 'flagged' is not a status of its own: an item
+# is flagged as a quote on top of its status (the queue filter treats it as one).
+STATUSES = ("unreviewed", "accepted", "corrected", "adjudicated", "skipped")
+REVIEWED = frozenset({"accepted", "corrected", "adjudicated"})
+LABELLING_ACTIONS = frozenset(
+    {"accept", "bulk_accept", "correct", "adjudicate", "flag_quote", "unflag_quote"}
+)
+_STATUS_OF_ACTION = {
+    "accept": "accepted",
+    "bulk_accept": "accepted",
+    "correct": "corrected",
+    "adjudicate": "adjudicated",
+}
+
+REASON_CODES: dict[str, str] = {
+    "wrong_theme": "Wrong theme",
+    "missed_theme": "Missed theme",
+    "wrong_stance": "Wrong stance",
+    "not_relevant": "Not relevant",
+    "wrong_question": "Wrong question",
+    "other": "Other",
+}
+
+
+@dataclass(slots=True)
+class ReviewerState:
+    """One reviewer's position on one response, after undos."""
+
+    status: str = "unreviewed"
+    labels_json: str | None = None  # the labelling decision in force (canonical JSON)
+    decision_id: int | None = None
+    flagged: bool = False
+
+
+@dataclass(slots=True)
+class QueueEntry:
+    """One response in the queue: only what ordering, filters and the table need."""
+
+    response_id: str
+    position: int  # import order
+    question: str | None
+    tags: tuple[str, ...]
+    proposal_id: int | None
+    confidence: float | None
+    reviewers: dict[str, ReviewerState] = field(default_factory=dict)
+
+    def state(self, reviewer: str) -> ReviewerState:
+        return self.reviewers.get(reviewer) or ReviewerState()
+
+    def status(self, reviewer: str) -> str:
+        state = self.reviewers.get(reviewer)
+        return state.status if state else "unreviewed"
+
+    def disagreement(self) -> bool:
+        """True when two reviewers' labels in force differ (quote flags aside)."""
+        labels = {
+            _strip_quote(state.labels_json)
+            for state in self.reviewers.values()
+            if state.status in REVIEWED and state.labels_json
+        }
+        return len(labels) > 1
+
+
+def _strip_quote(labels_json: str | None) -> str | None:
+    if labels_json is None:
+        return None
+    data = json.loads(labels_json)
+    data.pop("quote", None)
+    data["themes"] = sorted(data.get("themes") or [])
+    return json.dumps(data, sort_keys=True)
+
+
+def canonical_labels(labels: Labels) -> Labels:
+    """Labels with themes de-duplicated and sorted, so equal labels compare equal."""
+    return labels.model_copy(update={"themes": sorted(set(labels.themes))})
+
+
+def same_labels(first: Labels, second: Labels) -> bool:
+    """Equal as coding decisions: the quote flag is not a label of the response."""
+    first, second = canonical_labels(first), canonical_labels(second)
+    keys = ("question", "stance", "relevant", "themes")
+    return all(getattr(first, key) == getattr(second, key) for key in keys)
+
+
+# --- the index -----------------------------------------------------------------------
+
+# Two plain scans (no JSON work in SQL): ~0.2 s for 100,000 responses. Proposed theme
+# codes are read later, only for the rows a table page shows or a theme filter needs.
+_RESPONSES_SQL = "select id, question, tags from responses order by rowid"
+_PROPOSALS_SQL = "select id, response_id, confidence from proposals where status = 'ok' order by id"
+
+_DECISIONS_SQL = (
+    "select id, response_id, reviewer, action, labels, undoes from decisions"
+    " where id > ? order by id"
+)
+
+
+def _apply_decisions(entry: QueueEntry, rows: Iterable[Sequence[Any]], undone: set[int]) -> None:
+    """Recompute every reviewer's state of ``entry`` from its decisions (oldest first)."""
+    entry.reviewers.clear()
+    for decision_id, _response_id, reviewer, action, labels_json, _undoes in rows:
+        if action == "undo" or decision_id in undone:
+            continue
+        state = entry.reviewers.setdefault(reviewer, ReviewerState())
+        _step(state, decision_id, action, labels_json)
+
+
+def _step(state: ReviewerState, decision_id: int, action: str, labels_json: str | None) -> None:
+    if action in _STATUS_OF_ACTION:
+        state.status = _STATUS_OF_ACTION[action]
+        state.labels_json = labels_json
+        state.decision_id = decision_id
+        state.flagged = bool(labels_json and json.loads(labels_json).get("quote"))
+    elif action in ("flag_quote", "unflag_quote"):
+        state.flagged = action == "flag_quote"
+        state.labels_json = labels_json
+        state.decision_id = decision_id
+    elif action == "skip" and state.status in ("unreviewed", "skipped"):
+        state.status = "skipped"
+
+
+class ReviewIndex:
+    """Every response's queue entry, kept in step with the decisions table."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.entries: list[QueueEntry] = []
+        self.by_id: dict[str, QueueEntry] = {}
+        self.last_decision_id = 0
+        self.load()
+
+    def load(self) -> None:
+        """Read the whole index: one scan of responses, proposals and decisions each."""
+        conn = self.store.db.conn
+        latest: dict[str, tuple[int, float | None]] = {}
+        for proposal_id, response_id, confidence in conn.execute(_PROPOSALS_SQL):
+            latest[response_id] = (proposal_id, confidence)
+        entries = []
+        for position, (rid, question, tags) in enumerate(conn.execute(_RESPONSES_SQL)):
+            proposal_id, confidence = latest.get(rid, (None, None))
+            entries.append(
+                QueueEntry(
+                    response_id=rid,
+                    position=position,
+                    question=question,
+                    tags=tuple(json.loads(tags)) if tags and tags != "[]" else (),
+                    proposal_id=proposal_id,
+                    confidence=confidence,
+                )
+            )
+        self.entries = entries
+        self.by_id = {entry.response_id: entry for entry in entries}
+        self.last_decision_id = 0
+        self.sync()
+
+    def proposed_themes(self, entries: Sequence[QueueEntry]) -> dict[str, tuple[str, ...]]:
+        """Proposed theme codes of a few entries (for a table page)."""
+        ids = [entry.proposal_id for entry in entries if entry.proposal_id is not None]
+        rows = self.store.db.conn.execute(
+            "select response_id, (select group_concat(json_extract(t.value, '$.code'), char(31))"
+            " from json_each(output, '$.themes') t) from proposals"
+            " where id in (select value from json_each(?))",
+            [json.dumps(ids)],
+        )
+        return {rid: tuple(themes.split("\x1f")) if themes else () for rid, themes in rows}
+
+    def with_proposed_theme(self, theme: str) -> set[str]:
+        """Response ids whose current proposal has ``theme``."""
+        pattern = '%"code":' + json.dumps(theme) + "%"
+        rows = self.store.db.conn.execute(
+            "select id, response_id from proposals where status = 'ok' and output like ?",
+            [pattern],
+        )
+        return {
+            rid
+            for pid, rid in rows
+            if (entry := self.by_id.get(rid)) is not None and entry.proposal_id == pid
+        }
+
+    def sync(self) -> set[str]:
+        """Fold in decisions added since the last sync (by anyone). Returns changed ids."""
+        conn = self.store.db.conn
+        rows = conn.execute(_DECISIONS_SQL, [self.last_decision_id]).fetchall()
+        if not rows:
+            return set()
+        self.last_decision_id = rows[-1][0]
+        if any(row[5] is not None for row in rows):
+            # An undo can cancel an older decision: recompute the affected responses fully.
+            changed = {row[1] for row in rows}
+            for response_id in changed:
+                self.refresh(response_id)
+            return changed
+        changed = set()
+        for decision_id, response_id, reviewer, action, labels_json, _undoes in rows:
+            entry = self.by_id.get(response_id)
+            if entry is None:
+                continue
+            state = entry.reviewers.setdefault(reviewer, ReviewerState())
+            _step(state, decision_id, action, labels_json)
+            changed.add(response_id)
+        return changed
+
+    def refresh(self, response_id: str) -> QueueEntry:
+        """Recompute one entry from its decisions (after an undo, or another process)."""
+        entry = self.by_id[response_id]
+        rows = self.store.db.conn.execute(
+            "select id, response_id, reviewer, action, labels, undoes from decisions"
+            " where response_id = ? order by id",
+            [response_id],
+        ).fetchall()
+        undone = {row[5] for row in rows if row[5] is not None}
+        _apply_decisions(entry, rows, undone)
+        if rows:
+            self.last_decision_id = max(self.last_decision_id, rows[-1][0])
+        return entry
+
+    def reviewers(self) -> list[str]:
+        """Everyone who has made a decision in this project."""
+        names: set[str] = set()
+        for entry in self.entries:
+            names.update(entry.reviewers)
+        return sorted(names)
+
+
+# --- ordering and filters -----------------------------------------------------------
+
+
+@dataclass
+class QueueFilter:
+    """What the queue shows. Built from a filter string by :func:`parse_filter`."""
+
+    question: str | None = None
+    theme: str | None = None
+    status: str | None = None  # one of STATUSES, 'flagged' or 'reviewed'
+    tag: str | None = None
+    reviewer: str | None = None  # items this reviewer has decided
+    disagreement: bool = False
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    text: str = ""
+
+    def describe(self) -> str:
+        """The filter as the string that would produce it."""
+        parts = []
+        for key in ("question", "theme", "status", "tag", "reviewer"):
+            value = getattr(self, key)
+            if value:
+                parts.append(f"{key}:{value}")
+        if self.disagreement:
+            parts.append("disagree")
+        if self.min_confidence is not None:
+            parts.append(f"conf>={self.min_confidence:g}")
+        if self.max_confidence is not None:
+            parts.append(f"conf<={self.max_confidence:g}")
+        if self.text:
+            parts.append(self.text)
+        return " ".join(parts)
+
+
+_FILTER_TOKEN = re.compile(r"^(question|q|theme|t|status|s|tag|reviewer|r):(.+)$")
+_CONF_TOKEN = re.compile(r"^conf(?:idence)?(<=|>=|<|>)([0-9.]+)$")
+
+
+def parse_filter(text: str) -> QueueFilter:
+    """Parse ``status:unreviewed question:H1 theme:cost tag:x reviewer:ana disagree conf<0.6 words``.
+
+    Unknown words become a text search. Keys may be shortened to their first letter.
+    """
+    result = QueueFilter()
+    words = []
+    aliases = {"q": "question", "t": "theme", "s": "status", "r": "reviewer"}
+    for token in text.split():
+        match = _FILTER_TOKEN.match(token)
+        conf = _CONF_TOKEN.match(token)
+        if match:
+            key = aliases.get(match.group(1), match.group(1))
+            setattr(result, key, match.group(2).lstrip("#"))
+        elif conf:
+            value = float(conf.group(2))
+            if conf.group(1).startswith(">"):
+                result.min_confidence = value
+            else:
+                result.max_confidence = value
+        elif token in ("disagree", "disagreement"):
+            result.disagreement = True
+        else:
+            words.append(token)
+    result.text = " ".join(words)
+    return result
+
+
+def order_entries(entries: Sequence[QueueEntry], order: str = "confidence") -> list[QueueEntry]:
+    """Review order: 'confidence' (least confident first, the default) or 'import'."""
+    if order == "import":
+        return sorted(entries, key=lambda entry: entry.position)
+    return sorted(
+        entries,
+        key=lambda entry: (
+            entry.confidence if entry.confidence is not None else -1.0,
+            entry.position,
+        ),
+    )
+
+
+def text_matches(store: Store, text: str, limit: int | None = None) -> set[str]:
+    """Ids of responses whose text or id contains ``text`` (case-insensitive)."""
+    sql = "select id from responses where text like ? escape '\\' or id = ?"
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params: list[Any] = [pattern, text]
+    if limit is not None:
+        sql += " limit ?"
+        params.append(limit)
+    return {row[0] for row in store.db.conn.execute(sql, params)}
+
+
+def filter_entries(
+    index: ReviewIndex,
+    entries: Sequence[QueueEntry],
+    queue_filter: QueueFilter,
+    reviewer: str,
+) -> list[QueueEntry]:
+    """The entries that pass ``queue_filter``, in their given order."""
+    f = queue_filter
+    text_ids = text_matches(index.store, f.text) if f.text else None
+    theme_ids = index.with_proposed_theme(f.theme) if f.theme else set()
+    result = []
+    for entry in entries:
+        if f.question and entry.question != f.question:
+            continue
+        if f.tag and f.tag.lower() not in (tag.lower() for tag in entry.tags):
+            continue
+        if f.min_confidence is not None and (entry.confidence or 0.0) < f.min_confidence:
+            continue
+        if f.max_confidence is not None and (entry.confidence or 0.0) > f.max_confidence:
+            continue
+        state = entry.reviewers.get(reviewer)
+        if f.status:
+            status = state.status if state else "unreviewed"
+            if f.status == "flagged":
+                if not (state and state.flagged):
+                    continue
+            elif f.status == "reviewed":
+                if status not in REVIEWED:
+                    continue
+            elif status != f.status:
+                continue
+        if f.theme:
+            if state and state.labels_json:
+                if f.theme not in (json.loads(state.labels_json).get("themes") or ()):
+                    continue
+            elif entry.response_id not in theme_ids:
+                continue
+        if f.reviewer and f.reviewer not in entry.reviewers:
+            continue
+        if f.disagreement and not entry.disagreement():
+            continue
+        if text_ids is not None and entry.response_id not in text_ids:
+            continue
+        result.append(entry)
+    return result
+
+
+# --- progress -----------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """How far a reviewer has got."""
+
+    total: int
+    reviewed: int
+    accepted: int
+    corrected: int
+    skipped: int
+    flagged: int
+    session_decisions: int
+    session_seconds: float
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Share of the model's proposals accepted unchanged (None before any review)."""
+        judged = self.accepted + self.corrected
+        return self.accepted / judged if judged else None
+
+    @property
+    def rate_per_hour(self) -> float | None:
+        if self.session_decisions == 0 or self.session_seconds <= 0:
+            return None
+        return self.session_decisions / self.session_seconds * 3600
+
+    def summary(self) -> str:
+        parts = [f"{self.reviewed:,}/{self.total:,} reviewed"]
+        rate = self.rate_per_hour
+        if rate is not None:
+            parts.append(f"{rate:,.0f}/h this session")
+        acceptance = self.acceptance_rate
+        if acceptance is not None:
+            parts.append(f"model accepted {acceptance:.0%}")
+        if self.skipped:
+            parts.append(f"{self.skipped:,} skipped")
+        if self.flagged:
+            parts.append(f"{self.flagged:,} quotes")
+        return " · ".join(parts)
+
+
+def progress(
+    index: ReviewIndex, reviewer: str, session_decisions: int = 0, session_start: float = 0.0
+) -> Progress:
+    """Counts for the status bar (a pass over the index: a few ms at 100k)."""
+    counts: Counter[str] = Counter()
+    flagged = 0
+    for entry in index.entries:
+        state = entry.reviewers.get(reviewer)
+        if state is None:
+            continue
+        counts[state.status] += 1
+        flagged += state.flagged
+    return Progress(
+        total=len(index.entries),
+        reviewed=sum(counts[status] for status in REVIEWED),
+        accepted=counts["accepted"],
+        corrected=counts["corrected"],
+        skipped=counts["skipped"],
+        flagged=flagged,
+        session_decisions=session_decisions,
+        session_seconds=(time.monotonic() - session_start) if session_start else 0.0,
+    )
+
+
+# --- one item -----------------------------------------------------------------------
+
+
+@dataclass
+class ReviewItem:
+    """Everything the review screen shows for one response."""
+
+    response: Response
+    proposal: StoredProposal | None
+    labels: Labels  # the labels in force for this reviewer (decided, or as proposed)
+    status: str
+    flagged: bool
+
+    @property
+    def proposed(self) -> Proposal | None:
+        return self.proposal.proposal if self.proposal else None
+
+
+def proposed_labels(response: Response, proposal: Proposal | None, blind: bool) -> Labels:
+    """The starting labels of an undecided item: the proposal's, or blank when blind."""
+    if proposal is None or blind:
+        return Labels(question=response.question)
+    return canonical_labels(Labels.from_proposal(proposal))
+
+
+def load_item(store: Store, entry: QueueEntry, reviewer: str, blind: bool = False) -> ReviewItem:
+    """Read one response and its current proposal (two primary-key lookups)."""
+    response = store.response(entry.response_id)
+    proposal = store.proposal(entry.proposal_id) if entry.proposal_id is not None else None
+    state = entry.state(reviewer)
+    if state.labels_json:
+        labels = Labels.model_validate_json(state.labels_json)
+    else:
+        labels = proposed_labels(response, proposal.proposal if proposal else None, blind)
+    return ReviewItem(
+        response=response, proposal=proposal, labels=labels, status=state.status,
+        flagged=state.flagged,
+    )
+
+
+def decision_action(item: ReviewItem, labels: Labels, blind: bool) -> str:
+    """'accept' when the labels are the model's proposal unchanged, else 'correct'."""
+    proposal = item.proposed
+    if blind or proposal is None:
+        return "correct"
+    return "accept" if same_labels(labels, Labels.from_proposal(proposal)) else "correct"
+
+
+def guess_reason(item: ReviewItem, labels: Labels) -> str | None:
+    """The most likely reason code for a correction (pre-selected in the modal)."""
+    proposal = item.proposed
+    if proposal is None:
+        return None
+    if proposal.relevant != labels.relevant:
+        return "not_relevant"
+    if proposal.question != labels.question:
+        return "wrong_question"
+    proposed = set(proposal.theme_codes)
+    decided = set(labels.themes)
+    if proposed - decided:
+        return "wrong_theme"
+    if decided - proposed:
+        return "missed_theme"
+    if proposal.stance != labels.stance:
+        return "wrong_stance"
+    return None
+
+
+def record_decision(
+    store: Store,
+    index: ReviewIndex,
+    *,
+    response_id: str,
+    reviewer: str,
+    action: str,
+    labels: Labels | None = None,
+    reason_code: str | None = None,
+    note: str | None = None,
+    undoes: int | None = None,
+) -> int:
+    """Append a decision (committed at once) and update the index entry."""
+    entry = index.by_id[response_id]
+    decision_id = store.add_decision(
+        response_id=response_id,
+        reviewer=reviewer,
+        action=action,
+        labels=canonical_labels(labels) if labels is not None else None,
+        proposal_id=entry.proposal_id,
+        reason_code=reason_code,
+        note=note,
+        undoes=undoes,
+    )
+    if undoes is not None or decision_id != index.last_decision_id + 1:
+        # An undo, or someone else wrote in between: recompute from the table.
+        index.refresh(response_id)
+    else:
+        state = entry.reviewers.setdefault(reviewer, ReviewerState())
+        labels_json = canonical_labels(labels).model_dump_json() if labels is not None else None
+        _step(state, decision_id, action, labels_json)
+        index.last_decision_id = decision_id
+    return decision_id
+
+
+def undoable_decision(store: Store, decision_id: int) -> StoredDecision | None:
+    """The decision, unless it is an undo itself or already undone."""
+    if store.db.conn.execute(
+        "select 1 from decisions where undoes = ? limit 1", [decision_id]
+    ).fetchone():
+        return None
+    rows = list(store.db.query("select * from decisions where id = ?", [decision_id]))
+    if not rows or rows[0]["action"] == "undo":
+        return None
+    return _decision_from_row(rows[0])
+
+
+def undo(store: Store, index: ReviewIndex, decision_id: int, reviewer: str) -> str | None:
+    """Cancel a decision by appending an 'undo' that points at it. Returns its response id."""
+    decision = undoable_decision(store, decision_id)
+    if decision is None:
+        return None
+    record_decision(
+        store,
+        index,
+        response_id=decision.response_id,
+        reviewer=reviewer,
+        action="undo",
+        undoes=decision.id,
+    )
+    return decision.response_id
+
+
+def next_unreviewed(
+    order: Sequence[QueueEntry], reviewer: str, start: int = 0, wrap: bool = True
+) -> int | None:
+    """Position in ``order`` of the first unreviewed item at or after ``start``."""
+    count = len(order)
+    for offset in range(count if wrap else max(count - start, 0)):
+        position = (start + offset) % count
+        state = order[position].reviewers.get(reviewer)
+        if state is None or state.status == "unreviewed":
+            return position
+    return None
+
+
+# --- bulk accept --------------------------------------------------------------------
+
+
+def bulk_accept_candidates(
+    entries: Sequence[QueueEntry], reviewer: str, threshold: float
+) -> list[QueueEntry]:
+    """Unreviewed items with a proposal at or above ``threshold`` confidence."""
+    return [
+        entry
+        for entry in entries
+        if entry.proposal_id is not None
+        and entry.confidence is not None
+        and entry.confidence >= threshold
+        and entry.status(reviewer) in ("unreviewed", "skipped")
+    ]
+
+
+def bulk_accept(
+    store: Store, index: ReviewIndex, entries: Sequence[QueueEntry], reviewer: str
+) -> int:
+    """Accept the proposals of ``entries`` in one transaction ('bulk_accept' decisions)."""
+    proposals = store.current_proposals([entry.response_id for entry in entries])
+    stamp_rows = []
+    for entry in entries:
+        stored = proposals.get(entry.response_id)
+        if stored is None or stored.proposal is None:
+            continue
+        labels = canonical_labels(Labels.from_proposal(stored.proposal))
+        stamp_rows.append((entry, stored.id, labels))
+    with store.db.atomic():
+        for entry, proposal_id, labels in stamp_rows:
+            store.add_decision(
+                response_id=entry.response_id,
+                reviewer=reviewer,
+                action="bulk_accept",
+                labels=labels,
+                proposal_id=proposal_id,
+            )
+    index.sync()
+    return len(stamp_rows)
+
+
+# --- adjudication -------------------------------------------------------------------
+
+
+@dataclass
+class Disagreement:
+    """One response where two reviewers' labels differ."""
+
+    entry: QueueEntry
+    labels: dict[str, Labels]  # reviewer -> labels in force
+
+
+def disagreements(
+    index: ReviewIndex, first: str | None = None, second: str | None = None
+) -> list[Disagreement]:
+    """Items where reviewers differ and no adjudication is in force yet.
+
+    With ``first`` and ``second``, only those two reviewers are compared.
+    """
+    result = []
+    for entry in index.entries:
+        if any(state.status == "adjudicated" for state in entry.reviewers.values()):
+            continue
+        names = [first, second] if first and second else sorted(entry.reviewers)
+        states = {
+            name: entry.reviewers[name]
+            for name in names
+            if name in entry.reviewers
+            and entry.reviewers[name].status in REVIEWED
+            and entry.reviewers[name].labels_json
+        }
+        if len(states) < 2:
+            continue
+        distinct = {_strip_quote(state.labels_json) for state in states.values()}
+        if len(distinct) > 1:
+            labels = {
+                name: Labels.model_validate_json(state.labels_json or "{}")
+                for name, state in states.items()
+            }
+            result.append(Disagreement(entry=entry, labels=labels))
+    return result
+
+
+def two_reviewers(index: ReviewIndex, exclude: str | None = None) -> tuple[str, str] | None:
+    """The two reviewers with the most reviewed items (the usual pair to adjudicate)."""
+    counts: Counter[str] = Counter()
+    for entry in index.entries:
+        for name, state in entry.reviewers.items():
+            if state.status in ("accepted", "corrected") and name != exclude:
+                counts[name] += 1
+    top = [name for name, _ in counts.most_common(2)]
+    return (top[0], top[1]) if len(top) == 2 else None
+
+
+# --- export -------------------------------------------------------------------------
+
+
+def export_labels(store: Store, path: str, reviewer: str | None = None) -> int:
+    """Write the labels in force to a JSONL file (one object per response). Returns rows."""
+    final = store.final_labels(reviewer)
+    with open(path, "w", encoding="utf-8") as handle:
+        for response_id, decision in final.items():
+            row = {
+                "response_id": response_id,
+                "reviewer": decision.reviewer,
+                "action": decision.action,
+                "decision_id": decision.id,
+                "proposal_id": decision.proposal_id,
+                **(decision.labels.model_dump() if decision.labels else {}),
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(final)
+
+
+def codebook_or_error(store: Store) -> tuple[int, Codebook]:
+    """The project's latest codebook, or a CoderError saying how to add one."""
+    from coder.errors import CoderError
+
+    try:
+        return store.codebook()
+    except LookupError as error:
+        raise CoderError(f"{store.path}: {error}") from error
