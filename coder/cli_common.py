@@ -44,7 +44,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CoderError as error:
-            err_console.print(f"[bold red]Error:[/] {error}", highlight=False, markup=True)
+            err_console.print("[bold red]Error:[/]", end=" ")
+            err_console.print(str(error), highlight=False, markup=False, soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -102,7 +102,7 @@ def print_codebook(loaded: Codebook, label: str) -> None:
     for question in loaded.questions:
         questions.add(f"[cyan]{question.id}[/] {question.short_name or ''}".rstrip())
     themes = tree.add("Themes")
-    nodes = {}
+    nodes: dict[str, Tree] = {}
     for theme in loaded.themes:
         parent = nodes.get(theme.parent, themes) if theme.parent else themes
         scope = ", ".join(theme.questions) if theme.questions else "all"

@@ -149,8 +149,9 @@ def check_codebook_data(data: Any) -> list[str]:
         for item in error.errors():
             problems.append(f"{_loc(tuple(item['loc']), data)}: {item['msg']}")
 
-    questions = data.get("questions") if isinstance(data.get("questions"), list) else []
-    themes = data.get("themes") if isinstance(data.get("themes"), list) else []
+    raw_questions, raw_themes = data.get("questions"), data.get("themes")
+    questions: list[Any] = raw_questions if isinstance(raw_questions, list) else []
+    themes: list[Any] = raw_themes if isinstance(raw_themes, list) else []
 
     question_ids: dict[str, int] = {}
     for index, question in enumerate(questions):
@@ -179,7 +180,7 @@ def check_codebook_data(data: Any) -> list[str]:
             theme_ids[tid] = index
         if isinstance(theme.get("definition"), str) and not theme["definition"].strip():
             problems.append(f"{where}.definition: empty definition")
-        if isinstance(theme.get("parent"), str):
+        if isinstance(theme.get("parent"), str) and isinstance(tid, str):
             parents[tid] = theme["parent"]
         for qindex, qid in enumerate(theme.get("questions") or []):
             if qid not in question_ids:

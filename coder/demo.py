@@ -66,5 +66,5 @@ def _report(store: Store, db_path: Path, console: Console) -> dict[str, int]:
 
     out = db_path.parent / (db_path.stem + "-report")
     paths = write_reports(store, out)
-    console.print(f"[bold]4. Report[/]: " + ", ".join(str(p) for p in paths))
+    console.print("[bold]4. Report[/]: " + ", ".join(str(p) for p in paths))
     return {"reports": len(paths)}

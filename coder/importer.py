@@ -150,6 +150,8 @@ def read_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
             delimiter = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t").delimiter
         except csv.Error:
             delimiter = ","
+    # One response may be a long essay; the csv module's default cap is 128 KiB.
+    csv.field_size_limit(64 * 1024 * 1024)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -331,7 +333,8 @@ def plan_import(
     text_index = _find(table.header, text_column, TEXT_COLUMNS, path, "response text")
     question_index = _find(table.header, question_column, QUESTION_COLUMNS, path, "question")
     if shape is None:
-        shape = "long" if text_index is not None and not question_columns else "wide"
+        long_file = (text_index is not None or question_index is not None) and not question_columns
+        shape = "long" if long_file else "wide"
     plan = ImportPlan(source=path, shape=shape, encoding=table.encoding, mapping={})
     plan.file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
     if shape == "long":
@@ -460,7 +463,7 @@ def _plan_wide(
         indexes = [i for i, h in enumerate(table.header) if match_question(h, codebook)]
         if not indexes:
             skip = set(FORMS_METADATA) | set(FORMS_PERSONAL)
-            for index, name in enumerate(table.header):
+            for index in range(len(table.header)):
                 if normalised[index] in skip or index == respondent_index:
                     continue
                 lengths = [len(_cell(row[index])) for _, row in table.rows if _cell(row[index]).strip()]
@@ -517,7 +520,7 @@ def run_import(store: Any, plan: ImportPlan) -> tuple[int, int]:
 
     with store.db.atomic():
         added, skipped = store.add_responses(plan.responses)
-        store.db["imports"].insert(
+        store.db.table("imports").insert(
             {
                 "source_file": str(plan.source),
                 "file_hash": plan.file_hash,

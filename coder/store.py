@@ -116,7 +116,7 @@ class Store:
                 rows.append(_response_row(response, stamp))
                 added += 1
             if rows:
-                self.db["responses"].insert_all(rows, batch_size=1000)
+                self.db.table("responses").insert_all(rows, batch_size=1000)
         return added, skipped
 
     def response(self, response_id: str) -> Response:
@@ -137,7 +137,7 @@ class Store:
             where.append("question = ?")
             params.append(question)
         if ids is not None:
-            where.append(f"id in (select value from json_each(?))")
+            where.append("id in (select value from json_each(?))")
             params.append(json.dumps(list(ids)))
         if where:
             sql += " where " + " and ".join(where)
@@ -158,7 +158,7 @@ class Store:
         if row:
             return int(row[0])
         with self.db.atomic():
-            self.db["codebook_versions"].insert(
+            self.db.table("codebook_versions").insert(
                 {
                     "hash": digest,
                     "name": codebook.name,
@@ -231,9 +231,9 @@ class Store:
             "run_id": run_id,
             "created_at": now(),
         }
-        table = self.db["proposals"]
+        table = self.db.table("proposals")
         table.insert(row)
-        return int(table.last_pk)  # type: ignore[attr-defined]
+        return int(table.last_pk)  # type: ignore[arg-type]
 
     def add_proposals(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append many proposals in one transaction (the embedded backend's batches)."""
@@ -258,7 +258,7 @@ class Store:
                 }
             )
         with self.db.atomic():
-            self.db["proposals"].insert_all(prepared, batch_size=500)
+            self.db.table("proposals").insert_all(prepared, batch_size=500)
 
     def current_proposals(
         self, response_ids: Sequence[str] | None = None
@@ -327,7 +327,7 @@ class Store:
         undoes: int | None = None,
     ) -> int:
         """Append one human decision. Committed at once."""
-        table = self.db["decisions"]
+        table = self.db.table("decisions")
         table.insert(
             {
                 "response_id": response_id,
@@ -341,7 +341,7 @@ class Store:
                 "created_at": now(),
             }
         )
-        return int(table.last_pk)  # type: ignore[attr-defined]
+        return int(table.last_pk)  # type: ignore[arg-type]
 
     def decisions(
         self, response_id: str | None = None, reviewer: str | None = None
@@ -390,9 +390,9 @@ class Store:
         for key in ("request", "response", "response_ids"):
             if key in row and not isinstance(row[key], str | type(None)):
                 row[key] = json.dumps(row[key], default=str)
-        table = self.db["llm_calls"]
+        table = self.db.table("llm_calls")
         table.insert(row, alter=True)
-        return int(table.last_pk)  # type: ignore[attr-defined]
+        return int(table.last_pk)  # type: ignore[arg-type]
 
     def add_eval_run(self, **fields: Any) -> int:
         """Record one eval run with its metrics."""
@@ -400,9 +400,9 @@ class Store:
         for key in ("params", "metrics"):
             if key in row and not isinstance(row[key], str):
                 row[key] = json.dumps(row[key], default=str)
-        table = self.db["eval_runs"]
+        table = self.db.table("eval_runs")
         table.insert(row, alter=True)
-        return int(table.last_pk)  # type: ignore[attr-defined]
+        return int(table.last_pk)  # type: ignore[arg-type]
 
     def eval_runs(self) -> list[dict[str, Any]]:
         runs = []
