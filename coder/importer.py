@@ -15,6 +15,7 @@ re-importing a file adds nothing twice.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -267,23 +268,31 @@ def match_question(header: str, codebook: Codebook | None) -> str | None:
     """Map a column header (or question value) to a codebook question id, if it is one."""
     if codebook is None:
         return None
+    # Question values repeat on every row of a long file, so the matching is memoised
+    # on the (immutable) question list.
+    questions = tuple((q.id, q.short_name, q.text) for q in codebook.questions)
+    return _match_question(header, questions)
+
+
+@functools.lru_cache(maxsize=4096)
+def _match_question(header: str, questions: tuple[tuple[str, str | None, str], ...]) -> str | None:
     text = _norm(header)
-    for question in codebook.questions:
-        if text in (_norm(question.id), _norm(question.text)):
-            return question.id
-        if question.short_name and text == _norm(question.short_name):
-            return question.id
+    for qid, short_name, qtext in questions:
+        if text in (_norm(qid), _norm(qtext)):
+            return qid
+        if short_name and text == _norm(short_name):
+            return qid
     # "H1", "H1: Pathways ...", "Hypothesis 1 ...", "Q10 ..."
     match = re.match(r"^(?:hypothesis|question|h|q)\s*(\d+)\b", text)
     if match:
         number = match.group(1)
-        for question in codebook.questions:
-            if re.fullmatch(rf"[a-z]*{number}", _norm(question.id)):
-                return question.id
-    for question in codebook.questions:
-        body = _norm(question.text)
+        for qid, _, _ in questions:
+            if re.fullmatch(rf"[a-z]*{number}", _norm(qid)):
+                return qid
+    for qid, _, qtext in questions:
+        body = _norm(qtext)
         if len(text) >= 30 and (text in body or body in text):
-            return question.id
+            return qid
     return None
 
 
