@@ -30,4 +30,19 @@ cli.add_command(import_)
 cli.add_command(responses)
 cli.add_command(status)
 cli.add_command(demo)
+from coder.cli_report import discover, export, report  # noqa: E402
+
+cli.add_command(report)
+cli.add_command(export)
+cli.add_command(discover)
+from coder.cli_review import review  # noqa: E402
+
+cli.add_command(review)
+from coder.cli_precode import precode_command  # noqa: E402
+
+cli.add_command(precode_command)
+from coder.cli_eval import agree, eval_  # noqa: E402
+
+cli.add_command(agree)
+cli.add_command(eval_)
 # --- end of command registration ----------------------------------------------------

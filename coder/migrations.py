@@ -150,3 +150,57 @@ def m001_initial(db: Database) -> None:
 def apply(db: Database) -> None:
     """Bring ``db`` up to the latest schema."""
     migrations.apply(db)
+
+
+@migrations(name="m002_llm_redaction_and_batches")
+def m002_llm_redaction_and_batches(db: Database) -> None:
+    # The text actually sent to a non-local LLM endpoint, PII replaced by markers,
+    # kept beside the original so reviewers can see what left the machine.
+    db["responses"].add_column("redacted_text", str)
+    db["responses"].add_column("redactions", str)  # JSON: kind -> count
+    # OpenAI Batch API jobs, so `coder precode --batch-api` can resume after a restart.
+    db["llm_batches"].create(
+        {
+            "batch_id": str,
+            "input_file_id": str,
+            "output_file_id": str,
+            "run_id": str,
+            "model": str,
+            "base_url": str,
+            "codebook_version": int,
+            "response_ids": str,  # JSON list
+            "requests": str,  # JSON: custom_id -> response ids, question, provenance
+            "status": str,
+            "created_at": str,
+            "ingested_at": str,
+        },
+        pk="batch_id",
+    )
+
+
+@migrations(name="m003_discover_theme_candidates")
+def m003_discover_theme_candidates(db: Database) -> None:
+    # Candidate new themes found by `coder discover`, kept until an analyst accepts (it then
+    # becomes a codebook version), renames, merges or rejects them.
+    db["theme_candidates"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "label": str,
+            "definition": str,
+            "terms": str,  # JSON list: the cluster's most characteristic terms
+            "response_ids": str,  # JSON list: every member of the cluster
+            "examples": str,  # JSON list of example response texts
+            "count": int,
+            "questions": str,  # JSON list of the members' question ids
+            "method": str,  # e.g. 'agglomerative+ctfidf' or 'agglomerative+llm:gpt-4o-mini'
+            "codebook_version": int,
+            "status": str,  # 'proposed' | 'accepted' | 'rejected' | 'merged'
+            "merged_into": int,
+            "theme_id": str,  # the codebook theme id once accepted
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db["theme_candidates"].create_index(["status"])

@@ -1,5 +1,55 @@
 """The rapid-insight report: data (model.py) and its renderings (Markdown, HTML, XLSX)."""
 
-from coder.report.model import ReportData, build_report, collect_coded
+from __future__ import annotations
 
-__all__ = ["ReportData", "build_report", "collect_coded"]
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from coder.report.model import ReportData, build_report, collect_coded
+from coder.store import Store
+
+__all__ = ["ReportData", "build_report", "collect_coded", "write_report", "write_reports"]
+
+
+def write_report(
+    store: Store,
+    out_dir: Path,
+    formats: Sequence[str] = ("md", "html", "xlsx"),
+    **options: Any,
+) -> tuple[ReportData, list[Path]]:
+    """Build the report once and write it in each format to ``out_dir``.
+
+    Returns the report data and the paths written.
+
+    ``options`` go to :func:`build_report` (attribution_field, max_quotes, title, ...).
+    """
+    from coder.export import export_rows
+    from coder.report.html import render_html
+    from coder.report.markdown import render_markdown
+    from coder.report.xlsx import write_report_xlsx
+
+    report = build_report(store, **options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        if fmt == "md":
+            path = out_dir / "report.md"
+            path.write_text(render_markdown(report), encoding="utf-8")
+        elif fmt == "html":
+            path = out_dir / "report.html"
+            path.write_text(render_html(report), encoding="utf-8")
+        elif fmt == "xlsx":
+            path = out_dir / "report.xlsx"
+            write_report_xlsx(report, export_rows(store), path)
+        else:
+            raise ValueError(f"unknown report format {fmt!r}")
+        written.append(path)
+    return report, written
+
+
+def write_reports(
+    store: Store, out_dir: Path, formats: Sequence[str] = ("md", "html", "xlsx"), **options: Any
+) -> list[Path]:
+    """Like :func:`write_report`, returning only the paths written (for ``coder demo``)."""
+    return write_report(store, out_dir, formats, **options)[1]

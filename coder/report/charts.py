@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from coder.report.model import QuestionReport  # noqa: E402
 
@@ -40,6 +41,7 @@ def theme_chart(question: QuestionReport, top: int = 12) -> str | None:
     bars = axes.barh(labels, values, color="#1565c0")
     axes.bar_label(bars, labels=[f"n={v}" for v in values], padding=3, fontsize=8)
     axes.set_xlabel("responses")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(f"Themes: {question.title}", fontsize=10)
     axes.spines[["top", "right"]].set_visible(False)
     return _png_data_uri(figure)
@@ -63,6 +65,7 @@ def stance_chart(question: QuestionReport) -> str | None:
         left += part.n
     axes.set_yticks([])
     axes.set_xlim(0, max(left, 1))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, fontsize=8, frameon=False)
     axes.set_title("Does it resonate?", fontsize=10)
     axes.spines[["top", "right", "left"]].set_visible(False)

@@ -62,11 +62,9 @@ def collect_coded(store: Store) -> list[CodedResponse]:
     finals = store.final_labels()
     proposals = store.current_proposals()
     notes: dict[str, list[str]] = {}
-    for decision in store.decisions():
-        if decision.note:
-            notes.setdefault(decision.response_id, []).append(
-                f"{decision.reviewer}: {decision.note}"
-            )
+    for noted in store.decisions():
+        if noted.note:
+            notes.setdefault(noted.response_id, []).append(f"{noted.reviewer}: {noted.note}")
     coded = []
     for response in store.responses():
         decision = finals.get(response.id)
@@ -213,7 +211,9 @@ class ReportData:
 
 def attribution_for(response: Response, attribution_field: str | None) -> str:
     """Who said it, e.g. 'Representative from a health innovation network' or 'Innovator'."""
-    fields: Sequence[str] = (attribution_field,) if attribution_field else DEFAULT_ATTRIBUTION_FIELDS
+    fields: Sequence[str] = (
+        (attribution_field,) if attribution_field else DEFAULT_ATTRIBUTION_FIELDS
+    )
     for name in fields:
         value = response.attributes.get(name)
         if value not in (None, ""):
@@ -288,7 +288,9 @@ def _theme_tree(
 
 def _sorted_nodes(nodes: list[ThemeCount], order: dict[str, int]) -> list[ThemeCount]:
     # Largest first, as in the seed's mind maps; codebook order breaks ties.
-    return sorted(nodes, key=lambda node: (-node.n, order.get(node.theme_id, 1 << 30), node.theme_id))
+    return sorted(
+        nodes, key=lambda node: (-node.n, order.get(node.theme_id, 1 << 30), node.theme_id)
+    )
 
 
 def _stance_counts(codebook: Codebook, members: list[CodedResponse]) -> list[StanceCount]:
@@ -298,7 +300,10 @@ def _stance_counts(codebook: Codebook, members: list[CodedResponse]) -> list[Sta
     )
     total = len(members)
     result = []
-    labels = {value.id: value.label or value.id for value in (codebook.stance.values if codebook.stance else [])}
+    labels = {
+        value.id: value.label or value.id
+        for value in (codebook.stance.values if codebook.stance else [])
+    }
     for stance_id in [*labels, *sorted(k for k in counts if k not in labels)]:
         n = counts.get(stance_id, 0)
         if n == 0 and stance_id not in labels:
@@ -429,9 +434,7 @@ def build_report(
         for c in excluded
     )
     tags = Counter(tag for c in coded for tag in dict.fromkeys(c.response.tags))
-    roles = Counter(
-        str(c.response.attributes.get(field_used) or "not stated") for c in coded
-    )
+    roles = Counter(str(c.response.attributes.get(field_used) or "not stated") for c in coded)
     organisations = {
         str(c.response.attributes["organisation"])
         for c in coded

@@ -1,0 +1,153 @@
+"""Export coded responses: one row per response, as CSV, JSONL or XLSX.
+
+Each row holds the labels in force (reviewed, else the model's), the model's own proposal
+beside them, who decided and when, the model's confidence and reviewers' notes, so an analyst
+can audit or re-analyse the coding in any tool.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from coder.errors import CoderError
+from coder.report.model import CodedResponse, collect_coded
+from coder.store import Store
+
+ExportFormat = Literal["csv", "jsonl", "xlsx"]
+FORMATS: tuple[str, ...] = ("csv", "jsonl", "xlsx")
+
+#: Column order of every export (attribute columns ``attr.<name>`` follow ``tags``).
+COLUMNS = [
+    "response_id",
+    "question",
+    "text",
+    "respondent",
+    "tags",
+    "label_source",
+    "stance",
+    "relevant",
+    "relevance_reason",
+    "themes",
+    "quote",
+    "reviewer",
+    "decision_action",
+    "decided_at",
+    "proposal_backend",
+    "proposal_model",
+    "proposal_codebook_version",
+    "proposal_question",
+    "proposal_stance",
+    "proposal_relevant",
+    "proposal_themes",
+    "proposal_suggested_themes",
+    "confidence",
+    "proposed_at",
+    "notes",
+    "source_file",
+    "source_row",
+]
+
+
+def export_row(coded: CodedResponse) -> dict[str, Any]:
+    """One response as a flat dict; list values stay lists (CSV/XLSX join them)."""
+    response, labels = coded.response, coded.labels
+    stored = coded.proposal
+    proposal = stored.proposal if stored is not None else None
+    row: dict[str, Any] = {
+        "response_id": response.id,
+        "question": coded.question if labels is not None else response.question,
+        "text": response.text,
+        "respondent": response.respondent,
+        "tags": list(response.tags),
+        "label_source": coded.source,
+        "stance": labels.stance if labels else None,
+        "relevant": labels.relevant if labels else None,
+        "relevance_reason": labels.relevance_reason if labels else None,
+        "themes": list(labels.themes) if labels else [],
+        "quote": labels.quote if labels else False,
+        "reviewer": coded.decision.reviewer if coded.decision else None,
+        "decision_action": coded.decision.action if coded.decision else None,
+        "decided_at": coded.decision.created_at if coded.decision else None,
+        "proposal_backend": stored.backend if stored else None,
+        "proposal_model": stored.model if stored else None,
+        "proposal_codebook_version": stored.codebook_version if stored else None,
+        "proposal_question": proposal.question if proposal else None,
+        "proposal_stance": proposal.stance if proposal else None,
+        "proposal_relevant": proposal.relevant if proposal else None,
+        "proposal_themes": list(proposal.theme_codes) if proposal else [],
+        "proposal_suggested_themes": [s.label for s in proposal.suggested_themes]
+        if proposal
+        else [],
+        "confidence": stored.confidence if stored else None,
+        "proposed_at": stored.created_at if stored else None,
+        "notes": list(coded.notes),
+        "source_file": response.source_file,
+        "source_row": response.source_row,
+    }
+    for key, value in response.attributes.items():
+        row[f"attr.{key}"] = value
+    return row
+
+
+def export_rows(store: Store) -> list[dict[str, Any]]:
+    """Every response, in import order, as export rows."""
+    return [export_row(coded) for coded in collect_coded(store)]
+
+
+def columns_for(rows: list[dict[str, Any]]) -> list[str]:
+    """The fixed columns with the attribute columns inserted after ``tags``."""
+    attributes = list(dict.fromkeys(key for row in rows for key in row if key.startswith("attr.")))
+    at = COLUMNS.index("tags") + 1
+    return COLUMNS[:at] + attributes + COLUMNS[at:]
+
+
+def flat_value(value: Any) -> Any:
+    """A cell value: lists joined with '; ', dicts as JSON, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    columns = columns_for(rows)
+    # utf-8-sig so Excel opens non-ASCII text correctly.
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({column: flat_value(row.get(column)) for column in columns})
+
+
+def write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_xlsx(rows: list[dict[str, Any]], path: Path) -> None:
+    from openpyxl import Workbook
+
+    from coder.report.xlsx import add_rows_sheet
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)  # type: ignore[arg-type]
+    add_rows_sheet(workbook, "Coded responses", rows, columns_for(rows))
+    workbook.save(path)
+
+
+def export(store: Store, path: Path, fmt: str | None = None) -> int:
+    """Write every response to ``path`` (format from ``fmt`` or the suffix). Returns the count."""
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise CoderError(f"{path}: unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    rows = export_rows(store)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    {"csv": write_csv, "jsonl": write_jsonl, "xlsx": write_xlsx}[fmt](rows, path)
+    return len(rows)

@@ -1,0 +1,519 @@
+"""REFI-QDA exchange: codebooks (.qdc) and projects (.qdpx) that NVivo, ATLAS.ti, MAXQDA and
+QualCoder read, and import of a .qdc codebook.
+
+- ``.qdc``: the codebook's themes as codes (sub-themes nested under their parent), one set of
+  codes per question.
+- ``.qdpx``: a zip of ``project.qde`` plus ``sources/<GUID>.txt``, one text source per response;
+  each theme is a coded segment on the model's evidence quote (character offsets into the
+  text) or, without evidence, on the whole response; stance, 'not relevant' and flagged quotes
+  are codes too; respondents are cases, respondent attributes are variables, reviewer notes
+  are notes. Reviewed labels are coded by their reviewer, model-only labels by a user named
+  after the model, so an analyst can tell them apart in any tool.
+
+GUIDs are UUID5s of stable names (``code:<theme id>``, ``source:<response id>`` ...), so the
+same theme keeps its GUID in every export and re-imports update rather than duplicate.
+The schemas (MIT, REFI) are in ``coder/refi_qda_schema/``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+import zipfile
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from coder import __version__
+from coder.errors import CodebookError
+from coder.report.model import CodedResponse, collect_coded
+from coder.store import Store, now
+from schemas import Codebook, Theme
+
+CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
+PROJECT_NS = "urn:QDA-XML:project:1.0"
+ORIGIN = f"coder {__version__}"
+#: Namespace of every GUID coder writes (a UUID5 of a fixed URL).
+GUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://coder.invalid/refi-qda")
+
+_PALETTE = [
+    "#1F77B4",
+    "#FF7F0E",
+    "#2CA02C",
+    "#D62728",
+    "#9467BD",
+    "#8C564B",
+    "#E377C2",
+    "#7F7F7F",
+    "#BCBD22",
+    "#17BECF",
+]
+_STANCE_ROOT = "coder:stance"
+_NOT_RELEVANT = "coder:not_relevant"
+_QUOTE = "coder:quote"
+
+
+def guid(kind: str, key: str) -> str:
+    """A stable GUID (upper-case UUID5) for an object of ``kind`` named ``key``."""
+    return str(uuid.uuid5(GUID_NAMESPACE, f"{kind}:{key}")).upper()
+
+
+def code_guid(theme_id: str) -> str:
+    """The GUID of a theme's code: the same in every export of any codebook version."""
+    return guid("code", theme_id)
+
+
+def schema_path(name: str) -> Path:
+    """Path of a shipped REFI-QDA schema: 'Codebook.xsd' or 'Project.xsd'."""
+    return Path(str(resources.files("coder").joinpath("refi_qda_schema", name)))
+
+
+# --- codebook ------------------------------------------------------------------------
+def theme_description(theme: Theme) -> str:
+    """Definition plus include/exclude/examples, one prefixed line each (parsed back on import)."""
+    lines = [theme.definition.strip()]
+    lines += [f"Include: {item}" for item in theme.include]
+    lines += [f"Exclude: {item}" for item in theme.exclude]
+    lines += [f"Example: {item}" for item in theme.examples]
+    return "\n".join(line for line in lines if line)
+
+
+def _children(codebook: Codebook) -> dict[str | None, list[Theme]]:
+    known = set(codebook.theme_ids)
+    tree: dict[str | None, list[Theme]] = {}
+    for theme in codebook.themes:
+        parent = theme.parent if theme.parent in known and theme.parent != theme.id else None
+        tree.setdefault(parent, []).append(theme)
+    return tree
+
+
+def _code_elements(parent: ET.Element, codebook: Codebook, ns: str) -> None:
+    tree = _children(codebook)
+
+    def add(into: ET.Element, theme: Theme, colour: str, seen: frozenset[str]) -> None:
+        element = ET.SubElement(
+            into,
+            f"{{{ns}}}Code",
+            {
+                "guid": code_guid(theme.id),
+                "name": theme.label,
+                "isCodable": "true",
+                "color": colour,
+            },
+        )
+        ET.SubElement(element, f"{{{ns}}}Description").text = theme_description(theme)
+        for child in tree.get(theme.id, []):
+            if child.id not in seen:  # a parent cycle must not recurse forever
+                add(element, child, colour, seen | {child.id})
+
+    for index, theme in enumerate(tree.get(None, [])):
+        add(parent, theme, _PALETTE[index % len(_PALETTE)], frozenset({theme.id}))
+
+
+def codebook_to_qdc(codebook: Codebook) -> bytes:
+    """The codebook as a REFI-QDA ``.qdc`` document (UTF-8 XML)."""
+    ET.register_namespace("", CODEBOOK_NS)
+    root = ET.Element(f"{{{CODEBOOK_NS}}}CodeBook", {"origin": ORIGIN})
+    codes = ET.SubElement(root, f"{{{CODEBOOK_NS}}}Codes")
+    _code_elements(codes, codebook, CODEBOOK_NS)
+    if not len(codes):
+        raise CodebookError(codebook.name, ["the codebook has no themes to export"])
+    sets = [(q.id, q.short_name or q.id, codebook.themes_for(q.id)) for q in codebook.questions]
+    sets = [item for item in sets if item[2]]
+    if sets:
+        sets_element = ET.SubElement(root, f"{{{CODEBOOK_NS}}}Sets")
+        for question_id, name, themes in sets:
+            element = ET.SubElement(
+                sets_element,
+                f"{{{CODEBOOK_NS}}}Set",
+                {"guid": guid("set", question_id), "name": f"{question_id}: {name}"},
+            )
+            ET.SubElement(element, f"{{{CODEBOOK_NS}}}Description").text = codebook.question_text(
+                question_id
+            )
+            for theme in themes:
+                ET.SubElement(
+                    element, f"{{{CODEBOOK_NS}}}MemberCode", {"guid": code_guid(theme.id)}
+                )
+    return _serialise(root)
+
+
+def _serialise(root: ET.Element) -> bytes:
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _local(tag: str) -> str:
+    # Namespace-agnostic: tools disagree on (or omit) the namespace.
+    return tag.rsplit("}", 1)[-1]
+
+
+def slugify(text: str) -> str:
+    """A theme id from a code name: lower case, words joined by '_'."""
+    slug = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    return slug or "code"
+
+
+def qdc_to_codebook(
+    data: bytes, name: str = "Imported codebook", source: str = "<qdc>"
+) -> Codebook:
+    """Read a REFI-QDA codebook: nested codes become themes with ``parent``.
+
+    Descriptions become definitions (coder's 'Include:'/'Exclude:'/'Example:' lines are read
+    back into their fields). Sets become questions' theme lists only when named like coder's
+    ('ID: name'); other tools' sets are ignored.
+    """
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as error:
+        raise CodebookError(source, [f"not well-formed XML: {error}"]) from error
+    if _local(root.tag) not in ("CodeBook", "Project"):
+        raise CodebookError(source, [f"root element is <{_local(root.tag)}>, expected <CodeBook>"])
+    codes = next((child for child in root.iter() if _local(child.tag) == "Codes"), None)
+    if codes is None:
+        raise CodebookError(source, ["no <Codes> element"])
+    themes: list[Theme] = []
+    used: set[str] = set()
+    by_guid: dict[str, str] = {}
+    problems: list[str] = []
+
+    def walk(element: ET.Element, parent: str | None, path: str) -> None:
+        for index, code in enumerate(c for c in element if _local(c.tag) == "Code"):
+            label = (code.get("name") or "").strip()
+            where = f"{path}/Code[{index + 1}]"
+            if not label:
+                problems.append(f"{where}: a code without a name")
+                continue
+            if code.get("guid", "").upper() == guid("code", _STANCE_ROOT):
+                continue  # coder's own stance codes are not themes
+            theme_id, counter = slugify(label), 2
+            base = theme_id
+            while theme_id in used:
+                theme_id, counter = f"{base}_{counter}", counter + 1
+            used.add(theme_id)
+            by_guid[code.get("guid", "").upper()] = theme_id
+            description = next((c.text or "" for c in code if _local(c.tag) == "Description"), "")
+            fields = _parse_description(description)
+            themes.append(
+                Theme(
+                    id=theme_id,
+                    label=label,
+                    definition=fields["definition"] or label,
+                    include=fields["include"],
+                    exclude=fields["exclude"],
+                    examples=fields["examples"],
+                    parent=parent,
+                )
+            )
+            walk(code, theme_id, where)
+
+    walk(codes, None, "CodeBook/Codes")
+    if problems:
+        raise CodebookError(source, problems)
+    if not themes:
+        raise CodebookError(source, ["the codebook has no codes"])
+    return Codebook(name=name, themes=themes)
+
+
+def _parse_description(text: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {"definition": "", "include": [], "exclude": [], "examples": []}
+    definition = []
+    prefixes = {"Include: ": "include", "Exclude: ": "exclude", "Example: ": "examples"}
+    for line in text.strip().splitlines():
+        for prefix, key in prefixes.items():
+            if line.startswith(prefix):
+                fields[key].append(line[len(prefix) :].strip())
+                break
+        else:
+            definition.append(line)
+    fields["definition"] = "\n".join(definition).strip()
+    return fields
+
+
+# --- project ------------------------------------------------------------------------------
+def locate(text: str, evidence: str | None) -> tuple[int, int] | None:
+    """Character offsets [start, end) of ``evidence`` in ``text``, tolerating case, spacing,
+    surrounding quotes and ellipses; None when it is not there."""
+    if not evidence:
+        return None
+    candidate = evidence.strip().strip("\"'“”‘’").strip()
+    candidate = re.sub(r"^(\.\.\.|…)\s*|\s*(\.\.\.|…)$", "", candidate)
+    if not candidate:
+        return None
+    start = text.find(candidate)
+    if start >= 0:
+        return start, start + len(candidate)
+    pattern = r"\s+".join(re.escape(word) for word in candidate.split())
+    match = re.search(pattern, text, flags=re.IGNORECASE)
+    return (match.start(), match.end()) if match else None
+
+
+class _ProjectBuilder:
+    def __init__(self, codebook: Codebook, ns: str = PROJECT_NS) -> None:
+        self.codebook = codebook
+        self.ns = ns
+        self.users: dict[str, str] = {}
+
+    def tag(self, name: str) -> str:
+        return f"{{{self.ns}}}{name}"
+
+    def user(self, name: str) -> str:
+        return self.users.setdefault(name, guid("user", name))
+
+
+def _timestamp(value: str | None) -> str | None:
+    # xsd:dateTime wants 'T' and an optional zone; the store already writes ISO 8601.
+    return value.replace(" ", "T") if value else None
+
+
+def build_project_xml(
+    store: Store,
+    codebook: Codebook,
+    coded: Iterable[CodedResponse],
+    name: str,
+    created_at: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The ``project.qde`` document and the source texts ({file name in sources/: text})."""
+    ET.register_namespace("", PROJECT_NS)
+    b = _ProjectBuilder(codebook)
+    coded = list(coded)
+    root = ET.Element(b.tag("Project"), {"name": name, "origin": ORIGIN})
+    stamp = _timestamp(created_at or now())
+    if stamp:
+        root.set("creationDateTime", stamp)
+
+    users_element = ET.SubElement(root, b.tag("Users"))
+    codebook_element = ET.SubElement(root, b.tag("CodeBook"))
+    codes = ET.SubElement(codebook_element, b.tag("Codes"))
+    _code_elements(codes, codebook, PROJECT_NS)
+    stance_root = ET.SubElement(
+        codes,
+        b.tag("Code"),
+        {
+            "guid": guid("code", _STANCE_ROOT),
+            "name": "Stance",
+            "isCodable": "false",
+            "color": "#455A64",
+        },
+    )
+    ET.SubElement(stance_root, b.tag("Description")).text = (
+        codebook.stance.description if codebook.stance else "Stance"
+    ) or "Stance"
+    stance_ids = list(codebook.stance_ids)
+    for c in coded:
+        if c.labels and c.labels.stance and c.labels.stance not in stance_ids:
+            stance_ids.append(c.labels.stance)
+    labels = {v.id: v.label or v.id for v in (codebook.stance.values if codebook.stance else [])}
+    for stance_id in stance_ids:
+        element = ET.SubElement(
+            stance_root,
+            b.tag("Code"),
+            {
+                "guid": guid("code", f"stance:{stance_id}"),
+                "name": labels.get(stance_id, stance_id),
+                "isCodable": "true",
+                "color": "#607D8B",
+            },
+        )
+        ET.SubElement(element, b.tag("Description")).text = f"Stance: {stance_id}"
+    for key, label, colour, description in (
+        (_NOT_RELEVANT, "Not relevant", "#9E9E9E", "Excluded from the analysis as not relevant."),
+        (_QUOTE, "Flagged quote", "#FFC107", "A reviewer flagged this response as a quote."),
+    ):
+        element = ET.SubElement(
+            codes,
+            b.tag("Code"),
+            {"guid": guid("code", key), "name": label, "isCodable": "true", "color": colour},
+        )
+        ET.SubElement(element, b.tag("Description")).text = description
+
+    attribute_names = list(dict.fromkeys(k for c in coded for k in c.response.attributes))
+    if attribute_names:
+        variables = ET.SubElement(root, b.tag("Variables"))
+        for attribute in attribute_names:
+            ET.SubElement(
+                variables,
+                b.tag("Variable"),
+                {"guid": guid("variable", attribute), "name": attribute, "typeOfVariable": "Text"},
+            )
+
+    respondents: dict[str, list[str]] = {}
+    for c in coded:
+        if c.response.respondent:
+            respondents.setdefault(c.response.respondent, []).append(guid("source", c.response.id))
+    if respondents:
+        cases = ET.SubElement(root, b.tag("Cases"))
+        for respondent, source_guids in respondents.items():
+            case = ET.SubElement(
+                cases, b.tag("Case"), {"guid": guid("case", respondent), "name": respondent}
+            )
+            for source_guid in source_guids:
+                ET.SubElement(case, b.tag("SourceRef"), {"targetGUID": source_guid})
+
+    files: dict[str, str] = {}
+    notes: list[tuple[str, str, str]] = []  # guid, author, text
+    sources = ET.SubElement(root, b.tag("Sources")) if coded else None
+    for c in coded:
+        assert sources is not None
+        response = c.response
+        source_guid = guid("source", response.id)
+        files[f"{source_guid}.txt"] = response.text
+        source = ET.SubElement(
+            sources,
+            b.tag("TextSource"),
+            {
+                "guid": source_guid,
+                "name": response.id,
+                "plainTextPath": f"internal://{source_guid}.txt",
+            },
+        )
+        question = c.question
+        description = f"{question}: {codebook.question_text(question)}" if question else ""
+        ET.SubElement(
+            source, b.tag("Description")
+        ).text = f"{description} [labels: {c.source}]".strip()
+        if c.labels is not None:
+            when: str | None
+            if c.source == "reviewed" and c.decision is not None:
+                author, when = c.decision.reviewer, c.decision.created_at
+            else:
+                model = c.proposal.model if c.proposal else "model"
+                author, when = f"model:{model}", c.proposal.created_at if c.proposal else None
+            user_guid = b.user(author)
+            segments: list[tuple[str, int, int, str]] = []  # code key, start, end, description
+            whole = (0, len(response.text))
+            if not c.labels.relevant:
+                segments.append(
+                    (_NOT_RELEVANT, *whole, c.labels.relevance_reason or "not relevant")
+                )
+            for code in dict.fromkeys(c.labels.themes):
+                evidence = c.evidence(code)
+                span = locate(response.text, evidence)
+                note = f"evidence: {evidence}" if span else "whole response"
+                segments.append((code, *(span or whole), note))
+            if c.labels.stance:
+                segments.append((f"stance:{c.labels.stance}", *whole, "stance"))
+            if c.labels.quote:
+                segments.append((_QUOTE, *whole, "flagged quote"))
+            for key, start, end, note in segments:
+                selection_guid = guid("selection", f"{response.id}:{key}:{start}:{end}")
+                attributes = {
+                    "guid": selection_guid,
+                    "name": response.text[start:end][:60],
+                    "startPosition": str(start),
+                    "endPosition": str(end),
+                    "creatingUser": user_guid,
+                }
+                if _timestamp(when):
+                    attributes["creationDateTime"] = _timestamp(when) or ""
+                selection = ET.SubElement(source, b.tag("PlainTextSelection"), attributes)
+                ET.SubElement(selection, b.tag("Description")).text = note
+                coding = ET.SubElement(
+                    selection,
+                    b.tag("Coding"),
+                    {"guid": guid("coding", selection_guid), "creatingUser": user_guid},
+                )
+                target = (
+                    code_guid(key)
+                    if not key.startswith(("stance:", "coder:"))
+                    else guid("code", key)
+                )
+                ET.SubElement(coding, b.tag("CodeRef"), {"targetGUID": target})
+        for index, text in enumerate(c.notes):
+            note_guid = guid("note", f"{response.id}:{index}")
+            author, _, body = text.partition(": ")
+            notes.append((note_guid, author, body))
+            ET.SubElement(source, b.tag("NoteRef"), {"targetGUID": note_guid})
+        for attribute, value in response.attributes.items():
+            variable_value = ET.SubElement(source, b.tag("VariableValue"))
+            ET.SubElement(
+                variable_value, b.tag("VariableRef"), {"targetGUID": guid("variable", attribute)}
+            )
+            ET.SubElement(variable_value, b.tag("TextValue")).text = (
+                "" if value is None else str(value)
+            )
+
+    # Codes the labels use that the codebook lacks still need a Code element.
+    known = set(codebook.theme_ids)
+    missing = sorted({t for c in coded if c.labels for t in c.labels.themes} - known)
+    for code in missing:
+        element = ET.SubElement(
+            codes, b.tag("Code"), {"guid": code_guid(code), "name": code, "isCodable": "true"}
+        )
+        ET.SubElement(element, b.tag("Description")).text = "(not in the codebook)"
+
+    if notes:
+        notes_element = ET.Element(b.tag("Notes"))
+        for note_guid, author, body in notes:
+            note_element = ET.SubElement(
+                notes_element,
+                b.tag("Note"),
+                {"guid": note_guid, "name": f"Note by {author}", "creatingUser": b.user(author)},
+            )
+            ET.SubElement(note_element, b.tag("PlainTextContent")).text = body
+        # Notes follow Sources in the schema's sequence.
+        root.insert(
+            list(root).index(sources) + 1 if sources is not None else len(root), notes_element
+        )
+
+    question_ids = list(dict.fromkeys(c.question for c in coded))
+    if question_ids:
+        sets = ET.SubElement(root, b.tag("Sets"))
+        for question_id in question_ids:
+            members = [c for c in coded if c.question == question_id]
+            element = ET.SubElement(
+                sets, b.tag("Set"), {"guid": guid("set", question_id), "name": question_id}
+            )
+            ET.SubElement(element, b.tag("Description")).text = codebook.question_text(question_id)
+            for theme in (
+                codebook.themes_for(question_id) if question_id in codebook.question_ids else []
+            ):
+                ET.SubElement(element, b.tag("MemberCode"), {"targetGUID": code_guid(theme.id)})
+            for c in members:
+                ET.SubElement(
+                    element, b.tag("MemberSource"), {"targetGUID": guid("source", c.response.id)}
+                )
+
+    if b.users:
+        for user_name, user_guid in b.users.items():
+            ET.SubElement(users_element, b.tag("User"), {"guid": user_guid, "name": user_name})
+    else:
+        root.remove(users_element)
+    return _serialise(root), files
+
+
+def write_qdpx(
+    store: Store,
+    path: Path,
+    codebook: Codebook | None = None,
+    name: str | None = None,
+    created_at: str | None = None,
+) -> int:
+    """Write the project as a ``.qdpx`` zip; returns the number of sources."""
+    if codebook is None:
+        _, codebook = store.codebook()
+    coded = collect_coded(store)
+    xml, files = build_project_xml(store, codebook, coded, name or codebook.name, created_at)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("project.qde", xml)
+        for file_name, text in files.items():
+            archive.writestr(f"sources/{file_name}", text.encode("utf-8"))
+    return len(files)
+
+
+def write_qdc(codebook: Codebook, path: Path) -> None:
+    """Write the codebook as a ``.qdc`` file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(codebook_to_qdc(codebook))
+
+
+def validate_xml(data: bytes, schema: str) -> list[str]:
+    """Problems found validating ``data`` against a shipped schema ('Codebook.xsd' or
+    'Project.xsd'); empty when valid. Needs the ``xmlschema`` package."""
+    import xmlschema
+
+    compiled = xmlschema.XMLSchema(str(schema_path(schema)))
+    return [str(error.reason or error) for error in compiled.iter_errors(data.decode("utf-8"))]

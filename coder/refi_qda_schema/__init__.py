@@ -1,0 +1,1 @@
+"""REFI-QDA XML schemas (MIT, see NOTICE.md); a package so setuptools ships the *.xsd files."""

@@ -1,0 +1,188 @@
+"""The rapid-insight report as an XLSX workbook (openpyxl).
+
+Sheets: 'Summary', one per question/hypothesis, and 'Coded responses' (the export rows).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from coder.report.model import QuestionReport, ReportData, walk_themes
+
+_BOLD = Font(bold=True)
+_TITLE = Font(bold=True, size=14)
+_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_INVALID_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def sheet_title(text: str, taken: set[str]) -> str:
+    """A valid, unique sheet name (Excel: at most 31 characters, no []:*?/\\)."""
+    cleaned = re.sub(r"\s+", " ", _INVALID_SHEET_CHARS.sub(" ", text))
+    base = cleaned.strip().strip("'")[:31].strip() or "Sheet"
+    title, counter = base, 2
+    while title.lower() in taken:
+        suffix = f" ({counter})"
+        title = base[: 31 - len(suffix)] + suffix
+        counter += 1
+    taken.add(title.lower())
+    return title
+
+
+def _header(sheet: Worksheet, row: int, values: list[str]) -> None:
+    for column, value in enumerate(values, start=1):
+        cell = sheet.cell(row=row, column=column, value=value)
+        cell.font = _BOLD
+        cell.fill = _HEADER_FILL
+
+
+def _widths(sheet: Worksheet, widths: list[int]) -> None:
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+
+
+def _summary_sheet(workbook: Workbook, report: ReportData) -> None:
+    sheet = workbook.create_sheet("Summary")
+    summary = report.summary
+    sheet["A1"] = report.title
+    sheet["A1"].font = _TITLE
+    version = f" (version {report.codebook_version})" if report.codebook_version else ""
+    sheet["A2"] = f"Codebook: {report.codebook_name}{version}"
+    sheet["A3"] = report.status.line()
+    row = 5
+    _header(sheet, row, ["Statistic", "Value"])
+    stats: list[tuple[str, Any]] = [
+        ("Responses received", summary.responses_received),
+        ("Respondents", summary.respondents),
+        ("Responses analysed (relevant)", summary.relevant),
+        ("Responses excluded as not relevant", summary.excluded),
+        ("Responses not yet coded", summary.uncoded),
+        ("Organisations represented", summary.organisations),
+        ("Human-reviewed", report.status.reviewed),
+        ("Model-only (not yet reviewed)", report.status.model_only),
+    ]
+    for label, value in stats:
+        row += 1
+        sheet.cell(row=row, column=1, value=label)
+        sheet.cell(row=row, column=2, value=value)
+    for heading, pairs in (
+        ("Excluded: reason", summary.excluded_reasons),
+        ("Tag", [(f"#{tag}", n) for tag, n in summary.by_tag]),
+        (summary.attribution_field.replace("_", " ").capitalize(), summary.by_attribution),
+    ):
+        if not pairs:
+            continue
+        row += 2
+        _header(sheet, row, [heading, "n"])
+        for value, n in pairs:
+            row += 1
+            sheet.cell(row=row, column=1, value=value)
+            sheet.cell(row=row, column=2, value=n)
+    row += 2
+    _header(sheet, row, ["Question", "Responses", "Relevant", "Excluded", "Reviewed", "Model-only"])
+    for question in report.questions:
+        row += 1
+        values = [
+            question.title,
+            question.responses,
+            question.relevant,
+            question.excluded,
+            question.status.reviewed,
+            question.status.model_only,
+        ]
+        for column, value in enumerate(values, start=1):
+            sheet.cell(row=row, column=column, value=value)
+    _widths(sheet, [42, 12, 12, 12, 12, 12])
+
+
+def _question_sheet(workbook: Workbook, question: QuestionReport, taken: set[str]) -> None:
+    sheet = workbook.create_sheet(sheet_title(question.title, taken))
+    sheet["A1"] = question.title
+    sheet["A1"].font = _TITLE
+    sheet["A2"] = question.text
+    sheet["A2"].alignment = Alignment(wrap_text=True, vertical="top")
+    sheet["A3"] = (
+        f"Responses: {question.responses} (relevant {question.relevant}, "
+        f"excluded as not relevant {question.excluded})"
+    )
+    sheet["A4"] = f"Does it resonate? {question.resonance}"
+    sheet["A5"] = question.status.line()
+    row = 7
+    _header(sheet, row, ["Stance", "n", "Share"])
+    for stance in question.stance:
+        row += 1
+        sheet.cell(row=row, column=1, value=stance.label)
+        sheet.cell(row=row, column=2, value=stance.n)
+        sheet.cell(row=row, column=3, value=round(stance.share, 4)).number_format = "0%"
+    row += 2
+    _header(sheet, row, ["Theme", "Sub-theme", "n", "Share", "Reviewed", "Theme id", "Definition"])
+    for depth, node in walk_themes(question.themes):
+        row += 1
+        sheet.cell(row=row, column=1 if depth == 0 else 2, value=node.label)
+        sheet.cell(row=row, column=3, value=node.n)
+        sheet.cell(row=row, column=4, value=round(node.share, 4)).number_format = "0%"
+        sheet.cell(row=row, column=5, value=node.reviewed)
+        sheet.cell(row=row, column=6, value=node.theme_id)
+        sheet.cell(row=row, column=7, value=node.definition)
+    if question.quotes:
+        row += 2
+        _header(
+            sheet,
+            row,
+            ["Quote", "Attribution", "Themes", "Labels", "Flagged by reviewer", "Response id"],
+        )
+        for quote in question.quotes:
+            row += 1
+            values = [
+                quote.text,
+                quote.attribution,
+                "; ".join(quote.themes),
+                quote.source,
+                "yes" if quote.flagged else "no",
+                quote.response_id,
+            ]
+            for column, value in enumerate(values, start=1):
+                cell = sheet.cell(row=row, column=column, value=value)
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+    _widths(sheet, [50, 40, 8, 8, 10, 24, 60])
+
+
+def add_rows_sheet(
+    workbook: Workbook, title: str, rows: list[dict[str, Any]], columns: list[str]
+) -> Worksheet:
+    """A sheet with a header row and one row per dict (lists joined with '; ')."""
+    from coder.export import flat_value
+
+    sheet = workbook.create_sheet(title)
+    _header(sheet, 1, columns)
+    for index, row in enumerate(rows, start=2):
+        for column, key in enumerate(columns, start=1):
+            sheet.cell(row=index, column=column, value=flat_value(row.get(key)))
+    sheet.freeze_panes = "B2"
+    sheet.auto_filter.ref = sheet.dimensions
+    return sheet
+
+
+def build_workbook(report: ReportData, rows: list[dict[str, Any]]) -> Workbook:
+    """The report workbook: Summary, one sheet per question, then the coded responses."""
+    from coder.export import columns_for
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)  # type: ignore[arg-type]
+    _summary_sheet(workbook, report)
+    taken = {"summary", "coded responses"}
+    for question in report.questions:
+        _question_sheet(workbook, question, taken)
+    add_rows_sheet(workbook, "Coded responses", rows, columns_for(rows))
+    return workbook
+
+
+def write_report_xlsx(report: ReportData, rows: list[dict[str, Any]], path: Path) -> None:
+    """Save the report workbook to ``path``."""
+    build_workbook(report, rows).save(path)

@@ -1,0 +1,108 @@
+"""The Markdown rapid-insight report: golden file, mind maps, review status, quotes."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from coder.cli import cli
+from coder.report import build_report
+from coder.report.markdown import mermaid_mindmap, mermaid_text, render_markdown
+from coder.store import Store
+from tests.report_project import GOLDEN, project  # noqa: F401  (fixture)
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/NAME; CODER_UPDATE_GOLDEN=1 rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("CODER_UPDATE_GOLDEN"):
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with CODER_UPDATE_GOLDEN=1 once and review it"
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_markdown_report_matches_golden(project: Store) -> None:  # noqa: F811
+    check_golden("report.md", render_markdown(build_report(project)))
+
+
+def test_counts_parents_include_sub_themes_and_shares(project: Store) -> None:  # noqa: F811
+    report = build_report(project)
+    h1 = report.questions[0]
+    assert (h1.question_id, h1.responses, h1.relevant, h1.excluded) == ("H1", 6, 5, 1)
+    system = next(node for node in h1.themes if node.theme_id == "system_working")
+    # r03 (reviewed) and r05 (model) directly, r02 through the sub-theme.
+    assert system.n == 3 and [c.theme_id for c in system.children] == ["primary_secondary"]
+    assert system.share == pytest.approx(3 / 5)
+    assert system.reviewed == 2
+    assert report.summary.excluded_reasons == [("did not answer", 1), ("no content", 1)]
+    assert report.summary.by_tag == [("BNSSG", 4), ("NHSSomerset", 3)]
+
+
+def test_review_status_everywhere(project: Store) -> None:  # noqa: F811
+    report = build_report(project)
+    assert (report.status.reviewed, report.status.model_only, report.status.uncoded) == (5, 5, 1)
+    text = render_markdown(report)
+    assert text.count("Review status:") == 1 + len(report.questions)
+
+
+def test_flagged_quotes_win_and_model_quotes_are_marked(project: Store) -> None:  # noqa: F811
+    report = build_report(project)
+    h1, h2 = report.questions
+    assert [q.response_id for q in h1.quotes] == ["r02"] and h1.quotes_flagged
+    assert h1.quotes[0].attribution == "Innovator"
+    assert h2.quotes[0].attribution == "Representative from a health innovation network"
+    # Without flagged quotes, the most confident coded responses stand in, clearly marked.
+    unflagged = build_report(project, attribution_field="organisation")
+    assert unflagged.summary.attribution_field == "organisation"
+    project.add_decision(
+        response_id="r02",
+        reviewer="alice",
+        action="unflag_quote",
+        labels=project.final_labels()["r02"].labels.model_copy(update={"quote": False}),
+    )  # type: ignore[union-attr]
+    h1 = build_report(project).questions[0]
+    assert not h1.quotes_flagged and h1.quotes[0].response_id == "r01"
+    assert "chosen by confidence" in render_markdown(build_report(project))
+
+
+def test_mermaid_node_text_is_escaped() -> None:
+    assert mermaid_text('He said "yes"\n`now`') == "He said 'yes' 'now'"
+    assert mermaid_text("   ") == "-"
+
+
+def test_mermaid_mindmap_is_well_formed(project: Store) -> None:  # noqa: F811
+    for question in build_report(project).questions:
+        lines = mermaid_mindmap(question).splitlines()
+        assert lines[0] == "mindmap"
+        assert re.fullmatch(r'  root\(\("[^"`]+"\)\)', lines[1])
+        for line in lines[2:]:
+            indent = len(line) - len(line.lstrip(" "))
+            assert indent % 2 == 0 and indent >= 4
+            assert re.fullmatch(r'\s+\w+\["[^"`\n]+ \[n=\d+\]"\]|\s+none\["[^"]+"\]', line), line
+
+
+def test_report_command_writes_all_formats(project: Store, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["report", "--db", str(project.path), "--out", str(out), "--format", "md,xlsx"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.md", "report.xlsx"]
+    assert "5 of 11 responses human-reviewed" in result.output
+    assert "Generated " in (out / "report.md").read_text()
+
+
+def test_report_command_rejects_unknown_format(project: Store, tmp_path: Path) -> None:  # noqa: F811
+    result = CliRunner().invoke(cli, ["report", "--db", str(project.path), "--format", "pdf"])
+    assert result.exit_code != 0 and "pdf" in result.output
+
+
+def test_report_without_codebook_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["report", "--db", str(tmp_path / "empty.db"), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 1 and "no codebook" in result.output
