@@ -1,0 +1,641 @@
+"""``coder agree`` and ``coder eval``: agreement between coders, and classifiers against gold."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from coder.cli_common import console, db_option, handle_errors, open_store
+from coder.errors import CoderError
+
+METRIC_CHOICES = (
+    "percent", "cohen", "scott", "ac1", "fleiss", "alpha",
+    "exact", "jaccard", "f1", "masi_alpha", "mv_alpha",
+)  # fmt: skip
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "undefined" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _ci(ci: Any) -> str:
+    if not ci or ci[0] is None:
+        return ""
+    return f"{ci[0]:.3f}–{ci[1]:.3f}"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+# --- coder agree -----------------------------------------------------------------------
+@click.command("agree")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--field",
+    "label_column",
+    default=None,
+    help="Column holding the labels (default: label/code/value...).",
+)
+@click.option(
+    "--coder-column",
+    default=None,
+    help="Column naming the coder (default: coder/rater/annotator...).",
+)
+@click.option(
+    "--item-column", default=None, help="Column naming the item (default: item/unit/id...)."
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    type=click.Choice(METRIC_CHOICES),
+    help="Metric(s) to compute (repeatable; default: all that apply).",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["nominal", "ordinal", "interval", "ratio"]),
+    default="nominal",
+    show_default=True,
+    help="Level of measurement (alpha's distance; weighted kappa when not nominal).",
+)
+@click.option(
+    "--multi", is_flag=True, help="Labels are sets (themes): one row per label, or a list per row."
+)
+@click.option(
+    "--categories",
+    default=None,
+    help="Full ordered category set, comma-separated (weighted kappa and AC1 use all of it, seen or not).",
+)
+@click.option(
+    "--resamples",
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples for 95% CIs (0 = none).",
+)
+@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the figures as JSON.",
+)
+@handle_errors
+def agree(
+    file: Path,
+    label_column: str | None,
+    coder_column: str | None,
+    item_column: str | None,
+    metrics: tuple[str, ...],
+    level: str,
+    multi: bool,
+    categories: str | None,
+    resamples: int,
+    seed: int,
+    json_path: Path | None,
+) -> None:
+    """Agreement between coders, from a long-format CSV or JSONL file of (coder, item, label) rows.
+
+    Every pair of coders and all coders together. Single-label fields: percent agreement,
+    Cohen's kappa (weighted too when --level is ordinal/interval), Scott's pi, Gwet's AC1,
+    Fleiss' kappa, Krippendorff's alpha. With --multi (label sets): exact match, Jaccard,
+    F1, alpha with MASI distance, and Krippendorff & Craggs' mv-alpha.
+    """
+    from eval.agree import MULTI_METRICS, SINGLE_METRICS, compute, load_long
+
+    data = load_long(
+        file,
+        multi=multi,
+        coder_column=coder_column,
+        item_column=item_column,
+        label_column=label_column,
+    )
+    if len(data.coders) < 2:
+        raise CoderError(f"{file}: agreement needs at least two coders; found {len(data.coders)}")
+    wanted = [m for m in metrics if m in (MULTI_METRICS if multi else SINGLE_METRICS)]
+    if metrics and not wanted:
+        raise CoderError(
+            f"none of the metrics {', '.join(metrics)} apply to "
+            f"{'label sets' if multi else 'single labels'}"
+        )
+    result = compute(
+        data,
+        multi=multi,
+        level=level,
+        categories=[c.strip() for c in categories.split(",")] if categories else None,
+        metrics=wanted or None,
+        n_resamples=resamples,
+        seed=seed,
+    )
+    result["file"] = str(file)
+    _print_agreement(result)
+    if json_path:
+        _write_json(json_path, result)
+        console.print(f"Wrote {json_path}")
+
+
+def _print_agreement(result: dict[str, Any]) -> None:
+    rows = [*result["pairs"], {**result["all"], "coders": ["all coders"]}]
+    names: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in ("coders", "n_items", "ci") and key not in names:
+                names.append(key)
+    title = (
+        f"Agreement ({'label sets' if result['field_type'] == 'multi' else result['level']}), "
+        f"{result['n_coders']} coders, {result['n_items']} items; 95% bootstrap CI below each value"
+    )
+    table = Table(title=title)
+    table.add_column("coders")
+    table.add_column("items", justify="right")
+    for name in names:
+        table.add_column(name.replace("_", " "), justify="right")
+    for row in rows:
+        cells = [
+            " vs ".join(row["coders"]) if len(row["coders"]) == 2 else row["coders"][0],
+            str(row["n_items"]),
+        ]
+        for name in names:
+            value = _fmt(row.get(name)) if name in row else ""
+            interval = _ci(row.get("ci", {}).get(name))
+            cells.append(f"{value}\n[dim]{interval}[/]" if interval else value)
+        table.add_row(*cells)
+    console.print(table)
+
+
+# --- coder eval ---------------------------------------------------------------------------
+class _EvalGroup(click.Group):
+    """``coder eval [GOLD]`` runs an eval; ``coder eval agreement|history`` are subcommands.
+
+    A first positional argument that is not a subcommand is the gold folder (--gold).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            opt
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag
+            for opt in param.opts
+        }
+        args = list(args)
+        i = 0
+        while i < len(args):
+            token = args[i]
+            if token == "--":
+                break
+            if token.startswith("-"):
+                if token in takes_value and "=" not in token:
+                    i += 1
+                i += 1
+                continue
+            if token not in self.commands:
+                args[i : i + 1] = ["--gold", token]
+            break
+        return super().parse_args(ctx, args)
+
+
+@click.group("eval", cls=_EvalGroup, invoke_without_command=True)
+@click.option("--gold", "gold_path", type=click.Path(exists=True, path_type=Path), hidden=True)
+@click.option(
+    "--codebook",
+    "codebook_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Gold codebook file.",
+)
+@click.option(
+    "--items",
+    "items_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Gold items JSONL.",
+)
+@click.option(
+    "--predictions",
+    "predictions_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Score this predictions JSONL instead of running a backend.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "openai"]),
+    default="local",
+    show_default=True,
+    help="Classifier backend to run.",
+)
+@click.option("--model", default=None, help="Model name (openai backend).")
+@click.option(
+    "--train",
+    "train_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labelled examples (gold items JSONL) for learning backends.",
+)
+@click.option(
+    "--cv", "cv", type=int, default=None, help="K-fold cross-validation within the gold items."
+)
+@click.option(
+    "--learning-curve",
+    "learning_curve",
+    default=None,
+    help="Training sizes, e.g. 50,100,200,500,all.",
+)
+@click.option("--limit", type=int, default=None, help="Score only the first N items (quick runs).")
+@click.option(
+    "--min",
+    "minimums",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Fail (exit 1) if a metric is below VALUE, e.g. themes.micro_f1=0.6. Repeatable.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write all metrics as JSON.",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write report.md and report.html here.",
+)
+@click.option(
+    "--resamples", default=1000, show_default=True, help="Bootstrap resamples for 95% CIs."
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Seed for bootstrap, folds and learning-curve samples.",
+)
+@click.option("--name", default=None, help="A name for this run in the history.")
+@click.option("--no-store", is_flag=True, help="Do not record the run in the project's eval_runs.")
+@click.option(
+    "--per-code",
+    "per_code_rows",
+    default=15,
+    show_default=True,
+    help="Per-code rows to print (0 = none).",
+)
+@db_option
+@click.pass_context
+@handle_errors
+def eval_(ctx: click.Context, **options: Any) -> None:
+    """Score a classifier against a gold-coded set (coder eval GOLD_FOLDER, or --codebook/--items).
+
+    Runs the backend (--backend local by default) on the gold items, or scores an existing
+    --predictions file, and prints themes (micro/macro/samples F1, per-code P/R/F1/kappa with
+    prevalence), stance, relevance and key-point matching mAP, each with a 95% bootstrap CI.
+    Every run is stored in the project's eval_runs (--db); see 'coder eval history'.
+    Subcommands: 'coder eval agreement' (model vs reviewers in a project), 'coder eval history'.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _run_eval(**options)
+
+
+def _parse_minimums(minimums: tuple[str, ...]) -> list[tuple[str, float]]:
+    out = []
+    for text in minimums:
+        path, sep, value = text.partition("=")
+        if not sep or not path.strip():
+            raise CoderError(f"--min '{text}': expected PATH=VALUE, e.g. themes.micro_f1=0.6")
+        try:
+            out.append((path.strip(), float(value)))
+        except ValueError:
+            raise CoderError(f"--min '{text}': '{value}' is not a number") from None
+    return out
+
+
+def _run_eval(
+    *,
+    gold_path: Path | None,
+    codebook_path: Path | None,
+    items_path: Path | None,
+    predictions_path: Path | None,
+    backend: str,
+    model: str | None,
+    train_path: Path | None,
+    cv: int | None,
+    learning_curve: str | None,
+    limit: int | None,
+    minimums: tuple[str, ...],
+    json_path: Path | None,
+    report_dir: Path | None,
+    resamples: int,
+    seed: int,
+    name: str | None,
+    no_store: bool,
+    per_code_rows: int,
+    db_path: Path | None,
+) -> None:
+    from eval import runner
+    from eval.gold import data_hash, load_gold, read_items
+    from eval.scoring import lookup, read_predictions, score
+
+    thresholds = _parse_minimums(minimums)
+    if gold_path is None and (codebook_path is None or items_path is None):
+        raise CoderError("give a gold folder (coder eval FOLDER) or --codebook FILE --items FILE")
+    codebook, items = load_gold(gold_path, codebook=codebook_path, items=items_path)
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        raise CoderError("no gold items to score")
+    run_info: dict[str, Any] = {"backend": backend, "model": model, "prompt_hash": None}
+    params: dict[str, Any] = {"limit": limit, "seed": seed, "resamples": resamples}
+    curve: list[dict[str, Any]] = []
+    if predictions_path is not None:
+        predictions = read_predictions(predictions_path)
+        run_info = {"backend": "predictions", "model": str(predictions_path), "prompt_hash": None}
+        params["predictions"] = str(predictions_path)
+    else:
+        make = runner.factory(backend, model)
+        train = read_items(train_path) if train_path else []
+        if cv:
+            predictions, results = runner.cross_validate(make, items, codebook, cv, seed)
+            params["cv"] = cv
+        else:
+            classifier = make()
+            runner.fit(classifier, train, codebook)
+            predictions, results = runner.predict(classifier, items, codebook)
+            run_info["model"] = getattr(classifier, "model", model)
+        hashes = {r.prompt_template_hash for r in results if r.prompt_template_hash}
+        run_info["prompt_hash"] = ",".join(sorted(hashes)) or None
+        failed = [r for r in results if not r.ok]
+        if failed:
+            console.print(
+                f"[yellow]{len(failed)} item(s) failed and are scored as predicting nothing.[/]"
+            )
+        if train_path:
+            params["train"] = str(train_path)
+        if learning_curve:
+            curve = _learning_curve(make, items, train, codebook, learning_curve, seed)
+    metrics = score(codebook, items, predictions, n_resamples=resamples, seed=seed)
+    if curve:
+        metrics["learning_curve"] = curve
+    metrics["codebook"] = {"name": codebook.name, "hash": codebook.content_hash()}
+    _print_eval(metrics, per_code_rows)
+    if json_path:
+        _write_json(json_path, metrics)
+        console.print(f"Wrote {json_path}")
+    if report_dir:
+        from eval.report import write_report
+
+        md, html_path = write_report(metrics, report_dir, title=f"coder eval: {codebook.name}")
+        console.print(f"Wrote {md} and {html_path}")
+    if not no_store:
+        with open_store(db_path) as store:
+            run_id = store.add_eval_run(
+                name=name,
+                backend=run_info["backend"],
+                model=run_info["model"],
+                prompt_hash=run_info["prompt_hash"],
+                codebook_version=None,
+                codebook_hash=codebook.content_hash(),
+                data_hash=data_hash(items),
+                n_items=len(items),
+                params=params,
+                metrics=_clean(metrics),
+                command="coder " + " ".join(sys.argv[1:]),
+            )
+            console.print(f"[dim]Stored as eval run {run_id} in {store.path}[/]")
+    failures = []
+    for path, minimum in thresholds:
+        try:
+            value = lookup(metrics, path)
+        except KeyError:
+            raise CoderError(f"--min {path}: no such metric in this run") from None
+        if (
+            not isinstance(value, int | float)
+            or value is None
+            or math.isnan(value)
+            or value < minimum
+        ):
+            failures.append(f"{path} = {_fmt(value)} is below the minimum {minimum}")
+    if failures:
+        raise CoderError("; ".join(failures))
+
+
+def _learning_curve(
+    make: Any, items: list[Any], train: list[Any], codebook: Any, sizes_text: str, seed: int
+) -> list[dict[str, Any]]:
+    from eval import runner
+    from eval.scoring import flatten, score
+
+    sizes = runner.parse_sizes(sizes_text)
+    if train:
+        pool, test = list(train), items
+    else:
+        shuffled = list(items)
+        random.Random(seed).shuffle(shuffled)
+        cut = int(len(shuffled) * 0.8)
+        pool, test = shuffled[:cut], shuffled[cut:]
+    random.Random(seed + 1).shuffle(pool)
+    curve = []
+    for size in sizes:
+        n_train = len(pool) if size is None else min(size, len(pool))
+        classifier = make()
+        runner.fit(classifier, pool[:n_train], codebook)
+        predictions, _ = runner.predict(classifier, test, codebook)
+        flat = flatten(score(codebook, test, predictions, n_resamples=0))
+        curve.append(
+            {
+                "n_train": n_train,
+                "n_test": len(test),
+                **{
+                    k: flat.get(k)
+                    for k in (
+                        "themes.micro_f1",
+                        "themes.macro_f1",
+                        "themes.samples_f1",
+                        "stance.accuracy",
+                        "relevance.f1",
+                    )
+                },
+            }
+        )
+        console.print(
+            f"learning curve: {n_train} training items -> micro F1 {_fmt(flat.get('themes.micro_f1'))}"
+        )
+    return curve
+
+
+def _print_eval(metrics: dict[str, Any], per_code_rows: int) -> None:
+    from eval.report import headline_rows
+
+    table = Table(
+        title=f"coder eval: {metrics['n_items']} items ({metrics.get('n_missing_predictions', 0)} without a prediction)"
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for path, value, ci in headline_rows(metrics):
+        table.add_row(path, _fmt(value), _ci(ci))
+    console.print(table)
+    per_code = metrics.get("themes", {}).get("per_code") or {}
+    if per_code and per_code_rows:
+        codes = sorted(per_code.items(), key=lambda kv: -kv[1]["support"])[:per_code_rows]
+        detail = Table(
+            title=f"Per code (top {len(codes)} of {len(per_code)} by support; prevalence beside kappa)"
+        )
+        for column in (
+            "code",
+            "prevalence",
+            "support",
+            "precision",
+            "recall",
+            "F1",
+            "kappa",
+            "scope",
+        ):
+            detail.add_column(column, justify="left" if column in ("code", "scope") else "right")
+        for code, v in codes:
+            detail.add_row(
+                code,
+                _fmt(v["prevalence"]),
+                str(v["support"]),
+                _fmt(v["precision"]),
+                _fmt(v["recall"]),
+                _fmt(v["f1"]),
+                _fmt(v["kappa"]),
+                v["scope"],
+            )
+        console.print(detail)
+    skipped = metrics.get("themes", {}).get("skipped_codes") or []
+    if skipped:
+        console.print(
+            f"[dim]{len(skipped)} code(s) with no gold positives skipped in per-code figures.[/]"
+        )
+
+
+@eval_.command("agreement")
+@db_option
+@click.option(
+    "--first", is_flag=True, help="Use the model's first proposal of each response, not the latest."
+)
+@click.option(
+    "--resamples", default=1000, show_default=True, help="Bootstrap resamples for 95% CIs."
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the figures as JSON.",
+)
+@handle_errors
+def eval_agreement(
+    db_path: Path | None, first: bool, resamples: int, json_path: Path | None
+) -> None:
+    """Model vs reviewers, and reviewer vs reviewer, inside a project.
+
+    The model's proposals against the reviewers' final labels, shown beside the agreement
+    between reviewers on double-coded responses (the human ceiling to compare against).
+    """
+    from eval.project import project_agreement
+
+    with open_store(db_path) as store:
+        result = project_agreement(store, first=first, n_resamples=resamples)
+    model, human = result["model_human"], result["human_human"]
+    table = Table(
+        title=f"Agreement in the project ({result['proposals']} proposals; "
+        f"{len(result['reviewers'])} reviewer(s), {result['n_double_coded']} double-coded responses)"
+    )
+    table.add_column("figure")
+    table.add_column("model–human", justify="right")
+    table.add_column("human–human", justify="right")
+    keys = [k for k in dict.fromkeys([*model, *human]) if k != "ci"]
+    for key in keys:
+        table.add_row(
+            key,
+            _fmt(model.get(key))
+            + (f"\n[dim]{_ci(model['ci'].get(key))}[/]" if model.get("ci", {}).get(key) else ""),
+            _fmt(human.get(key))
+            + (f"\n[dim]{_ci(human['ci'].get(key))}[/]" if human.get("ci", {}).get(key) else ""),
+        )
+    console.print(table)
+    if json_path:
+        _write_json(json_path, result)
+        console.print(f"Wrote {json_path}")
+
+
+HISTORY_METRICS = (
+    "themes.micro_f1", "themes.macro_f1", "themes.samples_f1",
+    "stance.accuracy", "stance.kappa", "relevance.f1", "matching.map_strict",
+)  # fmt: skip
+
+
+@eval_.command("history")
+@db_option
+@click.option("--metric", "metrics", multiple=True, help="Metric paths to show (repeatable).")
+@click.option("--last", type=int, default=None, help="Only the last N runs.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the runs as JSON.",
+)
+@handle_errors
+def eval_history(
+    db_path: Path | None, metrics: tuple[str, ...], last: int | None, json_path: Path | None
+) -> None:
+    """Compare stored eval runs side by side (one column per run)."""
+    from eval.scoring import lookup
+
+    with open_store(db_path) as store:
+        runs = store.eval_runs()
+    if last:
+        runs = runs[-last:]
+    if not runs:
+        console.print("No eval runs stored yet: run 'coder eval GOLD_FOLDER' first.")
+        return
+    paths = list(metrics) or list(HISTORY_METRICS)
+    table = Table(title=f"Eval runs ({len(runs)})")
+    table.add_column("")
+    for run in runs:
+        table.add_column(
+            f"#{run['id']}" + (f" {run['name']}" if run.get("name") else ""), justify="right"
+        )
+    info_rows = (
+        ("date", lambda r: (r.get("created_at") or "")[:16].replace("T", " ")),
+        ("backend", lambda r: r.get("backend") or ""),
+        ("model", lambda r: str(r.get("model") or "")[-30:]),
+        ("items", lambda r: str(r.get("n_items"))),
+        ("data", lambda r: (r.get("data_hash") or "")[:8]),
+        ("codebook", lambda r: (r.get("codebook_hash") or "")[:8]),
+        ("prompt", lambda r: (r.get("prompt_hash") or "")[:8]),
+    )
+    for label, get in info_rows:
+        table.add_row(label, *[get(run) for run in runs])
+    for path in paths:
+        values = []
+        for run in runs:
+            try:
+                values.append(_fmt(lookup(run["metrics"], path)))
+            except KeyError:
+                values.append("")
+        table.add_row(path, *values)
+    console.print(table)
+    if json_path:
+        _write_json(json_path, {"runs": runs})
+        console.print(f"Wrote {json_path}")
