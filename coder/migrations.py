@@ -15,7 +15,7 @@ migrations = Migrations("coder")
 
 @migrations(name="m001_initial")
 def m001_initial(db: Database) -> None:
-    db["responses"].create(
+    db.table("responses").create(
         {
             "id": str,
             "text": str,
@@ -30,9 +30,9 @@ def m001_initial(db: Database) -> None:
         pk="id",
         not_null={"text"},
     )
-    db["responses"].create_index(["question"])
+    db.table("responses").create_index(["question"])
 
-    db["codebook_versions"].create(
+    db.table("codebook_versions").create(
         {
             "version": int,
             "hash": str,
@@ -43,11 +43,11 @@ def m001_initial(db: Database) -> None:
         },
         pk="version",
     )
-    db["codebook_versions"].create_index(["hash"], unique=True)
+    db.table("codebook_versions").create_index(["hash"], unique=True)
 
     # One row per model run per response; rows are never updated, so the model's
     # original proposal survives every later decision and re-run.
-    db["proposals"].create(
+    db.table("proposals").create(
         {
             "id": int,
             "response_id": str,
@@ -69,12 +69,12 @@ def m001_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("response_id", "responses", "id")],
     )
-    db["proposals"].create_index(["response_id", "id"])
-    db["proposals"].create_index(["input_hash"])
-    db["proposals"].create_index(["status"])
+    db.table("proposals").create_index(["response_id", "id"])
+    db.table("proposals").create_index(["input_hash"])
+    db.table("proposals").create_index(["status"])
 
     # Append-only human actions. 'undo' rows point at the decision they cancel.
-    db["decisions"].create(
+    db.table("decisions").create(
         {
             "id": int,
             "response_id": str,
@@ -90,10 +90,10 @@ def m001_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("response_id", "responses", "id")],
     )
-    db["decisions"].create_index(["response_id", "reviewer", "id"])
-    db["decisions"].create_index(["reviewer"])
+    db.table("decisions").create_index(["response_id", "reviewer", "id"])
+    db.table("decisions").create_index(["reviewer"])
 
-    db["llm_calls"].create(
+    db.table("llm_calls").create(
         {
             "id": int,
             "run_id": str,
@@ -113,7 +113,7 @@ def m001_initial(db: Database) -> None:
         pk="id",
     )
 
-    db["eval_runs"].create(
+    db.table("eval_runs").create(
         {
             "id": int,
             "created_at": str,
@@ -132,7 +132,7 @@ def m001_initial(db: Database) -> None:
         pk="id",
     )
 
-    db["imports"].create(
+    db.table("imports").create(
         {
             "id": int,
             "source_file": str,
@@ -156,10 +156,10 @@ def apply(db: Database) -> None:
 def m002_llm_redaction_and_batches(db: Database) -> None:
     # The text actually sent to a non-local LLM endpoint, PII replaced by markers,
     # kept beside the original so reviewers can see what left the machine.
-    db["responses"].add_column("redacted_text", str)
-    db["responses"].add_column("redactions", str)  # JSON: kind -> count
+    db.table("responses").add_column("redacted_text", str)
+    db.table("responses").add_column("redactions", str)  # JSON: kind -> count
     # OpenAI Batch API jobs, so `coder precode --batch-api` can resume after a restart.
-    db["llm_batches"].create(
+    db.table("llm_batches").create(
         {
             "batch_id": str,
             "input_file_id": str,
@@ -182,7 +182,7 @@ def m002_llm_redaction_and_batches(db: Database) -> None:
 def m003_discover_theme_candidates(db: Database) -> None:
     # Candidate new themes found by `coder discover`, kept until an analyst accepts (it then
     # becomes a codebook version), renames, merges or rejects them.
-    db["theme_candidates"].create(
+    db.table("theme_candidates").create(
         {
             "id": int,
             "run_id": str,
@@ -203,4 +203,26 @@ def m003_discover_theme_candidates(db: Database) -> None:
         },
         pk="id",
     )
-    db["theme_candidates"].create_index(["status"])
+    db.table("theme_candidates").create_index(["status"])
+
+
+@migrations(name="m004_embedded_models")
+def m004_embedded_models(db: Database) -> None:
+    # Trained states of the embedded (local) classifier. Rows are never updated: a proposal's
+    # model_version names the row that made it, so any proposal can be traced to its model.
+    db.table("models").create(
+        {
+            "id": int,
+            "backend": str,  # 'local'
+            "model": str,  # e.g. 'minilm-l6-int8+kernel-ridge'
+            "version": str,  # the model_version written on proposals
+            "params": str,  # JSON
+            "metrics": str,  # JSON: cross-validated F1 per code etc.
+            "n_examples": int,
+            "codebook_version": int,
+            "trained_at": str,
+            "blob": bytes,  # pickled coder.embedded.training.TrainedState
+        },
+        pk="id",
+    )
+    db.table("models").create_index(["version"])

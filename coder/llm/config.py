@@ -62,9 +62,7 @@ class LLMSettings:
     @property
     def resolved_base_url(self) -> str:
         """The endpoint actually used: the setting, else $OPENAI_BASE_URL, else OpenAI."""
-        return (self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
-        )
+        return (self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def resolved_mode(self) -> str:
@@ -151,9 +149,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def build_settings(
-    config_file: str | Path | None = None, **overrides: Any
-) -> LLMSettings:
+def build_settings(config_file: str | Path | None = None, **overrides: Any) -> LLMSettings:
     """Settings from defaults, a config file and flag overrides (None means 'not given')."""
     values: dict[str, Any] = {}
     if config_file is not None:

@@ -63,7 +63,12 @@ class PriceTable:
         return None
 
     def cost(
-        self, model: str, prompt_tokens: int, completion_tokens: int, *, local: bool = False,
+        self,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        local: bool = False,
         batch: bool = False,
     ) -> float | None:
         """USD for a call, 0 for a local endpoint, None when the model's price is unknown."""

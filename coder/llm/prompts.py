@@ -74,11 +74,15 @@ def render_system_prompt(codebook: Codebook, question_id: str | None) -> SystemP
         except KeyError:
             question = Question(id=question_id, text=question_id)
     others = [q for q in codebook.questions if question is None or q.id != question.id]
-    text = _environment().get_template(SYSTEM_TEMPLATE).render(
-        codebook=codebook,
-        question=question,
-        other_questions=others if len(codebook.questions) > 1 else [],
-        themes=codebook.themes_for(question_id),
+    text = (
+        _environment()
+        .get_template(SYSTEM_TEMPLATE)
+        .render(
+            codebook=codebook,
+            question=question,
+            other_questions=others if len(codebook.questions) > 1 else [],
+            themes=codebook.themes_for(question_id),
+        )
     )
     return SystemPrompt(
         text=text.strip() + "\n",

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import openai
 from pydantic import ValidationError
