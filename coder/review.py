@@ -65,10 +65,14 @@ class QueueEntry:
     response_id: str
     position: int  # import order
     question: str | None
-    tags: tuple[str, ...]
+    tags_json: str | None  # parsed only when shown or filtered (start-up time)
     proposal_id: int | None
     confidence: float | None
     reviewers: dict[str, ReviewerState] = field(default_factory=dict)
+
+    @property
+    def tags(self) -> list[str]:
+        return json.loads(self.tags_json) if self.tags_json else []
 
     def state(self, reviewer: str) -> ReviewerState:
         return self.reviewers.get(reviewer) or ReviewerState()
@@ -161,19 +165,11 @@ class ReviewIndex:
         latest: dict[str, tuple[int, float | None]] = {}
         for proposal_id, response_id, confidence in conn.execute(_PROPOSALS_SQL):
             latest[response_id] = (proposal_id, confidence)
-        entries = []
-        for position, (rid, question, tags) in enumerate(conn.execute(_RESPONSES_SQL)):
-            proposal_id, confidence = latest.get(rid, (None, None))
-            entries.append(
-                QueueEntry(
-                    response_id=rid,
-                    position=position,
-                    question=question,
-                    tags=tuple(json.loads(tags)) if tags and tags != "[]" else (),
-                    proposal_id=proposal_id,
-                    confidence=confidence,
-                )
-            )
+        missing = (None, None)
+        entries = [
+            QueueEntry(rid, position, question, tags, *latest.get(rid, missing))
+            for position, (rid, question, tags) in enumerate(conn.execute(_RESPONSES_SQL))
+        ]
         self.entries = entries
         self.by_id = {entry.response_id: entry for entry in entries}
         self.last_decision_id = 0
@@ -236,8 +232,6 @@ class ReviewIndex:
         ).fetchall()
         undone = {row[5] for row in rows if row[5] is not None}
         _apply_decisions(entry, rows, undone)
-        if rows:
-            self.last_decision_id = max(self.last_decision_id, rows[-1][0])
         return entry
 
     def reviewers(self) -> list[str]:
@@ -353,7 +347,9 @@ def filter_entries(
     for entry in entries:
         if f.question and entry.question != f.question:
             continue
-        if f.tag and f.tag.lower() not in (tag.lower() for tag in entry.tags):
+        if f.tag and (
+            not entry.tags_json or f.tag.lower() not in (tag.lower() for tag in entry.tags)
+        ):
             continue
         if f.min_confidence is not None and (entry.confidence or 0.0) < f.min_confidence:
             continue
@@ -465,6 +461,7 @@ class ReviewItem:
     labels: Labels  # the labels in force for this reviewer (decided, or as proposed)
     status: str
     flagged: bool
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (reviewer, note), not undone
 
     @property
     def proposed(self) -> Proposal | None:
@@ -487,9 +484,23 @@ def load_item(store: Store, entry: QueueEntry, reviewer: str, blind: bool = Fals
         labels = Labels.model_validate_json(state.labels_json)
     else:
         labels = proposed_labels(response, proposal.proposal if proposal else None, blind)
+    notes = [
+        (name, note)
+        for name, note in store.db.conn.execute(
+            "select reviewer, note from decisions d where response_id = ? and action = 'note'"
+            " and not exists (select 1 from decisions u"
+            " where u.response_id = d.response_id and u.undoes = d.id) order by id",
+            [entry.response_id],
+        )
+        if not blind or name == reviewer
+    ]
     return ReviewItem(
-        response=response, proposal=proposal, labels=labels, status=state.status,
+        response=response,
+        proposal=proposal,
+        labels=labels,
+        status=state.status,
         flagged=state.flagged,
+        notes=notes,
     )
 
 
@@ -546,8 +557,9 @@ def record_decision(
         undoes=undoes,
     )
     if undoes is not None or decision_id != index.last_decision_id + 1:
-        # An undo, or someone else wrote in between: recompute from the table.
-        index.refresh(response_id)
+        # An undo, or someone else wrote in between: fold in everything since the last
+        # sync (theirs and ours), so no one's decision is skipped.
+        index.sync()
     else:
         state = entry.reviewers.setdefault(reviewer, ReviewerState())
         labels_json = canonical_labels(labels).model_dump_json() if labels is not None else None
@@ -558,12 +570,14 @@ def record_decision(
 
 def undoable_decision(store: Store, decision_id: int) -> StoredDecision | None:
     """The decision, unless it is an undo itself or already undone."""
-    if store.db.conn.execute(
-        "select 1 from decisions where undoes = ? limit 1", [decision_id]
-    ).fetchone():
-        return None
     rows = list(store.db.query("select * from decisions where id = ?", [decision_id]))
     if not rows or rows[0]["action"] == "undo":
+        return None
+    # Undos of a decision share its response id: this stays on the (response_id, ...) index.
+    if store.db.conn.execute(
+        "select 1 from decisions where response_id = ? and undoes = ? limit 1",
+        [rows[0]["response_id"], decision_id],
+    ).fetchone():
         return None
     return _decision_from_row(rows[0])
 

@@ -1,0 +1,122 @@
+"""``coder review``: the review TUI."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+import click
+
+from coder.cli_common import db_option, err_console, handle_errors, open_store
+from coder.errors import CoderError
+
+
+def load_keymap(path: Path) -> dict[str, str]:
+    """Binding id -> keys from a YAML/JSON mapping (a CoderError names what is wrong)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise CoderError(f"{path}: cannot read the keymap: {error}") from error
+    if not isinstance(data, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in data.items()
+    ):
+        raise CoderError(f"{path}: a keymap maps binding ids to keys, e.g. 'review.skip: k,s'")
+    return data
+
+
+def default_reviewer() -> str:
+    return os.environ.get("CODER_REVIEWER") or getpass.getuser()
+
+
+@click.command("review")
+@db_option
+@click.option(
+    "--reviewer",
+    "-r",
+    default=None,
+    help="Your name: every decision records it (default: $CODER_REVIEWER or your login).",
+)
+@click.option(
+    "--blind",
+    is_flag=True,
+    help="Hide the model's proposal and other reviewers' decisions (for human-human agreement).",
+)
+@click.option(
+    "--filter",
+    "filter_text",
+    default="",
+    help="Start with a queue filter, e.g. 'status:skipped question:H3 theme:ID tag:X conf<0.6'.",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["confidence", "import"]),
+    default=None,
+    help="Review order (default: least confident first; import order when --blind).",
+)
+@click.option(
+    "--adjudicate",
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="Open the adjudication screen for reviewers A and B.",
+)
+@click.option(
+    "--retrain-every",
+    type=int,
+    default=0,
+    metavar="N",
+    help="Retrain the embedded model every N decisions and reorder the queue (active learning).",
+)
+@click.option(
+    "--keymap",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML or JSON file mapping binding ids to keys, e.g. 'review.accept: a,enter,y'.",
+)
+@handle_errors
+def review(
+    db_path: Path | None,
+    reviewer: str | None,
+    blind: bool,
+    filter_text: str,
+    order: str | None,
+    adjudicate: tuple[str, str] | None,
+    retrain_every: int,
+    keymap: Path | None,
+) -> None:
+    """Review the model's proposals one response at a time (a terminal UI).
+
+    Keys: a/Enter accept and go on, 1-0 toggle themes, t pick a theme, s stance,
+    h hypothesis, x not relevant, f flag quote, n note, k skip, u undo, l queue,
+    d definitions, ? help, Ctrl+P commands, q quit. Every decision is saved at once;
+    reopening resumes at the first unreviewed item.
+    """
+    from coder.review import parse_filter
+    from review_tui.app import ReviewApp
+    from review_tui.retrain import find_retrain_function
+    from review_tui.session import ReviewSession
+
+    store = open_store(db_path)
+    if store.count_responses() == 0:
+        raise CoderError(f"{store.path}: no responses yet: run 'coder import FILE' first")
+    session = ReviewSession(store, reviewer or default_reviewer(), blind=blind, order=order)
+    if filter_text:
+        session.set_filter(parse_filter(filter_text))
+    if retrain_every and find_retrain_function() is None:
+        err_console.print("--retrain-every: this build has no retrain function; ignored.")
+        retrain_every = 0
+    keys = load_keymap(keymap) if keymap else None
+    app = ReviewApp(
+        session,
+        adjudicate=tuple(adjudicate) if adjudicate else None,  # type: ignore[arg-type]
+        retrain_every=retrain_every,
+        keymap=keys,
+    )
+    try:
+        app.run()
+    finally:
+        session.close()
+        store.close()

@@ -1,0 +1,134 @@
+"""The review app: thin; screens live in their own modules, styles in review.tcss."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from coder import review
+from coder.review import parse_filter
+from review_tui.adjudication_screen import AdjudicationScreen
+from review_tui.commands import ReviewCommands
+from review_tui.help_screen import HelpScreen
+from review_tui.queue_screen import QueueScreen
+from review_tui.retrain import Retrainer
+from review_tui.review_screen import ReviewScreen
+from review_tui.session import ReviewSession
+
+
+class ReviewApp(App[None]):
+    """``coder review``: check the model's proposals one response at a time."""
+
+    CSS_PATH = "review.tcss"
+    TITLE = "coder review"
+    COMMANDS = App.COMMANDS | {ReviewCommands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.palette")]
+
+    def __init__(
+        self,
+        session: ReviewSession,
+        *,
+        adjudicate: tuple[str, str] | None = None,
+        retrain_every: int = 0,
+        keymap: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        if keymap:
+            # Binding ids (e.g. 'review.accept': 'a,enter,y') -> keys; see the help screen.
+            self.set_keymap(keymap)
+        self.adjudicate_pair = adjudicate
+        self.retrainer = Retrainer.create(session, retrain_every) if retrain_every else None
+
+    def on_mount(self) -> None:
+        # The queue index is ~10^5 long-lived objects: keep the cyclic garbage collector
+        # from rescanning them on every full collection (those pauses were the p95 tail).
+        gc.freeze()
+        self.push_screen(ReviewScreen(self.session))
+        if self.adjudicate_pair:
+            self.open_adjudication()
+
+    # --- called by screens and commands ----------------------------------------------
+    def after_decision(self) -> None:
+        """Hook after each committed decision (the active-learning retrain counter)."""
+        if self.retrainer is not None:
+            self.retrainer.decision_made(self)
+
+    def review_screen(self) -> ReviewScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, ReviewScreen):
+                return screen
+        return None
+
+    def redraw(self) -> None:
+        screen = self.review_screen()
+        if screen is not None:
+            screen.show_item(force=True)
+
+    def open_queue(self) -> None:
+        self.session._leave()
+        # Installed once: building the table screen costs more than refilling it.
+        if not self.is_screen_installed("queue"):
+            self.install_screen(QueueScreen(self.session), "queue")
+        self.push_screen("queue", lambda _: self.redraw())
+
+    def open_adjudication(self) -> None:
+        if self.session.blind:
+            self.notify("Adjudication is not available in a blind review.", severity="warning")
+            return
+        first, second = self.adjudicate_pair or (None, None)
+        self.push_screen(AdjudicationScreen(self.session, first, second), lambda _: self.redraw())
+
+    def open_help(self) -> None:
+        self.push_screen(
+            HelpScreen(
+                [
+                    ("Review", list(ReviewScreen.BINDINGS)),
+                    ("Queue", list(QueueScreen.BINDINGS)),
+                    ("Adjudication", list(AdjudicationScreen.BINDINGS)),
+                    (
+                        "Everywhere",
+                        [
+                            Binding("ctrl+p", "", "Command palette", key_display="Ctrl+P"),
+                            Binding("down", "", "Page the response text", key_display="↑↓ PgDn"),
+                        ],
+                    ),
+                ]
+            )
+        )
+
+    def apply_filter(self, text: str) -> None:
+        count = self.session.set_filter(parse_filter(text))
+        if isinstance(self.screen, QueueScreen):
+            self.screen.apply_filter(text)
+        self.notify(f"{count:,} item(s) match '{text or 'everything'}'.")
+        self.redraw()
+
+    def set_order(self, order: str) -> None:
+        self.session.set_order(order)
+        self.redraw()
+
+    def go_to(self, response_id: str) -> None:
+        if not self.session.go_to(response_id):
+            self.notify(f"No response {response_id!r}.", severity="error")
+        while isinstance(self.screen, QueueScreen | AdjudicationScreen):
+            self.pop_screen()
+        self.redraw()
+
+    def switch_reviewer(self, name: str) -> None:
+        self.session.switch_reviewer(name)
+        self.notify(f"Now reviewing as {name}.")
+        self.redraw()
+
+    def export_labels(self) -> None:
+        path = Path(str(self.session.store.path) + ".labels.jsonl")
+        count = review.export_labels(self.session.store, str(path))
+        self.notify(f"Exported {count:,} labelled response(s) to {path}.")
+
+    async def action_quit(self) -> None:
+        self.session.close()
+        self.exit()

@@ -1,0 +1,76 @@
+"""Pages of the review queue for the queue table.
+
+The table never holds the whole queue: it shows one page (a few hundred rows) of the
+session's filtered view, with texts and proposed themes read for that page only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from coder.review import QueueEntry
+from review_tui.session import ReviewSession
+
+PAGE_SIZE = 200
+SNIPPET = 70
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One row of the queue table."""
+
+    response_id: str
+    status: str
+    flagged: bool
+    confidence: float | None
+    question: str
+    themes: str
+    snippet: str
+
+
+def page_count(session: ReviewSession, page_size: int = PAGE_SIZE) -> int:
+    return max(1, -(-len(session.view) // page_size))
+
+
+def page_of(session: ReviewSession, position: int, page_size: int = PAGE_SIZE) -> int:
+    return position // page_size
+
+
+def queue_page(session: ReviewSession, page: int, page_size: int = PAGE_SIZE) -> list[QueueRow]:
+    """The rows of one page of the session's view."""
+    entries: list[QueueEntry] = session.view[page * page_size : (page + 1) * page_size]
+    if not entries:
+        return []
+    proposed = session.index.proposed_themes(entries)
+    snippets = dict(
+        session.store.db.conn.execute(
+            "select id, substr(replace(text, char(10), ' '), 1, ?) from responses"
+            " where id in (select value from json_each(?))",
+            [SNIPPET + 1, json.dumps([entry.response_id for entry in entries])],
+        ).fetchall()
+    )
+    rows = []
+    for entry in entries:
+        state = entry.state(session.reviewer)
+        if state.labels_json:
+            themes = tuple(json.loads(state.labels_json).get("themes") or ())
+        elif session.blind:
+            themes = ()
+        else:
+            themes = proposed.get(entry.response_id, ())
+        snippet = snippets.get(entry.response_id) or ""
+        if len(snippet) > SNIPPET:
+            snippet = snippet[: SNIPPET - 1] + "…"
+        rows.append(
+            QueueRow(
+                response_id=entry.response_id,
+                status=state.status,
+                flagged=state.flagged,
+                confidence=None if session.blind else entry.confidence,
+                question=entry.question or "",
+                themes=", ".join(themes),
+                snippet=snippet,
+            )
+        )
+    return rows

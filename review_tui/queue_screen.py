@@ -1,0 +1,250 @@
+"""The queue: a page of the filtered queue in a table, with filters, sort and bulk accept."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from coder import review
+from coder.review import parse_filter
+from review_tui.confirm import ConfirmScreen
+from review_tui.prompt import PromptScreen
+from review_tui.queue import PAGE_SIZE, page_count, page_of, queue_page
+from review_tui.session import ReviewSession
+from review_tui.status_bar import StatusBar
+
+STATUS_STYLE = {
+    "unreviewed": "",
+    "accepted": "green",
+    "corrected": "yellow",
+    "adjudicated": "bold cyan",
+    "skipped": "dim",
+}
+FILTER_HINT = (
+    "status:unreviewed|accepted|corrected|skipped|flagged  question:H1  theme:ID  tag:X  "
+    "reviewer:NAME  disagree  conf<0.6  words"
+)
+
+
+class QueueScreen(Screen[None]):
+    """Every response with its status; Enter opens one in the review screen."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="queue.open", tooltip="Review the highlighted item"),
+        Binding(
+            "slash",
+            "focus_filter",
+            "Filter",
+            key_display="/",
+            id="queue.filter",
+            tooltip="Filter and search",
+        ),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            id="queue.back",
+            tooltip="Back to the review",
+        ),
+        Binding(
+            "o",
+            "toggle_order",
+            "Order",
+            id="queue.order",
+            tooltip="Least confident first / import order",
+        ),
+        Binding(
+            "b",
+            "bulk_accept",
+            "Bulk accept",
+            id="queue.bulk_accept",
+            tooltip="Accept proposals above a confidence",
+        ),
+        Binding(
+            "right_square_bracket,pagedown",
+            "page(1)",
+            "Next page",
+            key_display="]",
+            id="queue.next_page",
+        ),
+        Binding(
+            "left_square_bracket,pageup",
+            "page(-1)",
+            "Prev page",
+            key_display="[",
+            id="queue.previous_page",
+        ),
+        Binding("question_mark", "help", "Help", key_display="?", id="queue.help"),
+    ]
+
+    def __init__(self, session: ReviewSession) -> None:
+        super().__init__()
+        self.session = session
+        self.page = 0
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status-bar")
+        yield Input(
+            value=self.session.queue_filter.describe(),
+            placeholder="filter / search — Enter applies",
+            id="queue-filter",
+        )
+        yield Static(FILTER_HINT, id="queue-hint")
+        yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="queue-info")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("id", key="id", width=10)
+        table.add_column("status", key="status", width=12)
+        table.add_column("conf", key="conf", width=5)
+        table.add_column("question", key="question", width=8)
+        table.add_column("themes", key="themes", width=34)
+        table.add_column("text", key="text")
+
+    def on_screen_resume(self) -> None:
+        # The screen is installed once and shown again and again: refresh it each time.
+        self.session.sync()
+        self.query_one("#queue-filter", Input).value = self.session.queue_filter.describe()
+        self.page = page_of(self.session, self.session.position)
+        self.fill()
+        self.query_one(DataTable).focus()
+
+    def fill(self) -> None:
+        """Show the current page and put the cursor on the item under review."""
+        session = self.session
+        table = self.query_one(DataTable)
+        table.clear()
+        self.page = max(0, min(self.page, page_count(session) - 1))
+        for row in queue_page(session, self.page):
+            status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
+            if row.flagged:
+                status.append(" ★", style="bold yellow")
+            confidence = "" if row.confidence is None else f"{row.confidence:.2f}"
+            table.add_row(
+                row.response_id,
+                status,
+                confidence,
+                row.question,
+                row.themes,
+                row.snippet,
+                key=row.response_id,
+            )
+        if session.view and page_of(session, session.position) == self.page:
+            table.move_cursor(row=session.position - self.page * PAGE_SIZE, animate=False)
+        first = self.page * PAGE_SIZE + 1
+        last = min(len(session.view), (self.page + 1) * PAGE_SIZE)
+        info = (
+            f"rows {first:,}-{last:,} of {len(session.view):,}   page {self.page + 1} of "
+            f"{page_count(session)}   order: {session.order_name}"
+            if session.view
+            else "No response matches this filter."
+        )
+        self.query_one("#queue-info", Static).update(info)
+        self.query_one(StatusBar).show(session)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "page":
+            delta = int(str(parameters[0]))
+            return 0 <= self.page + delta < page_count(self.session)
+        if action in ("open",):
+            return bool(self.session.view)
+        if action == "bulk_accept":
+            return not self.session.blind and bool(self.session.view)
+        return True
+
+    # --- actions -------------------------------------------------------------------------
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.apply_filter(event.value)
+        self.query_one(DataTable).focus()
+
+    def apply_filter(self, text: str) -> int:
+        count = self.session.set_filter(parse_filter(text))
+        self.page = page_of(self.session, self.session.position)
+        self.fill()
+        return count
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self._open(str(event.row_key.value))
+
+    def action_open(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count:
+            row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+            self._open(str(row_key.value))
+
+    def _open(self, response_id: str) -> None:
+        self.session.go_to(response_id)
+        self.dismiss()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#queue-filter", Input).focus()
+
+    def action_back(self) -> None:
+        if self.focused is self.query_one("#queue-filter", Input):
+            self.query_one(DataTable).focus()
+            return
+        self.dismiss()
+
+    def action_toggle_order(self) -> None:
+        order = "import" if self.session.order_name == "confidence" else "confidence"
+        self.session.set_order(order)
+        self.page = page_of(self.session, self.session.position)
+        self.fill()
+
+    def action_page(self, delta: int) -> None:
+        self.page += int(delta)
+        self.fill()
+
+    def action_help(self) -> None:
+        self.app.open_help()  # type: ignore[attr-defined]
+
+    def action_bulk_accept(self) -> None:
+        def threshold_given(value: str | None) -> None:
+            if value is None:
+                return
+            try:
+                threshold = float(value)
+            except ValueError:
+                self.notify(f"Not a number: {value!r}", severity="error")
+                return
+            candidates = review.bulk_accept_candidates(
+                self.session.view, self.session.reviewer, threshold
+            )
+            if not candidates:
+                self.notify(f"Nothing unreviewed at confidence ≥ {threshold:g} here.")
+                return
+            message = (
+                f"Accept the model's proposal for {len(candidates):,} unreviewed item(s) with "
+                f"confidence ≥ {threshold:g} in the current filter "
+                f"({self.session.queue_filter.describe() or 'everything'})?\n"
+                f"{len(candidates):,} item(s) will change; each gets a 'bulk_accept' decision "
+                f"by {self.session.reviewer} (undo is per item)."
+            )
+
+            def confirmed(answer: bool | None) -> None:
+                if answer:
+                    written = review.bulk_accept(
+                        self.session.store, self.session.index, candidates, self.session.reviewer
+                    )
+                    self.session.recount()
+                    self.notify(f"Accepted {written:,} proposal(s).")
+                    self.fill()
+
+            self.app.push_screen(ConfirmScreen("Bulk accept", message), confirmed)
+
+        self.app.push_screen(
+            PromptScreen(
+                "Bulk accept: minimum confidence",
+                value="0.9",
+                hint="Unreviewed items in the current filter at or above this confidence.",
+            ),
+            threshold_given,
+        )

@@ -1,0 +1,365 @@
+"""The review screen: one response at a time, the model's proposal beside it."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from review_tui.definitions_screen import DefinitionsScreen
+from review_tui.pickers import ChoicePicker, ThemePicker
+from review_tui.prompt import PromptScreen
+from review_tui.proposal_view import ProposalView
+from review_tui.reason import ReasonScreen
+from review_tui.response_view import ResponseView
+from review_tui.session import ReviewSession
+from review_tui.status_bar import StatusBar
+
+NUMBER_KEYS = "1234567890"
+
+
+def _theme_bindings() -> list[Binding]:
+    bindings = [
+        Binding(
+            "1",
+            "theme(1)",
+            "Themes",
+            key_display="1-0",
+            id="review.theme",
+            tooltip="Toggle theme 1-10 of this question",
+        )
+    ]
+    for key in NUMBER_KEYS[1:]:
+        bindings.append(Binding(key, f"theme({key})", f"Theme {key}", show=False))
+    return bindings
+
+
+class ReviewScreen(Screen[None]):
+    """Accept, correct, skip or flag each response; every decision is saved at once."""
+
+    BINDINGS = [
+        Binding(
+            "a,enter",
+            "accept",
+            "Accept",
+            key_display="a/⏎",
+            id="review.accept",
+            tooltip="Accept the labels shown, go to next unreviewed",
+        ),
+        *_theme_bindings(),
+        Binding(
+            "t",
+            "pick_theme",
+            "Pick",
+            id="review.pick_theme",
+            tooltip="Pick any theme by name (type to filter)",
+        ),
+        Binding("s", "stance", "Stance", id="review.stance", tooltip="Set the stance"),
+        Binding(
+            "h",
+            "question",
+            "Hyp",
+            id="review.question",
+            tooltip="Set the hypothesis the response speaks to",
+        ),
+        Binding(
+            "x",
+            "relevance",
+            "Exclude",
+            id="review.relevance",
+            tooltip="Exclude as not relevant, with a reason",
+        ),
+        Binding(
+            "f",
+            "quote",
+            "Quote",
+            id="review.quote",
+            tooltip="Flag / unflag as a quote for the report",
+        ),
+        Binding("n", "note", "Note", id="review.note", tooltip="Add a note to the response"),
+        Binding(
+            "k",
+            "skip",
+            "Skip",
+            id="review.skip",
+            tooltip="Skip for now (see filter status:skipped)",
+        ),
+        Binding(
+            "u,ctrl+z",
+            "undo",
+            "Undo",
+            id="review.undo",
+            tooltip="Undo last edit, then decisions one by one",
+        ),
+        Binding(
+            "left,comma",
+            "previous",
+            "Prev",
+            id="review.previous",
+            show=False,
+            tooltip="Previous item in the queue",
+        ),
+        Binding(
+            "right,full_stop",
+            "next",
+            "Next",
+            id="review.next",
+            show=False,
+            tooltip="Next item in the queue, reviewed or not",
+        ),
+        Binding(
+            "right_square_bracket",
+            "page_proposal(1)",
+            "Labels ↓",
+            show=False,
+            key_display="] [",
+            tooltip="Page the proposal / labels pane down, up",
+        ),
+        Binding("left_square_bracket", "page_proposal(-1)", "Labels ↑", show=False),
+        Binding(
+            "d",
+            "definitions",
+            "Defs",
+            id="review.definitions",
+            tooltip="Theme definitions, criteria and examples",
+        ),
+        Binding(
+            "l,tab",
+            "queue",
+            "Queue",
+            key_display="l",
+            id="review.queue",
+            tooltip="Queue: list, sort, filter, bulk accept",
+        ),
+        Binding(
+            "j",
+            "adjudicate",
+            "Adjudicate",
+            id="review.adjudicate",
+            show=False,
+            tooltip="Adjudicate where two reviewers differ",
+        ),
+        Binding(
+            "question_mark,f1",
+            "help",
+            "Help",
+            key_display="?",
+            id="review.help",
+            tooltip="Every key (this screen)",
+        ),
+        Binding("q", "quit", "Quit", id="review.quit", tooltip="Quit (nothing is lost)"),
+    ]
+
+    def __init__(self, session: ReviewSession) -> None:
+        super().__init__()
+        self.session = session
+        self._shown_response: str | None = None
+        self._signature: tuple[object, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status-bar")
+        with Horizontal(id="review-body"):
+            yield ResponseView(id="response-pane")
+            yield ProposalView(id="proposal-pane")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(ResponseView).focus()
+        self.show_item()
+
+    def on_screen_resume(self) -> None:
+        self.show_item(force=True)
+
+    # --- drawing ---------------------------------------------------------------------
+    def show_item(self, force: bool = False) -> None:
+        """Redraw what changed: the response only when it is a different one."""
+        session = self.session
+        item = session.item
+        response_id = item.response.id if item else None
+        if force or response_id != self._shown_response:
+            self.query_one(ResponseView).show(item, session.codebook, session.blind)
+            self._shown_response = response_id
+        self.query_one(ProposalView).show(
+            item, session.draft, session.codebook, session.reviewer, session.dirty, session.blind
+        )
+        self.query_one(StatusBar).show(session)
+        # The footer rebuilds itself on every refresh_bindings (tens of ms), so only ask
+        # for it when the set of working keys has changed.
+        signature = self._bindings_signature()
+        if signature != self._signature:
+            self._signature = signature
+            self.refresh_bindings()
+
+    def _bindings_signature(self) -> tuple[object, ...]:
+        session = self.session
+        return (
+            session.item is not None,
+            min(len(session.applicable_themes()), 10),
+            session.can_undo,
+            session.position > 0,
+            session.position < len(session.view) - 1,
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide keys that do nothing right now (the footer shows only working keys)."""
+        session = self.session
+        has_item = session.item is not None
+        if action == "theme":
+            number = int(str(parameters[0])) if parameters else 1
+            return has_item and (number or 10) <= len(session.applicable_themes())
+        if action in (
+            "accept",
+            "pick_theme",
+            "stance",
+            "question",
+            "relevance",
+            "quote",
+            "note",
+            "skip",
+            "definitions",
+        ):
+            if action == "stance" and not session.codebook.stance_ids:
+                return False
+            return has_item
+        if action == "adjudicate":
+            return not session.blind
+        if action == "undo":
+            return session.can_undo
+        if action == "previous":
+            return has_item and session.position > 0
+        if action == "next":
+            return has_item and session.position < len(session.view) - 1
+        return True
+
+    # --- deciding --------------------------------------------------------------------
+    def action_accept(self) -> None:
+        session = self.session
+        if session.needs_reason():
+            self.app.push_screen(ReasonScreen(session.suggested_reason()), self._accept_with)
+        else:
+            self._accept_with(None)
+
+    def _accept_with(self, reason_code: str | None) -> None:
+        self.session.accept_and_next(reason_code)
+        self.app.after_decision()  # type: ignore[attr-defined]
+        self.show_item()
+
+    def action_theme(self, number: str) -> None:
+        theme_id = self.session.toggle_theme_number(int(number))
+        if theme_id is None:
+            self.notify(f"No theme {number} for this question.", severity="warning")
+        self.show_item()
+
+    def action_pick_theme(self) -> None:
+        def picked(theme_id: str | None) -> None:
+            if theme_id:
+                self.session.toggle_theme(theme_id)
+                self.show_item()
+
+        self.app.push_screen(
+            ThemePicker(self.session.applicable_themes(), set(self.session.draft.themes)), picked
+        )
+
+    def action_stance(self) -> None:
+        codebook = self.session.codebook
+        if codebook.stance is None:
+            return
+        choices = [(value.id, value.label or value.id) for value in codebook.stance.values]
+
+        def picked(stance: str | None) -> None:
+            if stance:
+                self.session.set_stance(stance)
+                self.show_item()
+
+        self.app.push_screen(ChoicePicker("Stance", choices, self.session.draft.stance), picked)
+
+    def action_question(self) -> None:
+        codebook = self.session.codebook
+        choices = [
+            (question.id, f"{question.id} {question.short_name or ''} — {question.text[:70]}")
+            for question in codebook.questions
+        ]
+
+        def picked(question: str | None) -> None:
+            if question:
+                self.session.set_question(question)
+                self.show_item()
+
+        self.app.push_screen(
+            ChoicePicker("Hypothesis (question)", choices, self.session.draft.question), picked
+        )
+
+    def action_relevance(self) -> None:
+        session = self.session
+        if not session.draft.relevant:
+            session.set_relevant(True)
+            self.show_item()
+            return
+        rule = session.codebook.relevance
+        hint = rule.description if rule else ""
+
+        def answered(reason: str | None) -> None:
+            if reason is not None:
+                session.set_relevant(False, reason)
+                self.show_item()
+
+        self.app.push_screen(
+            PromptScreen("Exclude as not relevant: why?", "e.g. did not answer", hint=hint),
+            answered,
+        )
+
+    def action_quote(self) -> None:
+        flagged = self.session.toggle_quote()
+        self.notify("Flagged as a quote for the report." if flagged else "Quote flag removed.")
+        self.show_item()
+
+    def action_note(self) -> None:
+        def answered(text: str | None) -> None:
+            if text:
+                self.session.add_note(text)
+                self.notify("Note saved.")
+                self.show_item()
+
+        self.app.push_screen(PromptScreen("Note on this response"), answered)
+
+    def action_skip(self) -> None:
+        self.session.skip()
+        self.app.after_decision()  # type: ignore[attr-defined]
+        self.show_item()
+
+    def action_undo(self) -> None:
+        message = self.session.undo()
+        self.notify(message.capitalize() + ".")
+        self.show_item()
+
+    def action_previous(self) -> None:
+        self.session.step(-1)
+        self.show_item()
+
+    def action_next(self) -> None:
+        self.session.step(+1)
+        self.show_item()
+
+    def action_page_proposal(self, pages: int) -> None:
+        self.query_one(ProposalView).action_scroll_page(int(pages))
+
+    # --- other screens -----------------------------------------------------------------
+    def action_definitions(self) -> None:
+        session = self.session
+        self.app.push_screen(
+            DefinitionsScreen(session.codebook, session.draft.question, set(session.draft.themes))
+        )
+
+    def action_queue(self) -> None:
+        self.app.open_queue()  # type: ignore[attr-defined]
+
+    def action_adjudicate(self) -> None:
+        self.app.open_adjudication()  # type: ignore[attr-defined]
+
+    def action_help(self) -> None:
+        self.app.open_help()  # type: ignore[attr-defined]
+
+    async def action_quit(self) -> None:
+        await self.app.action_quit()

@@ -1,0 +1,358 @@
+"""The review session: where the reviewer is, the item on screen and its unsaved edits.
+
+This is the app's data layer over :mod:`coder.review` (which does the reviewing logic
+and writes decisions). It holds no widgets, so it can be tested and benchmarked
+without a terminal.
+
+Edits to the labels of the item on screen (theme toggles, stance, question,
+relevance) are a *draft* until the reviewer commits them (accept / Enter): one
+decision per item, not one per key press. Leaving a changed item any other way
+(next, previous, jump, queue, quit) commits the draft too, so nothing is lost.
+Flags, notes and skips are written at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from coder import review
+from coder.review import QueueEntry, QueueFilter, ReviewIndex, ReviewItem
+from coder.store import Store
+from schemas import Labels, Theme
+
+
+@dataclass
+class Committed:
+    """What a commit wrote (None when nothing needed writing)."""
+
+    action: str
+    decision_id: int
+
+
+class ReviewSession:
+    """One reviewer's session over one project file."""
+
+    def __init__(
+        self,
+        store: Store,
+        reviewer: str,
+        *,
+        blind: bool = False,
+        order: str | None = None,
+    ) -> None:
+        self.store = store
+        self.reviewer = reviewer
+        self.blind = blind
+        self.codebook_version, self.codebook = review.codebook_or_error(store)
+        self.index = ReviewIndex(store)
+        # Blind reviewers do not see the model's confidence, so it does not order their work.
+        self.order_name = order or ("import" if blind else "confidence")
+        self.order = review.order_entries(self.index.entries, self.order_name)
+        self.queue_filter = QueueFilter()
+        self.view: list[QueueEntry] = self.order
+        self._positions: dict[str, int] | None = None
+        self.position = review.next_unreviewed(self.view, reviewer) or 0
+        self.item: ReviewItem | None = None
+        self.draft: Labels = Labels()
+        self.draft_history: list[Labels] = []
+        self.undo_stack: list[int] = []  # this session's decisions, newest last
+        self.session_decisions = 0
+        self.started = time.monotonic()
+        self._progress = review.progress(self.index, reviewer)
+        self.load_current()
+
+    # --- the current item ------------------------------------------------------------
+    @property
+    def entry(self) -> QueueEntry | None:
+        if not self.view:
+            return None
+        return self.view[self.position]
+
+    def load_current(self) -> ReviewItem | None:
+        entry = self.entry
+        if entry is None:
+            self.item = None
+            self.draft = Labels()
+        else:
+            self.item = review.load_item(self.store, entry, self.reviewer, self.blind)
+            self.draft = self.item.labels.model_copy()
+        self.draft_history = []
+        return self.item
+
+    @property
+    def dirty(self) -> bool:
+        """True when the draft differs from the labels in force."""
+        if self.item is None:
+            return False
+        return not review.same_labels(self.draft, self.item.labels)
+
+    def applicable_themes(self) -> list[Theme]:
+        """Themes for the draft's question, in codebook order (number keys follow it)."""
+        return self.codebook.themes_for(self.draft.question)
+
+    def _edit(self, **changes: object) -> None:
+        self.draft_history.append(self.draft)
+        self.draft = review.canonical_labels(self.draft.model_copy(update=changes))
+
+    def toggle_theme(self, theme_id: str) -> bool:
+        """Add or remove a theme. Returns True if it is now applied."""
+        themes = set(self.draft.themes)
+        applied = theme_id not in themes
+        themes.symmetric_difference_update({theme_id})
+        # Coding a theme means the response is relevant after all.
+        self._edit(themes=sorted(themes), relevant=self.draft.relevant or applied)
+        if applied:
+            self.draft = self.draft.model_copy(update={"relevance_reason": None})
+        return applied
+
+    def toggle_theme_number(self, number: int) -> str | None:
+        """Toggle the ``number``-th applicable theme (1-based; 0 means 10)."""
+        themes = self.applicable_themes()
+        index = (number or 10) - 1
+        if index >= len(themes):
+            return None
+        self.toggle_theme(themes[index].id)
+        return themes[index].id
+
+    def set_stance(self, stance: str | None) -> None:
+        self._edit(stance=stance)
+
+    def set_question(self, question: str | None) -> None:
+        allowed = {theme.id for theme in self.codebook.themes_for(question)}
+        self._edit(question=question, themes=[t for t in self.draft.themes if t in allowed])
+
+    def set_relevant(self, relevant: bool, reason: str | None = None) -> None:
+        if relevant:
+            self._edit(relevant=True, relevance_reason=None)
+        else:
+            self._edit(relevant=False, relevance_reason=reason or None, themes=[])
+
+    # --- writing ------------------------------------------------------------------------
+    def _record(self, action: str, **fields: object) -> int:
+        assert self.entry is not None
+        before = self.entry.state(self.reviewer)
+        before_status, before_flag = before.status, before.flagged
+        decision_id = review.record_decision(
+            self.store,
+            self.index,
+            response_id=self.entry.response_id,
+            reviewer=self.reviewer,
+            action=action,
+            **fields,  # type: ignore[arg-type]
+        )
+        self.undo_stack.append(decision_id)
+        self.session_decisions += 1
+        after = self.entry.state(self.reviewer)
+        self._count(before_status, before_flag, -1)
+        self._count(after.status, after.flagged, +1)
+        return decision_id
+
+    def _count(self, status: str, flagged: bool, sign: int) -> None:
+        """Keep the progress counts in step without a pass over 100,000 entries."""
+        counts = self._progress
+        if status in review.REVIEWED:
+            counts.reviewed += sign
+        if status == "accepted":
+            counts.accepted += sign
+        elif status == "corrected":
+            counts.corrected += sign
+        elif status == "skipped":
+            counts.skipped += sign
+        counts.flagged += sign if flagged else 0
+
+    def pending_action(self) -> str | None:
+        """The action a commit would write now (None: nothing to write)."""
+        if self.item is None:
+            return None
+        if self.item.status in review.REVIEWED and not self.dirty:
+            return None
+        return review.decision_action(self.item, self.draft, self.blind)
+
+    def needs_reason(self) -> bool:
+        """True when committing now corrects the model (so a reason code is asked)."""
+        return (
+            not self.blind
+            and self.pending_action() == "correct"
+            and self.item is not None
+            and (self.item.proposal is not None)
+        )
+
+    def suggested_reason(self) -> str | None:
+        return review.guess_reason(self.item, self.draft) if self.item else None
+
+    def commit(self, reason_code: str | None = None) -> Committed | None:
+        """Write the draft as this item's decision, if it changes anything."""
+        action = self.pending_action()
+        if action is None:
+            return None
+        decision_id = self._record(
+            action,
+            labels=self.draft,
+            reason_code=reason_code if action == "correct" else None,
+        )
+        self.load_current()
+        return Committed(action, decision_id)
+
+    def accept_and_next(self, reason_code: str | None = None) -> Committed | None:
+        committed = self.commit(reason_code)
+        self.advance()
+        return committed
+
+    def skip(self) -> None:
+        """Record a skip (unsaved edits are committed first) and move on."""
+        if self.item is None:
+            return
+        self._leave()
+        self._record("skip")
+        self.advance()
+
+    def toggle_quote(self) -> bool:
+        """Flag or unflag the response as a quote for the report. Returns the new flag."""
+        if self.item is None:
+            return False
+        flagged = not self.draft.quote
+        labels = self.draft.model_copy(update={"quote": flagged})
+        self._record("flag_quote" if flagged else "unflag_quote", labels=labels)
+        # The flag is written; the rest of the draft stays a draft.
+        draft = labels
+        self.load_current()
+        self.draft = draft
+        return flagged
+
+    def add_note(self, text: str) -> None:
+        if self.item is not None and text.strip():
+            self._record("note", note=text.strip())
+            self.item.notes.append((self.reviewer, text.strip()))
+
+    def undo(self) -> str:
+        """Undo the last edit of the draft, else this session's last decision."""
+        if self.draft_history:
+            self.draft = self.draft_history.pop()
+            return "edit undone"
+        while self.undo_stack:
+            decision_id = self.undo_stack.pop()
+            decision = review.undoable_decision(self.store, decision_id)
+            if decision is None:
+                continue
+            entry = self.index.by_id[decision.response_id]
+            before = entry.state(self.reviewer)
+            before_status, before_flag = before.status, before.flagged
+            response_id = review.undo(self.store, self.index, decision_id, self.reviewer)
+            if response_id is None:
+                continue
+            after = entry.state(self.reviewer)
+            self._count(before_status, before_flag, -1)
+            self._count(after.status, after.flagged, +1)
+            self.session_decisions += 1
+            self.go_to(response_id, commit=False)
+            return f"decision {decision_id} undone"
+        return "nothing to undo"
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.draft_history or self.undo_stack)
+
+    # --- moving ------------------------------------------------------------------------
+    def _leave(self) -> None:
+        if self.dirty:
+            self.commit()
+
+    def advance(self) -> None:
+        """Go to the next unreviewed item after this one (wrapping), or stay."""
+        if not self.view:
+            return
+        start = (self.position + 1) % len(self.view)
+        found = review.next_unreviewed(self.view, self.reviewer, start)
+        if found is not None:
+            self.position = found
+        elif self.position + 1 < len(self.view):
+            self.position += 1
+        self.load_current()
+
+    def step(self, delta: int) -> None:
+        """Previous (-1) or next (+1) item in the queue, reviewed or not."""
+        if not self.view:
+            return
+        self._leave()
+        self.position = max(0, min(len(self.view) - 1, self.position + delta))
+        self.load_current()
+
+    def go_to(self, response_id: str, *, commit: bool = True) -> bool:
+        """Show one response; the filter is cleared if it hides it."""
+        if commit:
+            self._leave()
+        position = self.position_of(response_id)
+        if position is None:
+            if response_id not in self.index.by_id:
+                return False
+            self.set_filter(QueueFilter(), keep_position=False)
+            position = self.position_of(response_id) or 0
+        self.position = position
+        self.load_current()
+        return True
+
+    def position_of(self, response_id: str) -> int | None:
+        """Where a response is in the current view (a dict built once per view)."""
+        if self._positions is None:
+            self._positions = {entry.response_id: n for n, entry in enumerate(self.view)}
+        return self._positions.get(response_id)
+
+    def set_filter(self, queue_filter: QueueFilter, keep_position: bool = False) -> int:
+        """Review only the items that pass the filter. Returns how many."""
+        self._leave()
+        current = self.entry.response_id if self.entry else None
+        if self.blind:
+            # A blind reviewer must not learn what others decided.
+            queue_filter.reviewer = None
+            queue_filter.disagreement = False
+        self.queue_filter = queue_filter
+        self.view = review.filter_entries(self.index, self.order, queue_filter, self.reviewer)
+        self._positions = None
+        self.position = 0
+        if keep_position and current is not None:
+            self.position = self.position_of(current) or 0
+        else:
+            self.position = review.next_unreviewed(self.view, self.reviewer) or 0
+        self.load_current()
+        return len(self.view)
+
+    def set_order(self, order: str) -> None:
+        self.order_name = order
+        self.order = review.order_entries(self.index.entries, order)
+        self.set_filter(self.queue_filter, keep_position=True)
+
+    def reorder(self, entries: Sequence[QueueEntry]) -> None:
+        """A new review order from outside (e.g. retrained model's uncertainty)."""
+        self.order = list(entries)
+        self.set_filter(self.queue_filter, keep_position=True)
+
+    def switch_reviewer(self, reviewer: str) -> None:
+        self._leave()
+        self.reviewer = reviewer
+        self.undo_stack = []
+        self.session_decisions = 0
+        self.started = time.monotonic()
+        self.recount()
+        self.set_filter(self.queue_filter)
+
+    def sync(self) -> None:
+        """Fold in other reviewers' decisions made since start-up."""
+        if self.index.sync():
+            self.recount()
+            self.load_current()
+
+    def progress(self) -> review.Progress:
+        counts = self._progress
+        counts.session_decisions = self.session_decisions
+        counts.session_seconds = time.monotonic() - self.started
+        return counts
+
+    def recount(self) -> None:
+        """Recount progress from the index (after bulk changes or a sync)."""
+        self._progress = review.progress(self.index, self.reviewer)
+
+    def close(self) -> None:
+        """Commit any unsaved edits (called on quit)."""
+        self._leave()
