@@ -45,9 +45,9 @@ def codebook_check(path: Path) -> None:
         data = from_gold_format(data)
     problems = check_codebook_data(data)
     if problems:
-        err_console.print(f"[bold red]{path}[/]: {len(problems)} problem(s)", highlight=False)
+        err_console.print(f"[bold red]{path}[/]: {len(problems)} problem(s)", highlight=False, soft_wrap=True)
         for problem in problems:
-            err_console.print(f"  {path}: {problem}", highlight=False, markup=False)
+            err_console.print(f"  {path}: {problem}", highlight=False, markup=False, soft_wrap=True)
         raise SystemExit(1)
     loaded = load_codebook(path)
     console.print(
