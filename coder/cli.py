@@ -45,4 +45,7 @@ from coder.cli_eval import agree, eval_  # noqa: E402
 
 cli.add_command(agree)
 cli.add_command(eval_)
+from coder.cli_train import train  # noqa: E402
+
+cli.add_command(train)
 # --- end of command registration ----------------------------------------------------

@@ -1,0 +1,754 @@
+"""The offline embedded classifier: coder's default backend ('local').
+
+Without labelled examples it works zero-shot: each response is matched against each code's
+definition, label, include criteria and examples (only codes that apply to the response's
+question). Once reviewers have labelled responses (or a gold-format file is given) it learns:
+a kernel ridge model per codebook (one system for all codes with enough examples), a pair
+model of (response, code) features that also scores codes it never saw an example of, and
+stance and relevance classifiers. See ``coder/embedded/models.py`` for the estimators.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from coder.backends.base import ProposalResult
+from coder.embedded.encoder import MODEL_NAME, Encoder, get_encoder
+from coder.embedded.features import (
+    content_words,
+    non_answer_reason,
+    parse_examples,
+    split_sentences,
+    theme_prototypes,
+)
+from coder.embedded.models import (
+    MIN_POSITIVES,
+    CodeVectors,
+    KernelParams,
+    KernelThemeModel,
+    LabelModel,
+    PairModel,
+    pair_features,
+    prototype_similarity,
+    sigmoid,
+)
+from coder.embedded.training import LabelledExample, examples_hash, load_state, save_state
+from coder.errors import BackendError
+from coder.store import Store, now
+from schemas import Codebook, Proposal, Response, ThemeAssignment
+
+#: Zero-shot: a code applies when its prototype similarity is within ZERO_SHOT_MARGIN of the
+#: best code's or above ZERO_SHOT_FLOOR (tuned on the NHS dev split).
+ZERO_SHOT_MARGIN = 0.01
+ZERO_SHOT_FLOOR = 0.55
+#: Pair features are built for at most this many (response, code) pairs when training.
+MAX_TRAINING_PAIRS = 60_000
+#: The kernel model keeps every training response; beyond this many it samples.
+MAX_KERNEL_EXAMPLES = 7_000
+#: Kernel model columns that predict stance values (not codes) start with this.
+STANCE_PREFIX = "\x00stance:"
+#: Weight of the kernel model's stance columns against the stance logistic model.
+STANCE_KERNEL_WEIGHT = 0.7
+
+
+@dataclass
+class TrainedState:
+    """Everything :meth:`LocalClassifier.fit` learned (pickled into the project)."""
+
+    version: str
+    encoder_name: str
+    trained_at: str
+    n_examples: int
+    params: dict[str, Any]
+    theme_model: KernelThemeModel | None = None
+    pair_model: PairModel | None = None
+    stance_model: LabelModel | None = None
+    stance_uses_themes: bool = False
+    stance_questions: set[str] = field(default_factory=set)
+    relevance_model: LabelModel | None = None
+    train_texts: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ThemeScores:
+    """Per (response, code) scores of one batch."""
+
+    candidates: list[list[int]]
+    similarity: np.ndarray
+    best_proto: np.ndarray
+    probabilities: np.ndarray
+    assigned: np.ndarray
+    source: np.ndarray
+    #: raw kernel ridge scores, columns in the theme model's label order (None: no model)
+    kernel_scores: np.ndarray | None = None
+
+
+class LocalClassifier:
+    """Offline classifier on sentence embeddings; implements ``coder.backends.base.Classifier``."""
+
+    backend = "local"
+
+    def __init__(
+        self,
+        model_store: Store | None = None,
+        *,
+        encoder: Encoder | None = None,
+        state: TrainedState | None = None,
+        use_stored_model: bool = True,
+        batch_size: int = 64,
+        store: Store | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Use ``state``, else the latest model trained in ``model_store``, else zero-shot.
+
+        ``model`` (from ``coder precode --model``) may only name the built-in encoder.
+        """
+        if model is not None and not model.startswith(MODEL_NAME):
+            raise BackendError(
+                f"unknown local model {model!r}: the local backend offers {MODEL_NAME!r}"
+            )
+        self.model_store = model_store or store
+        self._encoder = encoder
+        self.batch_size = batch_size
+        self.state = state
+        if self.state is None and self.model_store is not None and use_stored_model:
+            self.state = load_state(self.model_store)
+        #: model name stored with each proposal (the Classifier protocol's ``model``)
+        self.model = self._model_name()
+        self._vectors: dict[str, np.ndarray] = {}
+        self._code_cache: dict[str, tuple[CodeVectors, list[np.ndarray]]] = {}
+
+    # --- identity --------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = get_encoder()
+        return self._encoder
+
+    def _model_name(self) -> str:
+        name = self.state.encoder_name if self.state else MODEL_NAME
+        if self._encoder is not None:
+            name = self._encoder.name
+        return f"{name}+{'kernel-ridge+pair' if self.state else 'zero-shot'}"
+
+    @property
+    def model_version(self) -> str:
+        return self.state.version if self.state else "zero-shot"
+
+    # --- embeddings ------------------------------------------------------------------------
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, each distinct text encoded once per classifier."""
+        missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
+        if missing:
+            for text, vector in zip(
+                missing, self.encoder.encode(missing, batch_size=self.batch_size), strict=True
+            ):
+                self._vectors[text] = vector
+            if len(self._vectors) > 200_000:  # bound memory in long sessions
+                self._vectors = {text: self._vectors[text] for text in texts}
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.vstack([self._vectors[text] for text in texts])
+
+    def code_vectors(self, codebook: Codebook) -> tuple[CodeVectors, list[np.ndarray]]:
+        """Embeddings of each theme's prototypes (cached per codebook content)."""
+        key = codebook.content_hash()
+        if key not in self._code_cache:
+            prototypes = [theme_prototypes(theme) for theme in codebook.themes]
+            flat = [text for texts in prototypes for text in texts]
+            vectors = self.embed(flat) if flat else np.zeros((0, self.encoder.dim), np.float32)
+            per_code: list[np.ndarray] = []
+            start = 0
+            for texts in prototypes:
+                per_code.append(vectors[start : start + len(texts)])
+                start += len(texts)
+            dim = self.encoder.dim
+            codes = CodeVectors(
+                ids=codebook.theme_ids,
+                definition=np.vstack([v[0] for v in per_code]) if per_code else np.zeros((0, dim)),
+                label=np.vstack([v[1] for v in per_code]) if per_code else np.zeros((0, dim)),
+                examples=[
+                    v[2 + len([i for i in t.include if i.strip()]) :]
+                    for v, t in zip(per_code, codebook.themes, strict=True)
+                ],
+                words=[content_words(f"{t.label} {t.definition}") for t in codebook.themes],
+                n_head=[2 + len([i for i in t.include if i.strip()]) for t in codebook.themes],
+            )
+            self._code_cache = {key: (codes, per_code)}
+        return self._code_cache[key]
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(
+        self,
+        examples: Sequence[LabelledExample],
+        codebook: Codebook,
+        kernel_params: KernelParams | None = None,
+        stance_kernel_weight: float = STANCE_KERNEL_WEIGHT,
+    ) -> TrainedState:
+        """Learn from labelled examples; the classifier then proposes with the new state."""
+        started = time.perf_counter()
+        params = kernel_params or KernelParams()
+        examples = list(examples)
+        if not examples:
+            raise BackendError("no labelled examples to train on: review some responses first")
+        texts = [example.text for example in examples]
+        embeddings = self.embed(texts)
+        questions = [example.question for example in examples]
+        themes_by_id = codebook.theme_ids
+        metrics: dict[str, Any] = {"n_examples": len(examples)}
+
+        # Relevance: the plain rules decide blanks; a model learns the rest when it can.
+        relevance_model = None
+        ruled = [non_answer_reason(text) is not None for text in texts]
+        rel_rows = [
+            index
+            for index, example in enumerate(examples)
+            if example.relevant is not None and not ruled[index]
+        ]
+        rel_labels = [str(bool(examples[index].relevant)) for index in rel_rows]
+        if (
+            len(set(rel_labels)) == 2
+            and min(rel_labels.count("True"), rel_labels.count("False")) >= 3
+        ):
+            relevance_model = LabelModel().fit(
+                [texts[i] for i in rel_rows],
+                embeddings[rel_rows],
+                [questions[i] for i in rel_rows],
+                rel_labels,
+            )
+
+        relevant_rows = [i for i, example in enumerate(examples) if example.relevant is not False]
+
+        # Per-code kernel model for codes with enough positives.
+        counts = {code: 0 for code in themes_by_id}
+        for index in relevant_rows:
+            for code in examples[index].themes:
+                if code in counts:
+                    counts[code] += 1
+        kernel_codes = [code for code in themes_by_id if counts[code] >= MIN_POSITIVES]
+        theme_model = None
+        kernel_texts: list[str] = []
+        if kernel_codes and len(relevant_rows) >= 20:
+            rows = relevant_rows
+            if len(rows) > MAX_KERNEL_EXAMPLES:
+                rows = sorted(
+                    np.random.default_rng(0).choice(rows, MAX_KERNEL_EXAMPLES, replace=False)
+                )
+            stance_columns = [
+                STANCE_PREFIX + value
+                for value in (codebook.stance_ids if codebook.stance else [])
+                if any(examples[i].stance == value for i in rows)
+            ]
+            kernel_labels = kernel_codes + (stance_columns if len(stance_columns) >= 2 else [])
+            column = {code: position for position, code in enumerate(kernel_labels)}
+            kernel_input = [texts[i] for i in rows]
+            kernel_questions = [questions[i] for i in rows]
+            kernel_embeddings = embeddings[rows]
+            label_sets = [
+                list(examples[i].themes)
+                + ([f"{STANCE_PREFIX}{examples[i].stance}"] if examples[i].stance else [])
+                for i in rows
+            ]
+            if params.codebook_examples:
+                # The codebook's own examples are labelled data too; they help rare codes
+                # most. They are fitted on but never used to choose thresholds.
+                extra = [
+                    (example, theme.id)
+                    for theme in codebook.themes
+                    if theme.id in column
+                    for example in parse_examples(theme.examples)
+                ]
+                kernel_input += [text for text, _ in extra]
+                kernel_questions += [None] * len(extra)
+                label_sets += [[code] for _, code in extra]
+                if extra:
+                    kernel_embeddings = np.vstack(
+                        [kernel_embeddings, self.embed([text for text, _ in extra])]
+                    )
+            real = np.arange(len(kernel_input)) < len(rows)
+            targets = np.zeros((len(kernel_input), len(kernel_labels)))
+            for row, codes_here in enumerate(label_sets):
+                for code in codes_here:
+                    if code in column:
+                        targets[row, column[code]] = 1.0
+            theme_model = KernelThemeModel(labels=kernel_labels, params=params).fit(
+                kernel_input, kernel_embeddings, kernel_questions, targets, tune_rows=real
+            )
+            kernel_texts = kernel_input
+            assert theme_model.cv_f1 is not None
+            metrics["kernel_cv_f1"] = dict(
+                zip(kernel_codes, np.round(theme_model.cv_f1, 3).tolist(), strict=False)
+            )
+
+        # Pair model over (response, code) features: generalises to unseen codes.
+        codes, _ = self.code_vectors(codebook)
+        index_of = codes.index()
+        candidates: list[list[int]] = []
+        truth: list[float] = []
+        rng = np.random.default_rng(0)
+        pair_rows = relevant_rows
+        for index in pair_rows:
+            example = examples[index]
+            here = [index_of[t.id] for t in codebook.themes_for(example.question)]
+            candidates.append(here)
+        response_words = [content_words(texts[i]) for i in pair_rows]
+        pair_model = None
+        stance_uses_themes = bool(
+            codebook.stance and any(t.category in codebook.stance_ids for t in codebook.themes)
+        )
+        total_pairs = sum(len(c) for c in candidates)
+        if total_pairs:
+            # Sample negatives when there are too many pairs (keeps every positive).
+            keep_probability = min(1.0, MAX_TRAINING_PAIRS / total_pairs)
+            sampled: list[list[int]] = []
+            for row, index in enumerate(pair_rows):
+                example = examples[index]
+                positive = {index_of[c] for c in example.themes if c in index_of}
+                uncertain = {index_of[c] for c in example.uncertain_themes if c in index_of}
+                chosen = [
+                    code
+                    for code in candidates[row]
+                    if code not in uncertain
+                    and (code in positive or rng.random() < keep_probability)
+                ]
+                sampled.append(chosen)
+            features, pairs = pair_features(embeddings[pair_rows], response_words, sampled, codes)
+            for row, code_position in pairs:
+                example = examples[pair_rows[row]]
+                truth.append(1.0 if codes.ids[code_position] in example.themes else 0.0)
+            truth_array = np.array(truth)
+            if truth_array.sum() >= 10 and (1 - truth_array).sum() >= 10:
+                pair_model = PairModel().fit(features, truth_array)
+
+        # Stance: words, question-tagged words, embeddings, and (when codes carry a stance,
+        # as ArgKP key points do) how well the response matches each stance's codes.
+        stance_model = None
+        stance_questions: set[str] = set()
+        if codebook.stance:
+            stance_rows = [
+                i
+                for i in relevant_rows
+                if examples[i].stance is not None and examples[i].stance in codebook.stance_ids
+            ]
+            stance_labels = [str(examples[i].stance) for i in stance_rows]
+            if len(set(stance_labels)) >= 2:
+                evidence: np.ndarray | None = None
+                if stance_uses_themes and pair_model is not None:
+                    evidence = self._stance_evidence(
+                        embeddings[stance_rows],
+                        [texts[i] for i in stance_rows],
+                        [questions[i] for i in stance_rows],
+                        codebook,
+                        pair_model,
+                    )
+                stance_model = LabelModel().fit(
+                    [texts[i] for i in stance_rows],
+                    embeddings[stance_rows],
+                    [questions[i] for i in stance_rows],
+                    stance_labels,
+                    extra=evidence,
+                    # Balanced classes scored better in 5-fold CV on NHS dev (0.696 vs 0.691).
+                    balanced=True,
+                )
+                stance_questions = {str(questions[i]) for i in stance_rows}
+
+        version_params = {
+            "kernel": vars(params),
+            "stance_kernel_weight": stance_kernel_weight,
+            "encoder": self.encoder.name,
+            "codebook": codebook.content_hash()[:12],
+        }
+        metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+        self.state = TrainedState(
+            version=f"local:{examples_hash(examples, version_params)}",
+            encoder_name=self.encoder.name,
+            trained_at=now(),
+            n_examples=len(examples),
+            params=version_params,
+            theme_model=theme_model,
+            pair_model=pair_model,
+            stance_model=stance_model,
+            stance_uses_themes=stance_uses_themes and pair_model is not None,
+            stance_questions=stance_questions,
+            relevance_model=relevance_model,
+            train_texts=kernel_texts,
+            metrics=metrics,
+        )
+        self.model = self._model_name()
+        return self.state
+
+    def save(self, store: Store | None = None, codebook_version: int | None = None) -> int:
+        """Store the trained state in the project's ``models`` table; returns the row id."""
+        target = store or self.model_store
+        if target is None or self.state is None:
+            raise BackendError("nothing to save: fit the classifier and give it a project store")
+        return save_state(
+            target,
+            self.state,
+            model=self.model,
+            version=self.state.version,
+            params=self.state.params,
+            metrics=self.state.metrics,
+            n_examples=self.state.n_examples,
+            codebook_version=codebook_version,
+        )
+
+    @classmethod
+    def load(cls, store: Store, version: str | None = None, **options: Any) -> LocalClassifier:
+        """A classifier with the project's latest trained state (or ``version``)."""
+        state = load_state(store, version)
+        if version is not None and state is None:
+            raise BackendError(f"{store.path}: no local model with version {version!r}")
+        return cls(store, state=state, use_stored_model=False, **options)
+
+    # --- proposing -------------------------------------------------------------------------
+    def _stance_evidence(
+        self,
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        questions: Sequence[str | None],
+        codebook: Codebook,
+        pair_model: PairModel,
+    ) -> np.ndarray:
+        """Per stance value, the best pair probability among the codes of that stance."""
+        codes, _ = self.code_vectors(codebook)
+        stance_ids = codebook.stance_ids
+        candidates = [
+            [codebook.theme_ids.index(t.id) for t in codebook.themes_for(q)] for q in questions
+        ]
+        words = [content_words(text) for text in texts]
+        features, pairs = pair_features(embeddings, words, candidates, codes)
+        probabilities = pair_model.probabilities(features)
+        evidence = np.zeros((len(texts), len(stance_ids) + 1))
+        categories = [t.category for t in codebook.themes]
+        for (row, code_position), probability in zip(pairs, probabilities, strict=True):
+            category = categories[code_position]
+            if category in stance_ids:
+                column = stance_ids.index(category)
+                evidence[row, column] = max(evidence[row, column], probability)
+        top_two = np.sort(evidence[:, : len(stance_ids)], axis=1)
+        if len(stance_ids) >= 2:
+            evidence[:, -1] = top_two[:, -1] - top_two[:, -2]
+        return evidence * 4.0  # on the scale of the other features
+
+    def propose(self, responses: Sequence[Response], codebook: Codebook) -> list[ProposalResult]:
+        """Propose labels for ``responses`` (one result per response, same order)."""
+        if not responses:
+            return []
+        state = self.state
+        texts = [response.text or "" for response in responses]
+        questions = [response.question for response in responses]
+        reasons = [non_answer_reason(text) for text in texts]
+        embeddings = self.embed(texts)
+        codes, per_code = self.code_vectors(codebook)
+        count = len(responses)
+
+        scored = self._score_themes(texts, questions, embeddings, codebook, codes, per_code)
+        candidates, similarity, best_proto = scored.candidates, scored.similarity, scored.best_proto
+        probabilities, assigned, source = scored.probabilities, scored.assigned, scored.source
+
+        # Relevance.
+        relevant = np.ones(count, dtype=bool)
+        relevance_confidence = np.full(count, 0.8)
+        if state is not None and state.relevance_model is not None:
+            model_probs = state.relevance_model.probabilities(texts, embeddings, questions)
+            true_column = state.relevance_model.classes.index("True")
+            relevant = model_probs[:, true_column] >= 0.5
+            relevance_confidence = np.maximum(
+                model_probs[:, true_column], 1 - model_probs[:, true_column]
+            )
+        for row, reason in enumerate(reasons):
+            if reason is not None:
+                relevant[row] = False
+                relevance_confidence[row] = 0.99
+
+        # Stance.
+        stance_ids = codebook.stance_ids
+        stances: list[str | None] = [None] * count
+        stance_confidence = np.zeros(count)
+        if stance_ids:
+            stance_probs, stance_classes = self._stance_probabilities(
+                texts, embeddings, questions, codebook, scored.kernel_scores
+            )
+            best = stance_probs.argmax(axis=1)
+            for row in range(count):
+                stances[row] = stance_classes[best[row]]
+                stance_confidence[row] = stance_probs[row, best[row]]
+
+        # Evidence sentences: embed the sentences of multi-sentence responses once.
+        sentences = [split_sentences(text) for text in texts]
+        multi = sorted(
+            {
+                s
+                for row, ss in enumerate(sentences)
+                if len(ss) > 1 and assigned[row].any()
+                for s in ss
+            }
+        )
+        if multi:
+            self.embed(multi)
+
+        results = []
+        version = self.model_version
+        for row, response in enumerate(responses):
+            themes: list[ThemeAssignment] = []
+            if relevant[row]:
+                chosen = np.flatnonzero(assigned[row])
+                chosen = chosen[np.argsort(-probabilities[row, chosen])]
+                for code in chosen:
+                    evidence = self._evidence(sentences[row], texts[row], per_code[code])
+                    themes.append(
+                        ThemeAssignment(
+                            code=codes.ids[code],
+                            evidence=evidence,
+                            confidence=float(np.clip(probabilities[row, code], 0.0, 1.0)),
+                        )
+                    )
+            here = candidates[row]
+            code_confidence = (
+                float(np.min(np.maximum(probabilities[row, here], 1 - probabilities[row, here])))
+                if here and relevant[row]
+                else 1.0
+            )
+            overall = min(
+                float(relevance_confidence[row]),
+                float(stance_confidence[row]) if stance_ids and relevant[row] else 1.0,
+                code_confidence,
+            )
+            proposal = Proposal(
+                response_id=response.id,
+                question=response.question,
+                stance=stances[row] if relevant[row] else None,
+                stance_confidence=float(np.clip(stance_confidence[row], 0, 1))
+                if stance_ids and relevant[row]
+                else None,
+                relevant=bool(relevant[row]),
+                relevance_reason=reasons[row] if not relevant[row] else None,
+                relevance_confidence=float(np.clip(relevance_confidence[row], 0, 1)),
+                themes=themes,
+                rationale=self._rationale(
+                    row, themes, codebook, similarity, best_proto, source, per_code, embeddings
+                )
+                if relevant[row]
+                else f"Not relevant: {reasons[row] or 'classified as not relevant'}.",
+                confidence=float(np.clip(overall, 0.0, 1.0)),
+            )
+            results.append(
+                ProposalResult(
+                    response_id=response.id,
+                    proposal=proposal,
+                    model_version=version,
+                    params={"model": self.model},
+                )
+            )
+        return results
+
+    def _score_themes(
+        self,
+        texts: Sequence[str],
+        questions: Sequence[str | None],
+        embeddings: np.ndarray,
+        codebook: Codebook,
+        codes: CodeVectors,
+        per_code: list[np.ndarray],
+    ) -> ThemeScores:
+        """Probability and decision for every (response, code); codes not applying are 0."""
+        state = self.state
+        count = len(texts)
+        n_codes = len(codes.ids)
+        candidates = [
+            [position for position, t in enumerate(codebook.themes) if t.applies_to(q)]
+            for q in questions
+        ]
+        applicable = np.zeros((count, n_codes), dtype=bool)
+        for row, here in enumerate(candidates):
+            applicable[row, here] = True
+
+        # Similarity of each response to each code's best prototype (for zero-shot and
+        # rationales): definition, label, include criteria and examples.
+        similarity, best_proto = prototype_similarity(embeddings, per_code, codes.n_head)
+        if state is None or state.pair_model is None:
+            # Zero-shot: a response that raises several topics matches each one best in
+            # the sentence that speaks of it.
+            sentence_lists = [split_sentences(text) for text in texts]
+            multi_rows = [row for row, found in enumerate(sentence_lists) if len(found) > 1]
+            if multi_rows:
+                flat = [sentence for row in multi_rows for sentence in sentence_lists[row]]
+                starts = np.cumsum([0] + [len(sentence_lists[row]) for row in multi_rows[:-1]])
+                by_sentence, _ = prototype_similarity(self.embed(flat), per_code, codes.n_head)
+                best_sentence = np.maximum.reduceat(by_sentence, starts, axis=0)
+                similarity[multi_rows] = np.maximum(similarity[multi_rows], best_sentence)
+
+        probabilities = np.zeros((count, n_codes))
+        assigned = np.zeros((count, n_codes), dtype=bool)
+        source = np.full((count, n_codes), "", dtype=object)
+        covered = np.zeros(n_codes, dtype=bool)
+        kernel_raw: np.ndarray | None = None
+        if state is not None and state.theme_model is not None:
+            model = state.theme_model
+            kernel_raw = model.scores(texts, embeddings, questions)
+            columns = [
+                (position, codes.ids.index(code))
+                for position, code in enumerate(model.labels)
+                if code in codes.ids
+            ]
+            if columns:
+                raw = kernel_raw
+                calibrated = model.probabilities(raw)
+                assert model.thresholds is not None
+                for model_column, code_column in columns:
+                    probabilities[:, code_column] = calibrated[:, model_column]
+                    assigned[:, code_column] = raw[:, model_column] > model.thresholds[model_column]
+                    source[:, code_column] = "model"
+                    covered[code_column] = True
+        uncovered = [[code for code in here if not covered[code]] for here in candidates]
+        if state is not None and state.pair_model is not None and any(uncovered):
+            words = [content_words(text) for text in texts]
+            features, pairs = pair_features(embeddings, words, uncovered, codes)
+            pair_probabilities = state.pair_model.probabilities(features)
+            for (row, code), probability in zip(pairs, pair_probabilities, strict=True):
+                probabilities[row, code] = probability
+                assigned[row, code] = probability >= state.pair_model.threshold
+                source[row, code] = "pair"
+        elif any(uncovered):
+            masked = np.where(applicable & ~covered[None, :], similarity, -1.0)
+            top = masked.max(axis=1, keepdims=True)
+            zero_shot = (masked >= top - ZERO_SHOT_MARGIN) | (masked >= ZERO_SHOT_FLOOR)
+            zero_shot &= top > -1.0
+            zero_shot &= applicable & ~covered[None, :]
+            assigned |= zero_shot
+            zs_prob = sigmoid((masked - (top - ZERO_SHOT_MARGIN)) * 25.0)
+            probabilities = np.where(applicable & ~covered[None, :], zs_prob, probabilities)
+            source = np.where(applicable & ~covered[None, :], "zero-shot", source)
+        assigned &= applicable
+        return ThemeScores(
+            candidates, similarity, best_proto, probabilities, assigned, source, kernel_raw
+        )
+
+    def code_scores(
+        self, responses: Sequence[Response], codebook: Codebook
+    ) -> list[dict[str, float]]:
+        """For each response, the probability of every code that applies to its question."""
+        texts = [response.text or "" for response in responses]
+        questions = [response.question for response in responses]
+        codes, per_code = self.code_vectors(codebook)
+        scored = self._score_themes(texts, questions, self.embed(texts), codebook, codes, per_code)
+        return [
+            {codes.ids[code]: float(scored.probabilities[row, code]) for code in here}
+            for row, here in enumerate(scored.candidates)
+        ]
+
+    def _stance_probabilities(
+        self,
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        questions: Sequence[str | None],
+        codebook: Codebook,
+        kernel_scores: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, list[str]]:
+        state = self.state
+        stance_ids = codebook.stance_ids
+        model = state.stance_model if state is not None else None
+        if model is not None and set(model.classes) <= set(stance_ids):
+            if model.model is None:  # one class only in training
+                return np.ones((len(texts), 1)), list(model.classes)
+            extra = None
+            if state is not None and state.stance_uses_themes and state.pair_model is not None:
+                extra = self._stance_evidence(
+                    embeddings, texts, questions, codebook, state.pair_model
+                )
+            probabilities = model.probabilities(texts, embeddings, questions, extra)
+            weight = state.params.get("stance_kernel_weight", 0.0) if state else 0.0
+            unseen = (
+                np.array([str(q) not in state.stance_questions for q in questions])
+                if state
+                else np.zeros(len(texts), bool)
+            )
+            if state is not None and state.theme_model is not None and kernel_scores is not None:
+                # Stance is also a column set of the kernel model; blend the two views.
+                labels = state.theme_model.labels
+                columns = [
+                    labels.index(STANCE_PREFIX + value) if STANCE_PREFIX + value in labels else -1
+                    for value in model.classes
+                ]
+                if weight > 0 and min(columns) >= 0:
+                    kernel = np.clip(kernel_scores[:, columns], 0.0, None) + 1e-3
+                    kernel /= kernel.sum(axis=1, keepdims=True)
+                    seen = ~unseen
+                    probabilities[seen] = (1 - weight) * probabilities[seen] + weight * kernel[seen]
+            return probabilities, list(model.classes)
+        # Zero-shot: similarity of "question + answer" to each stance value's description.
+        assert codebook.stance is not None
+        descriptions = [
+            f"{value.label or value.id.replace('_', ' ')}. {value.description}".strip()
+            for value in codebook.stance.values
+        ]
+        value_vectors = self.embed(descriptions)
+        framed = [
+            f"{codebook.question_text(q)} {text}".strip()
+            for q, text in zip(questions, texts, strict=True)
+        ]
+        scores = self.embed(framed) @ value_vectors.T
+        probabilities = np.exp(scores * 10)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return probabilities, stance_ids
+
+    def _evidence(self, sentences: list[str], text: str, prototypes: np.ndarray) -> str | None:
+        """The sentence of the response most similar to the code's prototypes."""
+        if not text.strip():
+            return None
+        if len(sentences) <= 1:
+            return text.strip()
+        vectors = self.embed(sentences)
+        scores = (vectors @ prototypes.T).max(axis=1)
+        return sentences[int(scores.argmax())]
+
+    def _rationale(
+        self,
+        row: int,
+        themes: list[ThemeAssignment],
+        codebook: Codebook,
+        similarity: np.ndarray,
+        best_proto: np.ndarray,
+        source: np.ndarray,
+        per_code: list[np.ndarray],
+        embeddings: np.ndarray,
+    ) -> str:
+        if not themes:
+            return "No code matched closely enough."
+        parts = []
+        for assignment in themes[:3]:
+            code = codebook.theme_ids.index(assignment.code)
+            theme = codebook.themes[code]
+            proto = int(best_proto[row, code])
+            prototypes = theme_prototypes(theme)
+            what = (
+                "definition"
+                if proto == 0
+                else "label"
+                if proto == 1
+                else f"example {prototypes[proto][:60]!r}"
+                if proto < len(prototypes)
+                else "definition"
+            )
+            how = {
+                "model": "learned from reviewed responses",
+                "pair": "matched to the code text",
+            }.get(str(source[row, code]), "zero-shot")
+            parts.append(
+                f"{theme.label}: closest to its {what} (similarity {similarity[row, code]:.2f}; {how})"
+            )
+        rationale = "; ".join(parts)
+        state = self.state
+        if state is not None and state.theme_model is not None and state.train_texts:
+            nearest = state.theme_model.nearest(embeddings[row : row + 1], [None], count=1)[0]
+            examples = [state.train_texts[i][:80] for i in nearest if i < len(state.train_texts)]
+            if examples:
+                rationale += f"; similar to reviewed responses: {examples[0]!r}"
+        return rationale + "."

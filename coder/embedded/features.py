@@ -1,0 +1,109 @@
+"""Text features shared by the embedded models: sentences, non-answers, code prototypes."""
+
+from __future__ import annotations
+
+import re
+import string
+
+from schemas import Codebook, Theme
+
+# A sentence ends at . ! ? or a line break; abbreviations are rare in survey answers.
+_SENTENCE = re.compile(r"[^.!?\n]*[^.!?\n\s][^.!?\n]*(?:[.!?]+|$)", re.MULTILINE)
+# Quoted examples inside one string, e.g. "Positive: 'Quick and easy.', 'Well run.'".
+_QUOTED = re.compile(r"""(?:^|[\s:,(])['"‘“](.{3,}?)['"’”](?=\s*(?:[,.;)]|$|\s[A-Z]))""")
+_WORD = re.compile(r"[a-z0-9']+")
+
+#: Plain answers that say nothing (lower-cased, punctuation stripped).
+NON_ANSWERS = frozenset(
+    {
+        "",
+        "did not answer",
+        "didn't answer",
+        "no answer",
+        "n/a",
+        "na",
+        "n a",
+        "none given",
+        "not applicable",
+        "no comment",
+        "no comments",
+        "nil",
+        "-",
+        "feedback given",
+        "blank",
+        "null",
+    }
+)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` as they appear in it (each one a substring of the text)."""
+    sentences = [match.group(0).strip() for match in _SENTENCE.finditer(text or "")]
+    return [sentence for sentence in sentences if sentence] or ([text.strip()] if text else [])
+
+
+def non_answer_reason(text: str | None) -> str | None:
+    """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only), or None."""
+    stripped = (text or "").strip()
+    if not stripped:
+        return "blank"
+    if all(char in string.punctuation or char.isspace() for char in stripped):
+        return "punctuation only"
+    normalised = " ".join(stripped.lower().strip(string.punctuation + " ").split())
+    if normalised in NON_ANSWERS or stripped.lower() in NON_ANSWERS:
+        return f"non-answer ({stripped[:40]!r})"
+    return None
+
+
+def parse_examples(examples: list[str]) -> list[str]:
+    """Split example strings that hold several quoted examples into one text each."""
+    parsed: list[str] = []
+    for raw in examples:
+        quoted = [match.strip() for match in _QUOTED.findall(raw) if len(match.strip()) > 2]
+        parsed.extend(quoted if len(quoted) >= 2 else [raw.strip()])
+    seen: set[str] = set()
+    unique = []
+    for example in parsed:
+        if example and example.lower() not in seen:
+            seen.add(example.lower())
+            unique.append(example)
+    return unique
+
+
+def theme_prototypes(theme: Theme, max_examples: int = 40) -> list[str]:
+    """Texts that describe a theme: its label, definition, include criteria and examples.
+
+    The first text is always the definition (prefixed with the label when the definition
+    does not already name it); zero-shot matching takes the best match over all of them.
+    """
+    definition = theme.definition.strip() or theme.label
+    head = (
+        definition if theme.label.lower() in definition.lower() else f"{theme.label}: {definition}"
+    )
+    texts = [head, theme.label]
+    texts.extend(item for item in theme.include if item.strip())
+    texts.extend(parse_examples(theme.examples)[:max_examples])
+    return texts
+
+
+def question_text(codebook: Codebook, question_id: str | None) -> str:
+    """The question's full text (the id when the codebook does not list it)."""
+    return " ".join(codebook.question_text(question_id).split())
+
+
+def words(text: str) -> set[str]:
+    """Lower-cased word set, for lexical overlap features."""
+    return set(_WORD.findall((text or "").lower()))
+
+
+STOPWORDS = frozenset(
+    """a an the and or but if of to in on at for with by from as is are was were be been being
+    it its this that these those i we you he she they them our your their my me us not no
+    should would could can will do does did have has had so than then there here what which
+    who whom about into over under more most very much many any all some such only also just""".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    """Words of ``text`` without stopwords."""
+    return {word for word in words(text) if word not in STOPWORDS and len(word) > 2}

