@@ -20,6 +20,7 @@ from coder.backends.base import Classifier, ProposalResult, get_classifier
 from coder.cli_common import console, db_option, err_console, handle_errors, open_store
 from coder.errors import BackendError
 from coder.precode import PrecodeSummary, precode, responses_to_precode, save_redactions
+from coder.store import Store
 
 
 class RichPrecodeProgress:
@@ -83,9 +84,12 @@ def _quiet_library_logs() -> None:
         logger.propagate = False
 
 
-def _build_classifier(backend: str, options: dict[str, Any]) -> Classifier:
+def _build_classifier(backend: str, options: dict[str, Any], store: Store | None = None) -> Classifier:
     if backend == "local":
-        local_options = {"model": options["model"]} if options.get("model") else {}
+        # The project's latest trained model (coder train / review retraining), else zero-shot.
+        local_options: dict[str, Any] = {"model_store": store}
+        if options.get("model"):
+            local_options["model"] = options["model"]
         try:
             return get_classifier("local", **local_options)
         except ImportError as error:
@@ -232,7 +236,7 @@ def precode_command(
 
     store = open_store(db_path)
     try:
-        classifier = _build_classifier(backend, options)
+        classifier = _build_classifier(backend, options, store)
         if dry_run:
             _dry_run(store, classifier, redo=redo, limit=limit)
             return

@@ -52,7 +52,7 @@ def _precode(store: Store, console: Console) -> dict[str, int]:
     from coder.backends import get_classifier
     from coder.precode import precode
 
-    classifier = get_classifier("local")
+    classifier = get_classifier("local", model_store=store)
     result = precode(store, classifier)
     console.print(
         f"[bold]3. Pre-code[/]: {result.proposed} proposals from the embedded offline model "
