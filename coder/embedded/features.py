@@ -36,10 +36,24 @@ NON_ANSWERS = frozenset(
 )
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the sentences of ``text`` (whitespace trimmed)."""
+    spans = []
+    for match in _SENTENCE.finditer(text or ""):
+        raw = match.group(0)
+        stripped = raw.strip()
+        if stripped:
+            begin = match.start() + len(raw) - len(raw.lstrip())
+            spans.append((begin, begin + len(stripped)))
+    if not spans and text and text.strip():
+        begin = len(text) - len(text.lstrip())
+        spans.append((begin, begin + len(text.strip())))
+    return spans
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text`` as they appear in it (each one a substring of the text)."""
-    sentences = [match.group(0).strip() for match in _SENTENCE.finditer(text or "")]
-    return [sentence for sentence in sentences if sentence] or ([text.strip()] if text else [])
+    return [text[begin:end] for begin, end in sentence_spans(text)]
 
 
 def non_answer_reason(text: str | None) -> str | None:

@@ -229,8 +229,16 @@ class KernelThemeModel:
     ) -> np.ndarray:
         """Indices of the most similar training responses (for rationales)."""
         assert self.train_embeddings is not None
-        similarity = embeddings @ self.train_embeddings.T
-        return np.argsort(-similarity, axis=1)[:, :count]
+        result = np.zeros((len(embeddings), count), dtype=np.int64)
+        for start in range(0, len(embeddings), 2048):  # bounded memory
+            similarity = embeddings[start : start + 2048] @ self.train_embeddings.T
+            if count == 1:
+                result[start : start + 2048, 0] = similarity.argmax(axis=1)
+            else:
+                top = np.argpartition(-similarity, count - 1, axis=1)[:, :count]
+                order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1)
+                result[start : start + 2048] = np.take_along_axis(top, order, axis=1)
+        return result
 
 
 # --- pair model: (response, code) -> match probability ---------------------------------------

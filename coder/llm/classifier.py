@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,12 @@ from coder.llm import prompts
 from coder.llm.config import LLMSettings, build_settings
 from coder.llm.pricing import PriceTable, estimate_tokens
 from coder.llm.redact import redact
-from coder.llm.response_model import build_batch_model, build_item_model, to_proposal
+from coder.llm.response_model import (
+    VALIDATION_CONTEXT,
+    build_batch_model,
+    build_item_model,
+    to_proposal,
+)
 from coder.llm.retry import transport_retrying, validation_retrying
 from schemas import Codebook, Response
 
@@ -98,8 +104,14 @@ class _Planned:
 class _LoggingTransport(httpx2.AsyncBaseTransport):
     """Times every HTTP call and records it (model, ids, tokens, cost, error; no headers)."""
 
-    def __init__(self, classifier: LLMClassifier) -> None:
-        self.inner = httpx2.AsyncHTTPTransport()
+    def __init__(self, classifier: LLMClassifier, concurrency: int = 4) -> None:
+        # Keep a connection alive per request in flight: httpx's default of 20 would close
+        # and reopen connections on every call above concurrency 20.
+        self.inner = httpx2.AsyncHTTPTransport(
+            limits=httpx2.Limits(
+                max_connections=max(100, concurrency), max_keepalive_connections=concurrency
+            )
+        )
         self.classifier = classifier
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -141,6 +153,43 @@ class LLMClassifier:
         self.call_logger = call_logger
         self.run_id = run_id or uuid.uuid4().hex
         self.stats = CallStats()
+        # Per-codebook values (system prompts, response models, hashes) are computed once
+        # per run, not once per call: rebuilding a pydantic model and its JSON schema for
+        # every request cost ~10 ms of CPU each and capped throughput at high concurrency.
+        self._memo: dict[tuple[Any, ...], tuple[Codebook, Any]] = {}
+        self._api_key: str | None = None
+
+    def _mask_key(self, text: str) -> str:
+        # A proxy or server may quote the key back in an error ("invalid credentials:
+        # Bearer sk-..."); errors are stored and printed, the key never is.
+        if self._api_key and len(self._api_key) >= 8:
+            return text.replace(self._api_key, "[API key]")
+        return text
+
+    def _memoised(
+        self, codebook: Codebook, key: tuple[Any, ...], compute: Callable[[], Any]
+    ) -> Any:
+        # Keyed by identity; the entry holds the codebook so its id cannot be reused.
+        full_key = (id(codebook), *key)
+        hit = self._memo.get(full_key)
+        if hit is None or hit[0] is not codebook:
+            hit = (codebook, compute())
+            self._memo[full_key] = hit
+        return hit[1]
+
+    def _system_prompt(self, codebook: Codebook, question_id: str | None) -> prompts.SystemPrompt:
+        return self._memoised(  # type: ignore[no-any-return]
+            codebook,
+            ("system", question_id),
+            lambda: prompts.render_system_prompt(codebook, question_id),
+        )
+
+    def _item_model(self, codebook: Codebook, question_id: str | None) -> type[BaseModel]:
+        return self._memoised(  # type: ignore[no-any-return]
+            codebook,
+            ("item_model", question_id),
+            lambda: _as_response_schema(build_item_model(codebook, question_id)),
+        )
 
     # --- what leaves the machine ---------------------------------------------------
     @property
@@ -154,14 +203,14 @@ class LLMClassifier:
 
     def input_hash(self, response: Response, codebook: Codebook) -> str:
         """Cache key: backend, model, params, prompt version, codebook and text."""
-        system = prompts.render_system_prompt(codebook, response.question)
+        system = self._system_prompt(codebook, response.question)
         key = {
             "backend": self.backend,
             "model": self.model,
             "params": self.settings.params(),
             "template_hash": system.template_hash,
             "system_prompt_hash": system.hash,
-            "codebook_hash": codebook.content_hash(),
+            "codebook_hash": self._memoised(codebook, ("hash",), codebook.content_hash),
             "question": response.question,
             "text": self.outgoing_text(response),
         }
@@ -199,16 +248,14 @@ class LLMClassifier:
         schema_tokens: dict[str | None, int] = {}
         planned = self.plan(responses)
         for request in planned:
-            system = prompts.render_system_prompt(codebook, request.question_id)
             if request.question_id not in schema_tokens:
-                model = build_item_model(codebook, request.question_id)
+                model = self._item_model(codebook, request.question_id)
                 schema_tokens[request.question_id] = estimate_tokens(
                     json.dumps(model.model_json_schema())
                 )
             messages = self._messages(codebook, request)
             prompt_tokens += sum(estimate_tokens(m["content"]) for m in messages)
             prompt_tokens += schema_tokens[request.question_id]
-            del system
             completion_tokens += COMPLETION_TOKENS_PER_RESPONSE * len(request.responses)
         cost = self.prices.cost(
             self.model, prompt_tokens, completion_tokens, local=self.settings.is_local
@@ -257,12 +304,16 @@ class LLMClassifier:
 
     # --- internals ---------------------------------------------------------------------
     def _client(self) -> Any:
+        _memoise_instructor_async_validator_check()
+        api_key = self.settings.api_key()
+        self._api_key = api_key
+        concurrency = max(1, self.settings.concurrency)
         http_client = httpx2.AsyncClient(
-            transport=_LoggingTransport(self),
+            transport=_LoggingTransport(self, concurrency),
             timeout=httpx2.Timeout(self.settings.request_timeout, connect=10.0),
         )
         raw = openai.AsyncOpenAI(
-            api_key=self.settings.api_key(),
+            api_key=api_key,
             base_url=self.settings.resolved_base_url,
             # Our tenacity policy is the only retry layer (see coder.llm.retry).
             max_retries=0,
@@ -272,7 +323,7 @@ class LLMClassifier:
         return instructor.from_openai(raw, mode=MODES[self.settings.resolved_mode])
 
     def _messages(self, codebook: Codebook, request: _Planned) -> list[dict[str, str]]:
-        system = prompts.render_system_prompt(codebook, request.question_id)
+        system = self._system_prompt(codebook, request.question_id)
         if len(request.responses) == 1:
             response = request.responses[0]
             user = prompts.render_user_prompt(response, self.outgoing_text(response))
@@ -285,7 +336,7 @@ class LLMClassifier:
         return [{"role": "system", "content": system.text}, {"role": "user", "content": user}]
 
     def _provenance(self, response: Response, codebook: Codebook) -> dict[str, Any]:
-        system = prompts.render_system_prompt(codebook, response.question)
+        system = self._system_prompt(codebook, response.question)
         return {
             "prompt_template_hash": system.template_hash,
             "system_prompt_hash": system.hash,
@@ -328,7 +379,6 @@ class LLMClassifier:
     async def _run_single(
         self, client: Any, semaphore: asyncio.Semaphore, codebook: Codebook, response: Response
     ) -> ProposalResult:
-        provenance = self._provenance(response, codebook)
         try:
             items, model_version = await self._call(
                 client, semaphore, codebook, _Planned(response.question, [response]), batch=False
@@ -337,13 +387,16 @@ class LLMClassifier:
                 response_id=response.id,
                 proposal=to_proposal(items[0], response.id, response.question),
                 model_version=model_version,
-                **provenance,
+                **self._provenance(response, codebook),
             )
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - stored as a failed proposal, retried next run
             return ProposalResult(
-                response_id=response.id, proposal=None, error=describe_error(error), **provenance
+                response_id=response.id,
+                proposal=None,
+                error=self._mask_key(describe_error(error)),
+                **self._provenance(response, codebook),
             )
 
     async def _call(
@@ -356,23 +409,32 @@ class LLMClassifier:
         batch: bool,
     ) -> tuple[list[BaseModel], str | None]:
         ids = [r.id for r in request.responses]
-        model: type[BaseModel] = (
-            build_batch_model(codebook, request.question_id, ids)
-            if batch
-            else build_item_model(codebook, request.question_id)
-        )
-        context = {
-            "codebook": codebook,
-            "texts": {r.id: self.outgoing_text(r) for r in request.responses},
-            "question": request.question_id,
-            "response_id": None if batch else ids[0],
-        }
-        messages = self._messages(codebook, request)
-        kwargs: dict[str, Any] = {"model": self.model, "temperature": self.settings.temperature}
-        if self.settings.max_tokens:
-            kwargs["max_tokens"] = self.settings.max_tokens * (len(ids) if batch else 1)
+        # Every request is a task from the start; it prepares its prompt only once a slot
+        # is free. Preparing first delayed the first call of a 2,000-response run by
+        # ~0.4 s (all prompts rendered before any was sent) and held them all in memory.
         async with semaphore:
+            model: type[BaseModel] = (
+                build_batch_model(codebook, request.question_id, ids)
+                if batch
+                else self._item_model(codebook, request.question_id)
+            )
+            # The validators read this context from a contextvar, not instructor's
+            # context= (which would render the text as a Jinja template; see response_model).
+            context = {
+                "codebook": codebook,
+                "texts": {r.id: self.outgoing_text(r) for r in request.responses},
+                "question": request.question_id,
+                "response_id": None if batch else ids[0],
+            }
+            messages = self._messages(codebook, request)
+            kwargs: dict[str, Any] = {
+                "model": self.model,
+                "temperature": self.settings.temperature,
+            }
+            if self.settings.max_tokens:
+                kwargs["max_tokens"] = self.settings.max_tokens * (len(ids) if batch else 1)
             token = _CALL_CONTEXT.set(CallContext(ids, "batch" if batch else "single"))
+            validation_token = VALIDATION_CONTEXT.set(context)
             try:
                 async for attempt in transport_retrying(self.settings):
                     with attempt:
@@ -380,10 +442,10 @@ class LLMClassifier:
                             messages=messages,
                             response_model=model,
                             max_retries=validation_retrying(self.settings),
-                            context=context,
                             **kwargs,
                         )
             finally:
+                VALIDATION_CONTEXT.reset(validation_token)
                 _CALL_CONTEXT.reset(token)
         model_version = getattr(completion, "model", None)
         items = list(parsed.items) if batch else [parsed]  # type: ignore[attr-defined]
@@ -427,9 +489,13 @@ class LLMClassifier:
             return
         error_text = None
         if error is not None:
-            error_text = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+            error_text = self._mask_key(f"{type(error).__name__}: {error}")[:MAX_ERROR_CHARS]
         elif failed:
-            error_text = f"HTTP {status}: {body[:500].decode('utf-8', 'replace') if body else ''}"
+            error_text = self._mask_key(
+                f"HTTP {status}: {body[:500].decode('utf-8', 'replace') if body else ''}"
+            )
+        if self._api_key and body and self._api_key.encode() in body:
+            payload = json.loads(self._mask_key(json.dumps(payload)))
         self.call_logger(
             run_id=self.run_id,
             backend=self.backend,
@@ -459,6 +525,44 @@ class LLMClassifier:
             cost_usd=cost,
             error=error_text,
         )
+
+
+def _memoise_instructor_async_validator_check() -> None:
+    # instructor walks the response model's whole type graph (every member of every class
+    # in its MRO) about seven times per request to refuse async validators: ~1.5 ms of CPU
+    # a call, the largest cost left at high concurrency. A class that passed once passes
+    # again, so remember the classes that passed (failures are not cached).
+    try:
+        from instructor.v2.validation import async_validators
+    except ImportError:  # pragma: no cover - another instructor layout: leave it alone
+        return
+    original = async_validators.reject_async_validators
+    if getattr(original, "_coder_memoised", False):
+        return
+    passed: weakref.WeakSet[type] = weakref.WeakSet()
+
+    def reject_async_validators(response_model: Any) -> None:
+        if isinstance(response_model, type) and response_model in passed:
+            return
+        original(response_model)
+        if isinstance(response_model, type):
+            passed.add(response_model)
+
+    reject_async_validators._coder_memoised = True  # type: ignore[attr-defined]
+    async_validators.reject_async_validators = reject_async_validators
+
+
+def _as_response_schema(model: type[BaseModel]) -> type[BaseModel]:
+    # instructor wraps a plain model in a new ResponseSchema subclass on every call, which
+    # defeats its own schema cache (a fresh JSON schema per request). Wrapping once, here,
+    # lets a memoised model reuse it.
+    try:
+        from instructor.v2.core.function_calls import ResponseSchema, response_schema
+    except ImportError:  # pragma: no cover - another instructor layout: let it wrap
+        return model
+    if issubclass(model, ResponseSchema):
+        return model
+    return response_schema(model)
 
 
 def describe_error(error: BaseException) -> str:

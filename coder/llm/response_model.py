@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
 
 from schemas import Codebook, Proposal, SuggestedTheme, ThemeAssignment
+
+#: The validators' context when it cannot be passed to pydantic directly. The LLM
+#: backend sets this instead of instructor's ``context=``, because instructor also renders
+#: every message as a Jinja template with that context, and response text containing
+#: ``{{ }}`` or ``{% %}`` would be rewritten (or fail to render) before it was sent.
+VALIDATION_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar(
+    "coder_llm_validation_context", default=None
+)
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
 _ELLIPSIS = re.compile(r"\s*(?:\.\.\.|\u2026|\[\.\.\.\])\s*")
@@ -65,7 +74,7 @@ class _ItemBase(BaseModel):
 
     @model_validator(mode="after")
     def _check_meaning(self, info: ValidationInfo) -> _ItemBase:
-        context: dict[str, Any] = info.context or {}
+        context: dict[str, Any] = info.context or VALIDATION_CONTEXT.get() or {}
         codebook: Codebook | None = context.get("codebook")
         texts: dict[str, str] = context.get("texts", {})
         response_id = getattr(self, "response_id", None) or context.get("response_id")

@@ -1,0 +1,183 @@
+"""Pre-coding throughput against an OpenAI-compatible server with 200 ms latency.
+
+Target: at each concurrency (1, 8, 32) the run takes no more than 1/0.9 of the ideal
+``n x latency / concurrency``, i.e. ``ideal / actual >= 0.9``. A second run over the same
+project must make zero calls.
+
+The fake server (tests/llm_fake_server.py) runs in its own process, so its threads do
+not compete with the pipeline for this process's GIL; the pipeline is the real one
+(``coder.precode.precode`` with ``LLMClassifier``, instructor, SQLite commits).
+
+Run: python benchmarks/bench_precode.py [--responses 2000] [--latency 0.2]
+     [--concurrency 1 8 32] [--quick]   (--quick: 200 responses at concurrency 1)
+Writes benchmarks/results/precode.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+from machine import peak_rss_mib, write_result  # noqa: E402
+
+from coder.llm.classifier import LLMClassifier  # noqa: E402
+from coder.precode import precode  # noqa: E402
+from coder.store import Store  # noqa: E402
+from tests.llm_fake_server import make_project  # noqa: E402
+
+TARGET_RATIO = 0.9
+SERVER_SCRIPT = """
+import sys, threading
+from tests.llm_fake_server import FakeOpenAI
+fake = FakeOpenAI(latency=float(sys.argv[1]))
+fake.start()
+print(fake.base_url, flush=True)
+sys.stdin.read()  # until the parent closes our stdin
+fake.stop()
+"""
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process (or of child ``pid``, from /proc)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def fake_server(latency: float) -> Iterator[tuple[str, int]]:
+    """A FakeOpenAI in a child process; yields its base URL and process id."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER_SCRIPT, str(latency)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        if not base_url.startswith("http"):
+            raise RuntimeError("the fake server did not start")
+        yield base_url, process.pid
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def classifier(base_url: str, concurrency: int) -> LLMClassifier:
+    return LLMClassifier(
+        model="gpt-4o-mini",
+        base_url=base_url,
+        mode="tools",
+        concurrency=concurrency,
+        initial_wait=0.01,
+    )
+
+
+def run_one(
+    base_url: str, n: int, concurrency: int, latency: float, server_pid: int | None = None
+) -> dict[str, Any]:
+    """Pre-code a fresh ``n``-response project; then a second run that must call nothing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        make_project(db, n=n).close()
+        with Store(db) as store:
+            first = classifier(base_url, concurrency)
+            started = time.perf_counter()
+            cpu_before = cpu_seconds()
+            server_before = cpu_seconds(server_pid) if server_pid else 0.0
+            summary = precode(store, first)
+            seconds = time.perf_counter() - started
+            client_cpu = cpu_seconds() - cpu_before
+            server_cpu = (cpu_seconds(server_pid) - server_before) if server_pid else None
+            assert summary.proposed == n and summary.failed == 0, summary.errors[:3]
+            calls_logged = store.db.execute("select count(*) from llm_calls").fetchone()[0]
+
+            second = classifier(base_url, concurrency)
+            again = precode(store, second)
+            calls_after = store.db.execute("select count(*) from llm_calls").fetchone()[0]
+            assert second.stats.calls == 0 and calls_after == calls_logged, "second run called"
+            assert again.proposed == 0 and again.already_done == n
+    ideal = n * latency / concurrency
+    return {
+        "responses": n,
+        "concurrency": concurrency,
+        "seconds": round(seconds, 2),
+        "ideal_seconds": round(ideal, 2),
+        "ratio_to_ideal": round(ideal / seconds, 3),
+        "responses_per_second": round(n / seconds, 1),
+        "calls": first.stats.calls,
+        # CPU per response: at high concurrency the 2 shared cores, not the pipeline's
+        # waiting, set the pace.
+        "client_cpu_ms_per_response": round(client_cpu * 1000 / n, 2),
+        "server_cpu_ms_per_response": (
+            round(server_cpu * 1000 / n, 2) if server_cpu is not None else None
+        ),
+        "second_run_calls": second.stats.calls,
+        "meets_target": ideal / seconds >= TARGET_RATIO,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--responses", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--quick", action="store_true", help="200 responses at concurrency 1 (not the figure)"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("OPENAI_API_KEY", "sk-bench-local")
+    runs = []
+    load_before = os.getloadavg()
+    with fake_server(args.latency) as (base_url, server_pid):
+        for concurrency in args.concurrency:
+            n = min(args.responses, 200) if args.quick and concurrency == 1 else args.responses
+            run = run_one(base_url, n, concurrency, args.latency, server_pid)
+            print(run, file=sys.stderr, flush=True)
+            runs.append(run)
+    write_result(
+        "precode",
+        {
+            "latency_seconds": args.latency,
+            # The machine is shared: the concurrency-32 figure is CPU-bound, so note the load.
+            "load_average_1_5_15": {
+                "before": [round(x, 2) for x in load_before],
+                "after": [round(x, 2) for x in os.getloadavg()],
+            },
+            "quick": args.quick,
+            "runs": runs,
+            "target": f"ratio_to_ideal >= {TARGET_RATIO} at every concurrency; second run 0 calls",
+            "meets_target": all(run["meets_target"] for run in runs),
+            "min_ratio_to_ideal": min(run["ratio_to_ideal"] for run in runs),
+            "second_run_calls": sum(run["second_run_calls"] for run in runs),
+            "command": " ".join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
+            "peak_rss_mib": peak_rss_mib(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
