@@ -112,7 +112,8 @@ def bench_nhs(folds: int = 5) -> dict[str, Any]:
     train_seconds = []
     for train, held in KFold(folds, shuffle=True, random_state=0).split(examples):
         fold = LocalClassifier(encoder=classifier.encoder)
-        fold._vectors = classifier._vectors  # share the embedding cache across folds
+        fold._vectors = classifier._vectors  # share the embedding caches across folds
+        fold._sentence_vectors = classifier._sentence_vectors
         started = time.perf_counter()
         fold.fit([examples[i] for i in train], codebook)
         train_seconds.append(time.perf_counter() - started)

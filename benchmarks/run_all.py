@@ -71,6 +71,16 @@ def _rows_precode(data: dict[str, Any]) -> list[Row]:
                 run["meets_target"],
             )
         )
+    load = data.get("load_average_1_5_15")
+    if load:
+        rows.append(
+            (
+                "precode: machine load average (1 min) before / after (2 cores, shared)",
+                f"{load['before'][0]} / {load['after'][0]}",
+                "-",
+                None,
+            )
+        )
     rows.append(
         (
             "precode second run over the same project: calls",

@@ -46,6 +46,12 @@ def fake() -> Any:
         yield server
 
 
+def timeout_for(fault: str) -> dict[str, float]:
+    # Short only where the fault is a read timeout (the server sleeps 0.6 s); elsewhere
+    # generous, so a loaded CI machine does not add timeouts of its own.
+    return {"request_timeout": 0.3} if fault == "timeout" else {}
+
+
 def classifier_for(fake: FakeOpenAI, **overrides: Any) -> LLMClassifier:
     settings: dict[str, Any] = {
         "model": "gpt-4o-mini",
@@ -55,7 +61,7 @@ def classifier_for(fake: FakeOpenAI, **overrides: Any) -> LLMClassifier:
         "max_wait": 0.01,
         "max_attempts": 3,
         "validation_retries": 2,
-        "request_timeout": 0.3,
+        "request_timeout": 5.0,
         "concurrency": 3,
         **overrides,
     }
@@ -97,7 +103,7 @@ def test_transient_fault_is_survived_and_every_response_proposed(
 ) -> None:
     store = make_project(tmp_path / "p.db", n=N)
     fake.add_faults(fault, fault)
-    classifier = classifier_for(fake, batch_size=batch_size)
+    classifier = classifier_for(fake, batch_size=batch_size, **timeout_for(fault))
     summary = precode(store, classifier)
     assert_invariants(store, fake, summary, classifier.run_id)
     assert summary.proposed == N and summary.failed == 0, summary.errors
@@ -113,7 +119,9 @@ def test_persistent_fault_leaves_failed_rows_that_the_next_run_proposes(
     store = make_project(tmp_path / "p.db", n=2)
     # Enough faults for every attempt of both responses (transport x validation attempts).
     fake.add_faults(*[fault] * 20)
-    classifier = classifier_for(fake, concurrency=1, max_attempts=2, validation_retries=1)
+    classifier = classifier_for(
+        fake, concurrency=1, max_attempts=2, validation_retries=1, **timeout_for(fault)
+    )
     summary = precode(store, classifier)
     assert_invariants(store, fake, summary, classifier.run_id)
     assert summary.failed >= 1
