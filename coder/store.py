@@ -383,6 +383,20 @@ class Store:
             result[decision.response_id] = decision
         return result
 
+    def reviewed_response_ids(self) -> set[str]:
+        """Responses with a reviewing decision in force (accept, correct, adjudicate).
+
+        A quote flag alone is not a review: it marks the text, not the labels.
+        """
+        return {
+            row[0]
+            for row in self.db.execute(
+                """select distinct response_id from decisions
+                   where action in ('accept', 'bulk_accept', 'correct', 'adjudicate')
+                   and id not in (select undoes from decisions where undoes is not null)"""
+            ).fetchall()
+        }
+
     # --- llm calls and eval runs ---------------------------------------------------------
     def log_llm_call(self, **fields: Any) -> int:
         """Record one model call (never the API key)."""

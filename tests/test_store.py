@@ -73,3 +73,13 @@ def test_second_connection_sees_committed_writes(db_path: Path) -> None:
         other = sqlite3.connect(db_path)
         assert other.execute("select count(*) from decisions").fetchone()[0] == 1
         other.close()
+
+
+def test_quote_flag_alone_is_not_a_review(db_path: Path) -> None:
+    with make_store(db_path) as store:
+        store.add_decision(response_id="r1", reviewer="ann", action="flag_quote", labels=Labels(quote=True))
+        assert store.reviewed_response_ids() == set()
+        accepted = store.add_decision(response_id="r2", reviewer="ann", action="accept", labels=Labels())
+        assert store.reviewed_response_ids() == {"r2"}
+        store.add_decision(response_id="r2", reviewer="ann", action="undo", undoes=accepted)
+        assert store.reviewed_response_ids() == set()

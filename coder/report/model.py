@@ -60,6 +60,7 @@ class CodedResponse:
 def collect_coded(store: Store) -> list[CodedResponse]:
     """Every response in import order with its labels in force (reviewed, else proposed)."""
     finals = store.final_labels()
+    reviewed = store.reviewed_response_ids()
     proposals = store.current_proposals()
     notes: dict[str, list[str]] = {}
     for noted in store.decisions():
@@ -71,7 +72,8 @@ def collect_coded(store: Store) -> list[CodedResponse]:
         proposal = proposals.get(response.id)
         if decision is not None and decision.labels is not None:
             labels: Labels | None = decision.labels
-            source: LabelSource = "reviewed"
+            # A quote flagged on an unreviewed response carries the model's labels.
+            source: LabelSource = "reviewed" if response.id in reviewed else "model"
         elif proposal is not None and proposal.proposal is not None:
             labels = Labels.from_proposal(proposal.proposal)
             source = "model"
@@ -336,7 +338,8 @@ def _quotes(
     attribution_field: str | None,
     max_quotes: int,
 ) -> tuple[list[Quote], bool]:
-    flagged = [m for m in members if m.source == "reviewed" and m.labels and m.labels.quote]
+    # A reviewer flag counts even on a response whose labels are not reviewed yet.
+    flagged = [m for m in members if m.decision is not None and m.labels and m.labels.quote]
     chosen_flagged = bool(flagged)
     if flagged:
         chosen = flagged
