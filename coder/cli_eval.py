@@ -257,7 +257,7 @@ class _EvalGroup(click.Group):
     "--learning-curve",
     "learning_curve",
     default=None,
-    help="Training sizes, e.g. 50,100,200,500,all.",
+    help="Training sizes, e.g. 0,50,100,200,500,all (0 = zero-shot on the same test items).",
 )
 @click.option(
     "--train-filter",

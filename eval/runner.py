@@ -193,7 +193,7 @@ def cross_validate(
 
 
 def parse_sizes(text: str) -> list[int | None]:
-    """'50,100,all' -> [50, 100, None] (None = all training items)."""
+    """'0,50,100,all' -> [0, 50, 100, None] (0 = untrained (zero-shot), None = all items)."""
     sizes: list[int | None] = []
     for part in text.split(","):
         part = part.strip().lower()
@@ -206,8 +206,8 @@ def parse_sizes(text: str) -> list[int | None]:
             value = int(part)
         except ValueError:
             raise BackendError(f"--learning-curve: '{part}' is not a number or 'all'") from None
-        if value <= 0:
-            raise BackendError(f"--learning-curve: sizes must be positive, got {value}")
+        if value < 0:
+            raise BackendError(f"--learning-curve: sizes cannot be negative, got {value}")
         sizes.append(value)
     if not sizes:
         raise BackendError("--learning-curve: give sizes, e.g. 50,100,200,all")

@@ -191,9 +191,9 @@ def test_eval_local_cv(gold_folder: Path, tmp_path: Path) -> None:
 
 
 def test_eval_local_learning_curve(gold_folder: Path, tmp_path: Path) -> None:
-    metrics, runs = _eval([str(gold_folder), "--learning-curve", "10,all"], tmp_path)
+    metrics, runs = _eval([str(gold_folder), "--learning-curve", "0,10,all"], tmp_path)
     curve = metrics["learning_curve"]
-    assert [point["n_train"] for point in curve] == [10, 30]
+    assert [point["n_train"] for point in curve] == [0, 10, 30]
     assert all(point["n_test"] == 8 for point in curve)  # a fixed, seeded 20% held out
     assert metrics["n_items"] == 8
     assert "themes.micro_f1" in curve[0] and "themes.micro_f1" in curve[0]["ci"]
