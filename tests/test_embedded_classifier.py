@@ -16,6 +16,7 @@ from coder.embedded.classifier import LocalClassifier
 from coder.embedded.features import non_answer_reason, split_sentences
 from coder.embedded.retrain import retrain_and_repropose
 from coder.embedded.training import LabelledExample, examples_from_gold_file
+from coder.errors import CoderError
 from coder.store import Store
 from schemas import Codebook, Labels, Question, Response, Theme
 from tests.conftest import shared_path
@@ -241,3 +242,52 @@ def test_coder_train_command_end_to_end(db_path: Path, tmp_path: Path) -> None:
     Store(empty).close()
     result = runner.invoke(cli, ["train", "--db", str(empty)])
     assert result.exit_code == 1 and "codebook" in result.output
+
+
+def test_only_the_latest_three_model_blobs_are_kept(db_path: Path) -> None:
+    from coder.embedded.training import KEEP_MODEL_BLOBS, load_state, model_rows
+
+    store = make_project(db_path)
+    classifier = LocalClassifier(store)
+    examples = examples_from_store_for_test(store)
+    versions = []
+    for run in range(KEEP_MODEL_BLOBS + 2):
+        # Different parameters make a different version each run.
+        classifier.fit(examples, small_codebook(), stance_kernel_weight=0.1 * run)
+        classifier.save()
+        versions.append(classifier.model_version)
+    rows = model_rows(store)
+    assert [row["version"] for row in rows] == versions  # every row (provenance) survives
+    assert [bool(row["pruned"]) for row in rows] == [True, True, False, False, False]
+    assert load_state(store).version == versions[-1]
+    assert load_state(store, versions[2]).version == versions[2]
+    with pytest.raises(CoderError, match="pruned"):
+        load_state(store, versions[0])
+    store.close()
+
+
+def examples_from_store_for_test(store: Store) -> list[LabelledExample]:
+    from coder.embedded.training import examples_from_store
+
+    return examples_from_store(store)
+
+
+def test_trained_proposals_take_evidence_from_the_same_encoder_pass(db_path: Path) -> None:
+    store = make_project(db_path)
+    classifier = LocalClassifier(store)
+    classifier.fit(examples_from_store_for_test(store), small_codebook())
+    text = "The nurses were so kind. Parking is too expensive and there are no spaces."
+    embeddings, sentences = classifier.embed_sentences([text, "Friendly staff"])
+    assert sentences[0].shape == (2, 384) and sentences[1].shape == (1, 384)
+    assert np.allclose(sentences[1][0], embeddings[1])
+    assert np.allclose(np.linalg.norm(sentences[0], axis=1), 1.0, atol=1e-4)
+    # Each span's vector is closest to its own sentence encoded alone.
+    alone = classifier.encoder.encode(split_sentences(text))
+    assert (sentences[0] @ alone.T).argmax(axis=1).tolist() == [0, 1]
+    [result] = classifier.propose(
+        [Response(id="x", text=text, question="better")], small_codebook()
+    )
+    assert result.proposal is not None
+    for assignment in result.proposal.themes:
+        assert assignment.evidence in split_sentences(text)
+    store.close()

@@ -64,3 +64,40 @@ def test_a_corrupt_model_file_is_refused(tmp_path: Path) -> None:
 def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="missing"):
         MiniLMEncoder(model_path=tmp_path / "absent.onnx")
+
+
+def test_the_int8_runtime_model_is_derived_once_and_agrees_with_the_shipped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODER_CACHE_DIR", str(tmp_path))
+    assert get_encoder().runtime_path == default_model_path()  # batch-invariant by default
+    fast = MiniLMEncoder(quantize=True)
+    assert fast.runtime_path.parent == tmp_path and fast.runtime_path != fast.model_path
+    assert (
+        file_sha256(fast.runtime_path)
+        == fast.runtime_path.with_suffix(".sha256").read_text().strip()
+    )
+    shipped = MiniLMEncoder(quantize=False)
+    assert shipped.runtime_path == shipped.model_path
+    texts = ["The nurses were kind and caring.", "Parking costs too much.", "ok"]
+    agreement = (fast.encode(texts) * shipped.encode(texts)).sum(axis=1)
+    assert agreement.min() > 0.95
+    # A tampered derived file is rebuilt, not used.
+    with fast.runtime_path.open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00\x01\x02\x03")
+    again = MiniLMEncoder(quantize=True)
+    assert (
+        file_sha256(again.runtime_path)
+        == again.runtime_path.with_suffix(".sha256").read_text().strip()
+    )
+
+
+def test_span_vectors_come_from_the_same_pass() -> None:
+    encoder = MiniLMEncoder()
+    text = "The food was cold. Parking was expensive."
+    vectors, spans = encoder.encode_spans([text, ""], [[(0, 18), (19, 41)], []])
+    assert vectors.shape == (2, 384) and spans[0].shape == (2, 384) and spans[1].shape == (0, 384)
+    assert np.allclose(vectors[0], encoder.encode([text])[0], atol=1e-4)
+    alone = encoder.encode(["The food was cold.", "Parking was expensive."])
+    assert (spans[0] @ alone.T).argmax(axis=1).tolist() == [0, 1]

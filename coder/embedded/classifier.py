@@ -189,6 +189,17 @@ class LocalClassifier:
         embeddings = self.embed(texts)
         return embeddings, [self._sentence_vectors[text] for text in texts]
 
+    def separate_sentence_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Per text, its sentences each encoded on their own (the text's vector when one)."""
+        sentences = [split_sentences(text) for text in texts]
+        flat = [sentence for found in sentences if len(found) > 1 for sentence in found]
+        if flat:
+            self.embed(flat)
+        return [
+            self.embed(found) if len(found) > 1 else self.embed([text] * len(found))
+            for text, found in zip(texts, sentences, strict=True)
+        ]
+
     def code_vectors(self, codebook: Codebook) -> tuple[CodeVectors, list[np.ndarray]]:
         """Embeddings of each theme's prototypes (cached per codebook content)."""
         key = codebook.content_hash()
@@ -212,6 +223,7 @@ class LocalClassifier:
                 ],
                 words=[content_words(f"{t.label} {t.definition}") for t in codebook.themes],
                 n_head=[2 + len([i for i in t.include if i.strip()]) for t in codebook.themes],
+                categories=[str(t.category or "") for t in codebook.themes],
             )
             self._code_cache = {key: (codes, per_code)}
         return self._code_cache[key]
@@ -478,7 +490,13 @@ class LocalClassifier:
         texts = [response.text or "" for response in responses]
         questions = [response.question for response in responses]
         reasons = [non_answer_reason(text) for text in texts]
-        embeddings, sentence_vectors = self.embed_sentences(texts)
+        if state is None or state.pair_model is None:
+            # Zero-shot matches each sentence on its own: encoded alone, a sentence's vector
+            # is more specific than its span of the whole response's pass.
+            embeddings = self.embed(texts)
+            sentence_vectors = self.separate_sentence_vectors(texts)
+        else:
+            embeddings, sentence_vectors = self.embed_sentences(texts)
         codes, per_code = self.code_vectors(codebook)
         count = len(responses)
 
@@ -527,9 +545,7 @@ class LocalClassifier:
                 chosen = np.flatnonzero(assigned[row])
                 chosen = chosen[np.argsort(-probabilities[row, chosen])]
                 for code in chosen:
-                    evidence = self._evidence(
-                        texts[row], sentence_vectors[row], per_code[code]
-                    )
+                    evidence = self._evidence(texts[row], sentence_vectors[row], per_code[code])
                     themes.append(
                         ThemeAssignment(
                             code=codes.ids[code],
@@ -605,7 +621,7 @@ class LocalClassifier:
             # Zero-shot: a response that raises several topics matches each one best in
             # the sentence that speaks of it.
             if sentence_vectors is None:
-                _, sentence_vectors = self.embed_sentences(texts)
+                sentence_vectors = self.separate_sentence_vectors(texts)
             multi_rows = [row for row, found in enumerate(sentence_vectors) if len(found) > 1]
             if multi_rows:
                 flat = np.vstack([sentence_vectors[row] for row in multi_rows])

@@ -100,11 +100,12 @@ def dynamic_int8_model(source: Path, source_sha256: str) -> Path | None:
     cast back to float first), so it runs at float speed. Re-quantising the folded float graph
     with onnxruntime's dynamic quantisation (per-channel int8 weights, uint8 activations)
     runs 1.4-1.6x faster on this project's 2-core benchmark box; vectors keep a cosine of
-    0.99 to the shipped model's. Returns None (use the shipped model) when the ``onnx``
-    package is missing, the cache is not writable, or CODER_ENCODER_QUANTIZE=0.
+    0.99 to the shipped model's. The price: activations are quantised per batch, so a text's
+    vector depends on the texts batched with it (cosine 0.96-1.0 to its vector encoded
+    alone), and a proposal could change when only its batch mates did. That is why it is
+    opt-in (CODER_ENCODER_QUANTIZE=1). Returns None (use the shipped model) when the
+    ``onnx`` package is missing or the cache is not writable.
     """
-    if os.environ.get("CODER_ENCODER_QUANTIZE", "1") == "0":
-        return None
     try:
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -167,13 +168,16 @@ class MiniLMEncoder:
         expected_sha256: str | None = MODEL_SHA256,
         threads: int | None = None,
         max_tokens: int = MAX_TOKENS,
-        quantize: bool = True,
+        quantize: bool | None = None,
     ) -> None:
         """Load the model; raise BackendError if a file is missing or its sha256 is wrong.
 
         ``expected_sha256=None`` skips the check (for other, user-supplied ONNX exports).
-        ``quantize`` runs the pinned model through :func:`dynamic_int8_model` (faster).
+        ``quantize`` runs the pinned model through :func:`dynamic_int8_model` (faster, not
+        batch-invariant); None reads CODER_ENCODER_QUANTIZE ('1' = on; off by default).
         """
+        if quantize is None:
+            quantize = os.environ.get("CODER_ENCODER_QUANTIZE", "0") == "1"
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

@@ -138,7 +138,36 @@ def save_state(
             "blob": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
         }
     )
-    return int(table.last_pk or 0)
+    row_id = int(table.last_pk or 0)
+    prune_model_blobs(store)
+    return row_id
+
+
+#: Trained states kept per backend; older rows keep their metadata with blob NULL.
+KEEP_MODEL_BLOBS = 3
+
+
+def prune_model_blobs(store: Store, keep: int = KEEP_MODEL_BLOBS) -> int:
+    """Drop the blobs of all but the latest ``keep`` models per backend; returns how many.
+
+    A state is several megabytes and the review loop retrains every few decisions, so
+    the project file would grow without bound. The row itself stays (version, params,
+    metrics, trained_at) so every proposal's model_version still names its model; a NULL
+    blob records that the state was pruned.
+    """
+    if "models" not in store.db.table_names():
+        return 0
+    with store.db.conn:
+        cursor = store.db.execute(
+            """update models set blob = null
+            where blob is not null and id not in (
+                select id from models as latest
+                where latest.backend = models.backend and latest.blob is not null
+                order by latest.id desc limit ?
+            )""",
+            [keep],
+        )
+    return int(cursor.rowcount or 0)
 
 
 def load_state(store: Store, version: str | None = None) -> Any | None:
@@ -154,9 +183,16 @@ def load_state(store: Store, version: str | None = None) -> Any | None:
     if version is not None:
         sql += " and version = ?"
         params.append(version)
+    else:
+        sql += " and blob is not null"
     rows = store.db.execute(sql + " order by id desc limit 1", params).fetchall()
     if not rows:
         return None
+    if rows[0][0] is None:
+        raise CoderError(
+            f"{store.path}: the local model {version!r} was pruned (only the latest "
+            f"{KEEP_MODEL_BLOBS} trained models are kept); run 'coder train' for a new one"
+        )
     try:
         return pickle.loads(rows[0][0])
     except Exception as error:  # an old or foreign pickle: say so, do not crash the app
@@ -172,8 +208,8 @@ def model_rows(store: Store) -> list[dict[str, Any]]:
     return [
         dict(row)
         for row in store.db.query(
-            "select id, model, version, params, metrics, n_examples, codebook_version, trained_at "
-            "from models order by id"
+            "select id, model, version, params, metrics, n_examples, codebook_version, "
+            "trained_at, blob is null as pruned from models order by id"
         )
     ]
 
