@@ -43,6 +43,8 @@ from coder.errors import BackendError
 from coder.store import Store, now
 from schemas import Codebook, Proposal, Response, ThemeAssignment
 
+#: Zero-shot: cosine to a not-relevant example above which a response is ruled out.
+NOT_RELEVANT_SIMILARITY = 0.8
 #: Zero-shot: a code applies when its prototype similarity is within ZERO_SHOT_MARGIN of the
 #: best code's or above ZERO_SHOT_FLOOR (tuned on the NHS dev split).
 ZERO_SHOT_MARGIN = 0.01
@@ -516,6 +518,8 @@ class LocalClassifier:
             relevance_confidence = np.maximum(
                 model_probs[:, true_column], 1 - model_probs[:, true_column]
             )
+        else:
+            self._zero_shot_relevance(embeddings, similarity, codebook, reasons)
         for row, reason in enumerate(reasons):
             if reason is not None:
                 relevant[row] = False
@@ -591,6 +595,33 @@ class LocalClassifier:
                 )
             )
         return results
+
+    def _zero_shot_relevance(
+        self,
+        embeddings: np.ndarray,
+        similarity: np.ndarray,
+        codebook: Codebook,
+        reasons: list[str | None],
+    ) -> None:
+        """Rule responses out that resemble the codebook's not-relevant examples.
+
+        Without a trained relevance model, a response counts as not relevant when it is
+        closer to one of ``relevance.not_relevant_examples`` than to any code (and close
+        in absolute terms), so "can we have the slides?" is excluded as the rule says.
+        """
+        examples = codebook.relevance.not_relevant_examples if codebook.relevance else []
+        if not examples or not len(embeddings):
+            return
+        example_vectors = self.embed(list(examples))
+        to_examples = embeddings @ example_vectors.T
+        best_code = similarity.max(axis=1) if similarity.size else np.zeros(len(embeddings))
+        for row in range(len(embeddings)):
+            if reasons[row] is not None:
+                continue
+            best = int(np.argmax(to_examples[row]))
+            score = float(to_examples[row, best])
+            if score >= NOT_RELEVANT_SIMILARITY and score > float(best_code[row]):
+                reasons[row] = f"like the codebook's not-relevant example {examples[best][:40]!r}"
 
     def _score_themes(
         self,

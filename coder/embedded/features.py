@@ -56,6 +56,9 @@ def split_sentences(text: str) -> list[str]:
     return [text[begin:end] for begin, end in sentence_spans(text)]
 
 
+_HASHTAG = re.compile(r"#\w[\w-]*")
+
+
 def non_answer_reason(text: str | None) -> str | None:
     """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only), or None."""
     stripped = (text or "").strip()
@@ -63,6 +66,8 @@ def non_answer_reason(text: str | None) -> str | None:
         return "blank"
     if all(char in string.punctuation or char.isspace() for char in stripped):
         return "punctuation only"
+    if not _HASHTAG.sub("", stripped).strip(string.punctuation + " "):
+        return "hashtags only"
     normalised = " ".join(stripped.lower().strip(string.punctuation + " ").split())
     if normalised in NON_ANSWERS or stripped.lower() in NON_ANSWERS:
         return f"non-answer ({stripped[:40]!r})"

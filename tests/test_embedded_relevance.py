@@ -1,0 +1,31 @@
+"""Zero-shot relevance of the embedded classifier: plain signals and the codebook's rule."""
+
+from __future__ import annotations
+
+from coder.codebook import builtin_codebook_path, load_codebook
+from coder.embedded.classifier import LocalClassifier
+from coder.embedded.features import non_answer_reason
+from schemas import Response
+
+
+def test_plain_non_answers() -> None:
+    assert non_answer_reason("#NHSSomerset") == "hashtags only"
+    assert non_answer_reason("  #ICS #Dorset. ") == "hashtags only"
+    assert non_answer_reason("n/a") is not None
+    assert non_answer_reason("Yes, resonates #ICS") is None
+
+
+def test_zero_shot_uses_the_codebooks_not_relevant_examples() -> None:
+    codebook = load_codebook(builtin_codebook_path())
+    responses = [
+        Response(id="a", text="Could we get the slides after the session please?", question="H1"),
+        Response(id="b", text="#NHSSomerset", question="H2"),
+        Response(id="c", text="Clinical champions who tell a persuasive story are pivotal.", question="H4"),
+    ]
+    results = LocalClassifier().propose(responses, codebook)
+    by_id = {result.response_id: result.proposal for result in results}
+    assert by_id["a"] is not None and not by_id["a"].relevant
+    assert "not-relevant example" in (by_id["a"].relevance_reason or "")
+    assert by_id["b"] is not None and not by_id["b"].relevant
+    assert by_id["c"] is not None and by_id["c"].relevant
+    assert "clinical_leadership" in by_id["c"].theme_codes
