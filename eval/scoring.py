@@ -380,6 +380,22 @@ def _allowed_codes(codebook: Codebook, item: GoldItem) -> list[str]:
     ]
 
 
+def _stance_side(codebook: Codebook, allowed: list[str] | None, stance: str | None) -> list[str] | None:
+    """Key points of the argument's own side, when key points are filed by stance.
+
+    KPA-2021 track 1 gives each argument with its stance and matches it only against the
+    key points of its motion *and* stance; ArgKP codes carry that stance as their category.
+    """
+    if stance is None or allowed is None:
+        return allowed
+    stance_ids = set(codebook.stance_ids)
+    category_of = {theme.id: theme.category for theme in codebook.themes}
+    categories = {code: category_of.get(code) for code in allowed}
+    if not categories or not all(category in stance_ids for category in categories.values()):
+        return allowed
+    return [code for code, category in categories.items() if category == stance]
+
+
 def _score_matching(
     codebook: Codebook, items: Sequence[GoldItem], preds: Sequence[Prediction]
 ) -> dict[str, Any]:
@@ -395,7 +411,7 @@ def _score_matching(
                 uncertain=frozenset(item.uncertain_labels),
             )
         )
-        allowed = _allowed_codes(codebook, item)
+        allowed = _stance_side(codebook, _allowed_codes(codebook, item), item.stance)
         if pred.scores:
             best[item.id] = matching.best_match(pred.scores, allowed)
         elif pred.labels:
