@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,8 @@ def find_gold_files(folder: Path) -> tuple[Path, Path]:
     raise GoldError(f"{folder}: no dev.jsonl or items.jsonl in this folder (pass --items FILE)")
 
 
-def read_items(path: Path) -> list[GoldItem]:
-    """Read a gold items JSONL file; errors name the line and field."""
-    items: list[GoldItem] = []
-    seen: set[str] = set()
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; ids become strings."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
@@ -85,6 +83,14 @@ def read_items(path: Path) -> list[GoldItem]:
             raise GoldError(f"{path}, line {number}: expected a JSON object")
         if "id" in data and not isinstance(data["id"], str):
             data["id"] = str(data["id"])
+        yield number, data
+
+
+def read_items(path: Path) -> list[GoldItem]:
+    """Read a gold items JSONL file; errors name the line and field."""
+    items: list[GoldItem] = []
+    seen: set[str] = set()
+    for number, data in jsonl_objects(path):
         try:
             item = GoldItem.model_validate(data)
         except ValidationError as error:

@@ -29,7 +29,6 @@ What is scored, and on which items (each choice is tested in tests/test_eval_cli
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.metrics import f1_score
 
 from eval import agreement, bootstrap, calibration, matching, multilabel
-from eval.gold import GoldError, GoldItem
+from eval.gold import GoldError, GoldItem, jsonl_objects
 from schemas import Codebook, Proposal
 
 NONE_STANCE = "(none)"
@@ -89,21 +88,7 @@ class Prediction(BaseModel):
 def read_predictions(path: Path) -> dict[str, Prediction]:
     """Read a predictions JSONL file (id, labels, stance, relevant, optional scores)."""
     out: dict[str, Prediction] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise GoldError(f"{path}: cannot read: {error}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise GoldError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(data, dict):
-            raise GoldError(f"{path}, line {number}: expected a JSON object")
-        if "id" in data and not isinstance(data["id"], str):
-            data["id"] = str(data["id"])
+    for number, data in jsonl_objects(path):
         if "scores" not in data and isinstance(data.get("label_scores"), dict):
             data["scores"] = data["label_scores"]
         try:
