@@ -27,7 +27,8 @@ from coder.embedded.features import content_words
 from coder.errors import BackendError
 
 #: Codes with fewer positives than this get no per-code model (the pair model scores them).
-MIN_POSITIVES = 5
+#: 3 over 5 in 5-fold CV on NHS dev: themes micro-F1 0.7258 vs 0.7226, macro-F1 0.544 vs 0.538.
+MIN_POSITIVES = 3
 
 
 def _word_tfidf() -> TfidfVectorizer:
