@@ -29,3 +29,28 @@ def test_zero_shot_uses_the_codebooks_not_relevant_examples() -> None:
     assert by_id["b"] is not None and not by_id["b"].relevant
     assert by_id["c"] is not None and by_id["c"].relevant
     assert "clinical_leadership" in by_id["c"].theme_codes
+
+
+def test_stance_cues_for_the_default_scale() -> None:
+    from coder.embedded.features import stance_cue
+
+    ids = ["resonates", "partly", "does_not_resonate", "unclear"]
+    assert stance_cue("Partly. A pathway approach is right but...", ids) == "partly"
+    assert stance_cue("Yes, but one-year funding pots...", ids) == "partly"
+    assert stance_cue("Not really. Policy is rarely the blocker", ids) == "does_not_resonate"
+    assert stance_cue("Doesn't resonate. Cost savings are rarely cash-releasing", ids) == "does_not_resonate"
+    assert stance_cue("Absolutely. We sold a device into one clinic", ids) == "resonates"
+    assert stance_cue("Yes, this resonates.", ids) == "resonates"
+    assert stance_cue("Nobody shares what didn't work.", ids) is None
+    assert stance_cue("Yes", ["pro", "con"]) is None
+
+
+def test_zero_shot_stance_follows_an_explicit_opening() -> None:
+    codebook = load_codebook(builtin_codebook_path())
+    responses = [
+        Response(id="p", text="Partly. Budgets sit with single providers.", question="H1"),
+        Response(id="n", text="Not really. Procurement is the blocker.", question="H2"),
+    ]
+    by_id = {r.response_id: r.proposal for r in LocalClassifier().propose(responses, codebook)}
+    assert by_id["p"] is not None and by_id["p"].stance == "partly"
+    assert by_id["n"] is not None and by_id["n"].stance == "does_not_resonate"

@@ -25,6 +25,7 @@ from coder.embedded.features import (
     parse_examples,
     sentence_spans,
     split_sentences,
+    stance_cue,
     theme_prototypes,
 )
 from coder.embedded.models import (
@@ -537,6 +538,14 @@ class LocalClassifier:
             for row in range(count):
                 stances[row] = stance_classes[best[row]]
                 stance_confidence[row] = stance_probs[row, best[row]]
+            if state is None or state.stance_model is None:
+                # Zero-shot similarity to stance descriptions is near chance; an explicit
+                # opening ("Partly.", "Yes, but", "Not really") is the respondent's own answer.
+                for row, text in enumerate(texts):
+                    cue = stance_cue(text, stance_ids)
+                    if cue is not None:
+                        stances[row] = cue
+                        stance_confidence[row] = max(float(stance_confidence[row]), 0.7)
 
         # The reviewed response most like each one (named in rationales).
         nearest = self._nearest_training(embeddings)

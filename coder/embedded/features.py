@@ -58,6 +58,46 @@ def split_sentences(text: str) -> list[str]:
 
 _HASHTAG = re.compile(r"#\w[\w-]*")
 
+# Openings that answer "does it resonate?" outright, for the default stance scale. Order
+# matters: "Yes, but" is partly, not resonates.
+_STANCE_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "partly",
+        re.compile(
+            r"^\W*(partly|partially|somewhat|to some extent|in part|sort of|mostly|"
+            r"(yes|it does|this resonates|resonates|agree)\W+(but|however|although)\b)",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "does_not_resonate",
+        re.compile(
+            r"^\W*(no\b|not really|not at all|doesn'?t resonate|does not resonate|"
+            r"this does not|disagree|i disagree|not convinced)",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "resonates",
+        re.compile(
+            r"^\W*(yes\b|absolutely|definitely|agreed?\b|strongly agree|completely|totally|"
+            r"this (really |strongly )?resonates|resonates)",
+            re.IGNORECASE,
+        ),
+    ),
+)
+
+
+def stance_cue(text: str, stance_ids: list[str]) -> str | None:
+    """The stance an explicit opening gives ("Partly.", "Yes, but", "Not really"), if any.
+
+    Only for scales that use coder's default stance ids; other scales get None.
+    """
+    for stance, pattern in _STANCE_CUES:
+        if stance in stance_ids and pattern.search(text or ""):
+            return stance
+    return None
+
 
 def non_answer_reason(text: str | None) -> str | None:
     """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only), or None."""
