@@ -15,10 +15,12 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 RESPONSE_TAG = re.compile(r'<response id="([^"]+)">\n(.*?)\n</response>', re.DOTALL)
@@ -481,3 +483,16 @@ def make_project(db_path: Any, n: int = 8, texts: list[str] | None = None) -> An
         for i in range(n)
     )
     return store
+
+
+def coder_executable() -> str:
+    """The ``coder`` console script of the running interpreter's environment."""
+    return str(Path(sys.executable).parent / "coder")
+
+
+def precode_args(db: Path, fake: FakeOpenAI, *extra: str) -> list[str]:
+    """``coder precode`` arguments for the openai backend against ``fake`` (fast retries)."""
+    return [
+        "precode", "--db", str(db), "--backend", "openai", "--model", "gpt-4o-mini",
+        "--base-url", fake.base_url, "--mode", "tools", "--initial-wait", "0.001", *extra,
+    ]

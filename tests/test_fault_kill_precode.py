@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from coder.store import Store
-from tests.llm_fake_server import FakeOpenAI, make_project
+from tests.llm_fake_server import FakeOpenAI, coder_executable, make_project, precode_args
 
 N = 2000
 KILLS = 20
@@ -42,24 +42,7 @@ def test_twenty_kills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     make_project(db, n=N).close()
     rng = random.Random(SEED)
     with FakeOpenAI(latency=0.02) as fake:
-        command = [
-            str(Path(sys.executable).parent / "coder"),
-            "precode",
-            "--db",
-            str(db),
-            "--backend",
-            "openai",
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            fake.base_url,
-            "--mode",
-            "tools",
-            "--concurrency",
-            str(CONCURRENCY),
-            "--initial-wait",
-            "0.001",
-        ]
+        command = [coder_executable(), *precode_args(db, fake, "--concurrency", str(CONCURRENCY))]
         env = {**os.environ, "OPENAI_API_KEY": "sk-local-kill-test"}
         kills = 0
         progress = []

@@ -16,14 +16,13 @@ import logging
 import os
 import random
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from coder.llm.redact import nhs_number_valid, redact
-from tests.llm_fake_server import FakeOpenAI, make_project
+from tests.llm_fake_server import FakeOpenAI, coder_executable, make_project, precode_args
 
 HAND_LABELLED: list[tuple[str, list[tuple[str, str]]]] = [
     (
@@ -225,26 +224,7 @@ def test_api_key_never_reaches_store_output_or_logs_even_through_faults(
     with FakeOpenAI(host=host, timeout_sleep=0.5) as fake:
         # A server that quotes the key back must not get it stored either.
         fake.add_faults("echo_auth", "429", "500", "reset", "echo_auth", "bad_code")
-        command = [
-            str(Path(sys.executable).parent / "coder"),
-            "precode",
-            "--db",
-            str(db),
-            "--backend",
-            "openai",
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            fake.base_url,
-            "--mode",
-            "tools",
-            "--concurrency",
-            "2",
-            "--initial-wait",
-            "0.001",
-            "--request-timeout",
-            "0.3",
-        ]
+        command = [coder_executable(), *precode_args(db, fake, "--concurrency", "2", "--request-timeout", "0.3")]
         env = {**os.environ, "OPENAI_API_KEY": SECRET, "CODER_LOG_LEVEL": "DEBUG"}
         finished = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from coder.store import Store
-from tests.llm_fake_server import FakeOpenAI, make_project
+from tests.llm_fake_server import FakeOpenAI, coder_executable, make_project, precode_args
 
 N = 40
 
@@ -22,24 +22,7 @@ def test_killed_run_resumes_and_every_response_is_proposed_once(tmp_path: Path) 
     db = tmp_path / "p.db"
     make_project(db, n=N).close()
     with FakeOpenAI(latency=0.15) as fake:
-        command = [
-            str(Path(sys.executable).parent / "coder"),
-            "precode",
-            "--db",
-            str(db),
-            "--backend",
-            "openai",
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            fake.base_url,
-            "--mode",
-            "tools",
-            "--concurrency",
-            "2",
-            "--initial-wait",
-            "0.001",
-        ]
+        command = [coder_executable(), *precode_args(db, fake, "--concurrency", "2")]
         env = {**os.environ, "OPENAI_API_KEY": "sk-local-test"}
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path

@@ -21,7 +21,7 @@ from coder.llm.classifier import LLMClassifier
 from coder.llm.injection import FLAG
 from coder.precode import precode
 from coder.store import Store
-from tests.llm_fake_server import FakeOpenAI, make_project
+from tests.llm_fake_server import FakeOpenAI, make_project, precode_args
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 
@@ -38,22 +38,7 @@ def run(args: list[str], env: dict[str, str] | None = None) -> Any:
 
 
 def openai_args(db: Path, fake: FakeOpenAI, *extra: str) -> list[str]:
-    return [
-        "precode",
-        "--db",
-        str(db),
-        "--backend",
-        "openai",
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        fake.base_url,
-        "--mode",
-        "tools",
-        "--initial-wait",
-        "0.001",
-        *extra,
-    ]
+    return precode_args(db, fake, *extra)
 
 
 def test_second_run_makes_no_calls_and_redo_is_served_from_cache(
