@@ -157,26 +157,69 @@ def _rows_review(data: dict[str, Any]) -> list[Row]:
 
 
 def _rows_embedded(data: dict[str, Any]) -> list[Row]:
+    """Accuracy and speed of the embedded classifier against the targets of its issue."""
     rows: list[Row] = []
-    for figure, path in [
+    for figure, path, target, minimum in [
         (
             "embedded NHS dev zero-shot themes micro F1",
             ("nhs_pxtextmining_v6", "zero_shot", "themes_micro_f1"),
+            ">= 0.45",
+            0.45,
         ),
         (
             "embedded NHS dev 5-fold CV themes micro F1",
             ("nhs_pxtextmining_v6", "cv5", "themes_micro_f1"),
+            ">= 0.72",
+            0.72,
+        ),
+        (
+            "embedded NHS dev 5-fold CV themes macro F1",
+            ("nhs_pxtextmining_v6", "cv5", "themes_macro_f1"),
+            ">= 0.58",
+            0.58,
         ),
         (
             "embedded NHS dev 5-fold CV stance accuracy",
             ("nhs_pxtextmining_v6", "cv5", "stance_accuracy"),
+            ">= 0.70",
+            0.70,
         ),
-        ("embedded ArgKP dev mAP (strict)", ("argkp_2021", "map_strict")),
-        ("embedded ArgKP dev mAP (relaxed)", ("argkp_2021", "map_relaxed")),
+        (
+            "embedded NHS dev relevance F1 (not relevant)",
+            ("nhs_pxtextmining_v6", "cv5", "relevance_f1_not_relevant"),
+            ">= 0.97",
+            0.97,
+        ),
+        ("embedded ArgKP dev mAP (strict)", ("argkp_2021", "map_strict"), ">= 0.80", 0.80),
+        ("embedded ArgKP dev mAP (relaxed)", ("argkp_2021", "map_relaxed"), "-", None),
+        (
+            "embedded ArgKP dev stance accuracy (unseen motions)",
+            ("argkp_2021", "stance_accuracy"),
+            ">= 0.85",
+            0.85,
+        ),
+        (
+            "embedded training on NHS dev, incl. encoding (s)",
+            ("nhs_pxtextmining_v6", "train_seconds_full_incl_encoding"),
+            "<= 120",
+            None,
+        ),
+        (
+            "embedded proposals/s, trained, incl. encoding",
+            ("speed", "propose_responses_per_second_trained"),
+            ">= 500",
+            500.0,
+        ),
     ]:
         value = _get(data, *path)
-        if value is not None:
-            rows.append((figure, str(value), "-", None))
+        if value is None:
+            continue
+        met: bool | None = None
+        if minimum is not None:
+            met = float(value) >= minimum
+        elif target.startswith("<="):
+            met = float(value) <= float(target[2:])
+        rows.append((figure, str(value), target, met))
     return rows
 
 
