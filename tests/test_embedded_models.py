@@ -107,3 +107,24 @@ def test_rarely_used_codes_are_damped_and_unused_codes_are_not() -> None:
     # above the base rate -> unchanged; 'c': never used (maybe new) -> unchanged.
     assert damped[0] < 0.25
     assert np.allclose(damped[1:], 0.9)
+
+
+def test_stance_regularisation_is_chosen_by_held_out_accuracy() -> None:
+    from coder.embedded.classifier import choose_regularisation
+
+    rng = np.random.default_rng(5)
+    labels = ["pro", "con"] * 40
+    # The embedding carries the label; the words are noise shared by both classes.
+    embeddings = np.array(
+        [[1.0 if label == "pro" else -1.0, *rng.normal(size=7)] for label in labels]
+    )
+    texts = [f"argument number {i % 7}" for i in range(80)]
+    questions = [f"motion {i % 4}" for i in range(80)]
+    # Near-zero C cannot learn the signal; C = 10 can, on motions it did not train on.
+    for choices in ((1e-4, 10.0), (10.0, 1e-4)):
+        assert choose_regularisation(texts, embeddings, questions, labels, None, choices) == 10.0
+    # Too little data to hold anything out: the first choice.
+    tiny = choose_regularisation(
+        texts[:10], embeddings[:10], questions[:10], labels[:10], None, (2.0, 0.5)
+    )
+    assert tiny == 2.0
