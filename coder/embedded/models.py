@@ -545,9 +545,6 @@ class LabelModel:
     model: LogisticRegression | None = None
     constant: str | None = None
     extra_width: int = 0
-    #: character n-gram TF-IDF (None when not used; older pickles lack it)
-    chars: TfidfVectorizer | None = None
-    char_weight: float = 1.0
 
     def _features(
         self,
@@ -562,9 +559,6 @@ class LabelModel:
             self.tagged.transform(question_tagged(texts, questions)),
             sp.csr_matrix(embeddings.astype(np.float64)),
         ]
-        if getattr(self, "chars", None) is not None:
-            assert self.chars is not None
-            blocks.append(self.char_weight * self.chars.transform([t or "_" for t in texts]))
         if self.extra_width:
             width = self.extra_width
             values = extra if extra is not None else np.zeros((len(texts), width))
@@ -580,7 +574,6 @@ class LabelModel:
         extra: np.ndarray | None = None,
         C: float = 2.0,
         balanced: bool = True,
-        char_weight: float = 0.0,
     ) -> LabelModel:
         distinct = sorted(set(labels))
         self.classes = distinct
@@ -600,16 +593,6 @@ class LabelModel:
             self.tagged = TfidfVectorizer(analyzer=str.split, min_df=1, lowercase=False)
             self.tagged.fit(question_tagged(texts, questions))
         self.extra_width = 0 if extra is None else extra.shape[1]
-        if char_weight > 0:
-            self.char_weight = char_weight
-            self.chars = TfidfVectorizer(
-                analyzer="char_wb",
-                ngram_range=(2, 5),
-                sublinear_tf=True,
-                min_df=2,
-                max_features=100_000,
-            )
-            self.chars.fit([t or "_" for t in texts])
         features = self._features(texts, embeddings, questions, extra)
         self.model = LogisticRegression(
             C=C, max_iter=3000, class_weight="balanced" if balanced else None
@@ -618,7 +601,6 @@ class LabelModel:
         self.classes = [str(label) for label in self.model.classes_]
         slim(self.words)
         slim(self.tagged)
-        slim(self.chars)
         return self
 
     def probabilities(
