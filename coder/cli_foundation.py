@@ -54,6 +54,7 @@ def codebook_check(path: Path) -> None:
         f"[green]OK[/] {path}: {len(loaded.questions)} questions, {len(loaded.themes)} themes, "
         f"stance scale: {', '.join(loaded.stance_ids) or 'none'}",
         highlight=False,
+        soft_wrap=True,  # a long path must not break the line (or scripts reading it)
     )
 
 
