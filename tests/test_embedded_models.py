@@ -12,6 +12,7 @@ from coder.embedded.models import (
     KernelThemeModel,
     PairModel,
     best_f1_threshold,
+    choose_regularisation,
     leave_one_out,
     pair_features,
 )
@@ -110,8 +111,6 @@ def test_rarely_used_codes_are_damped_and_unused_codes_are_not() -> None:
 
 
 def test_stance_regularisation_is_chosen_by_held_out_accuracy() -> None:
-    from coder.embedded.classifier import choose_regularisation
-
     rng = np.random.default_rng(5)
     labels = ["pro", "con"] * 40
     # The embedding carries the label; the words are noise shared by both classes.

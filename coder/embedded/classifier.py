@@ -36,6 +36,7 @@ from coder.embedded.models import (
     KernelThemeModel,
     LabelModel,
     PairModel,
+    choose_regularisation,
     pair_features,
     prototype_similarity,
     sigmoid,
@@ -100,64 +101,6 @@ class ThemeScores:
     source: np.ndarray
     #: raw kernel ridge scores, columns in the theme model's label order (None: no model)
     kernel_scores: np.ndarray | None = None
-
-
-def choose_regularisation(
-    texts: Sequence[str],
-    embeddings: np.ndarray,
-    questions: Sequence[str | None],
-    labels: Sequence[str],
-    extra: np.ndarray | None,
-    choices: Sequence[float],
-    folds: int = 3,
-) -> float:
-    """The C in ``choices`` whose stance model is most accurate on held-out folds.
-
-    With answers to three or more questions the folds hold out whole questions, because a
-    model is most often asked about questions (e.g. motions) it has not seen; otherwise the
-    folds are random. Ties go to the first choice; tiny or one-class data get it too.
-    """
-    from sklearn.model_selection import GroupKFold, StratifiedKFold
-
-    distinct_questions = len(set(questions))
-    if len(choices) == 1 or len(labels) < 30 or len(set(labels)) < 2:
-        return choices[0]
-    label_array = np.array(labels)
-    if distinct_questions >= 3:
-        groups = np.array([str(q) for q in questions])
-        splits = list(GroupKFold(min(folds, distinct_questions)).split(texts, label_array, groups))
-    else:
-        if min(np.unique(label_array, return_counts=True)[1]) < folds:
-            return choices[0]
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
-        splits = list(splitter.split(texts, label_array))
-    scores = []
-    for strength in choices:
-        correct = 0
-        for train, held in splits:
-            if len(set(label_array[train])) < 2:
-                continue
-            model = LabelModel().fit(
-                [texts[i] for i in train],
-                embeddings[train],
-                [questions[i] for i in train],
-                label_array[train].tolist(),
-                extra=None if extra is None else extra[train],
-                balanced=True,
-                C=strength,
-            )
-            if model.model is None:
-                continue
-            probabilities = model.probabilities(
-                [texts[i] for i in held],
-                embeddings[held],
-                [questions[i] for i in held],
-                None if extra is None else extra[held],
-            )
-            predicted = np.array(model.classes)[probabilities.argmax(axis=1)]
-            correct += int((predicted == label_array[held]).sum())
-        scores.append(correct)
-    return float(choices[int(np.argmax(scores))])
 
 
 class LocalClassifier:
@@ -358,7 +301,7 @@ class LocalClassifier:
                 seen = sum(
                     count
                     for question, count in applicable_counts.items()
-                    if any(t.id == theme.id for t in codebook.themes_for(question))
+                    if theme.applies_to(question)
                 )
                 rare_codes[theme.id] = (counts[theme.id], seen)
         theme_model = None

@@ -113,23 +113,20 @@ def dynamic_int8_model(source: Path, source_sha256: str) -> Path | None:
     each text on its own with this model. Returns None (use the shipped model) when the
     ``onnx`` package is missing or neither the cache nor the temp folder is writable.
     """
-    try:
-        import onnxruntime as ort
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError:
-        return None
     for folder in _derived_model_folders():
-        target = _build_dynamic_int8(
-            source, source_sha256, folder, ort, quantize_dynamic, QuantType
-        )
+        target = _build_dynamic_int8(source, source_sha256, folder)
         if target is not None:
             return target
     return None
 
 
-def _build_dynamic_int8(
-    source: Path, source_sha256: str, folder: Path, ort: Any, quantize_dynamic: Any, QuantType: Any
-) -> Path | None:
+def _build_dynamic_int8(source: Path, source_sha256: str, folder: Path) -> Path | None:
+    """The int8 copy in ``folder``, built there when missing; None when it cannot be."""
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return None
     target = folder / f"{MODEL_NAME}-dyn-{source_sha256[:16]}-ort{ort.__version__}.onnx"
     stamp = target.with_suffix(".sha256")
     if target.is_file() and stamp.is_file():

@@ -16,12 +16,13 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from coder.embedded.features import content_words
 from coder.errors import BackendError
@@ -580,6 +581,16 @@ class LabelModel:
         if len(distinct) < 2:
             self.constant = distinct[0] if distinct else None
             return self
+        self._fit_vocabulary(texts, questions, extra)
+        features = self._features(texts, embeddings, questions, extra)
+        self._fit_classifier(features, labels, C, balanced)
+        slim(self.words)
+        slim(self.tagged)
+        return self
+
+    def _fit_vocabulary(
+        self, texts: Sequence[str], questions: Sequence[str | None], extra: np.ndarray | None
+    ) -> None:
         self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
         self.tagged = _question_tfidf()
         try:
@@ -593,15 +604,15 @@ class LabelModel:
             self.tagged = TfidfVectorizer(analyzer=str.split, min_df=1, lowercase=False)
             self.tagged.fit(question_tagged(texts, questions))
         self.extra_width = 0 if extra is None else extra.shape[1]
-        features = self._features(texts, embeddings, questions, extra)
+
+    def _fit_classifier(
+        self, features: sp.csr_matrix, labels: Sequence[str], C: float, balanced: bool
+    ) -> None:
         self.model = LogisticRegression(
             C=C, max_iter=3000, class_weight="balanced" if balanced else None
         )
         self.model.fit(features, list(labels))
         self.classes = [str(label) for label in self.model.classes_]
-        slim(self.words)
-        slim(self.tagged)
-        return self
 
     def probabilities(
         self,
@@ -614,3 +625,59 @@ class LabelModel:
         if self.model is None:
             return np.ones((len(texts), max(1, len(self.classes))))
         return self.model.predict_proba(self._features(texts, embeddings, questions, extra))
+
+
+def choose_regularisation(
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    questions: Sequence[str | None],
+    labels: Sequence[str],
+    extra: np.ndarray | None,
+    choices: Sequence[float],
+    folds: int = 3,
+) -> float:
+    """The C in ``choices`` whose (balanced) :class:`LabelModel` is most accurate held out.
+
+    With answers to three or more questions the folds hold out whole questions, because a
+    model is most often asked about questions (e.g. motions) it has not seen; otherwise the
+    folds are random. Ties go to the first choice; tiny or one-class data get it too. Each
+    fold's vocabulary and features are built once and shared by every choice.
+    """
+    distinct_questions = len(set(questions))
+    if len(choices) == 1 or len(labels) < 30 or len(set(labels)) < 2:
+        return choices[0]
+    label_array = np.array(labels)
+    if distinct_questions >= 3:
+        groups = np.array([str(q) for q in questions])
+        splits = list(GroupKFold(min(folds, distinct_questions)).split(texts, label_array, groups))
+    else:
+        if min(np.unique(label_array, return_counts=True)[1]) < folds:
+            return choices[0]
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
+        splits = list(splitter.split(texts, label_array))
+
+    def rows(index: np.ndarray) -> tuple[list[str], np.ndarray, list[str | None], Any]:
+        return (
+            [texts[i] for i in index],
+            embeddings[index],
+            [questions[i] for i in index],
+            None if extra is None else extra[index],
+        )
+
+    correct = np.zeros(len(choices), dtype=np.int64)
+    for train, held in splits:
+        if len(set(label_array[train])) < 2:
+            continue
+        model = LabelModel()
+        train_texts, _, train_questions, train_extra = rows(train)
+        model._fit_vocabulary(train_texts, train_questions, train_extra)
+        train_features = model._features(*rows(train))
+        held_features = model._features(*rows(held))
+        for position, strength in enumerate(choices):
+            model._fit_classifier(train_features, label_array[train].tolist(), strength, True)
+            assert model.model is not None
+            predicted = np.array(model.classes)[
+                model.model.predict_proba(held_features).argmax(axis=1)
+            ]
+            correct[position] += int((predicted == label_array[held]).sum())
+    return float(choices[int(np.argmax(correct))])
