@@ -129,6 +129,7 @@ def test_a_stored_model_gets_the_encoder_it_was_trained_with() -> None:
     assert get_encoder(MODEL_NAME).name == MODEL_NAME
     assert get_encoder(FAST_MODEL_NAME).name == FAST_MODEL_NAME
     assert get_encoder("some-other-encoder") is get_encoder()
+    assert get_encoder(FAST_MODEL_NAME) is get_encoder()  # one load, not two
 
 
 def test_span_vectors_come_from_the_same_pass() -> None:

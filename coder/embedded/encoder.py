@@ -157,6 +157,11 @@ def _build_dynamic_int8(source: Path, source_sha256: str, folder: Path) -> Path 
     return target
 
 
+def _quantize_by_default() -> bool:
+    """The int8 copy unless CODER_ENCODER_QUANTIZE=0 asks for the shipped float graph."""
+    return os.environ.get("CODER_ENCODER_QUANTIZE", "1") != "0"
+
+
 def _default_threads() -> int:
     # Use every core we are allowed, but at most 4: beyond that MiniLM gains little and a
     # shared box suffers. CODER_ONNX_THREADS overrides it.
@@ -196,7 +201,7 @@ class MiniLMEncoder:
         ('0' = the shipped float graph, named ``minilm-l6-int8``; on by default).
         """
         if quantize is None:
-            quantize = os.environ.get("CODER_ENCODER_QUANTIZE", "1") != "0"
+            quantize = _quantize_by_default()
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -347,8 +352,12 @@ def get_encoder(name: str | None = None) -> Encoder:
     other name gives the default. When the int8 copy cannot be built (no ``onnx``, nothing
     writable) the shipped graph stands in: its vectors agree to a cosine of about 0.99.
     """
-    quantize = None if name not in (MODEL_NAME, FAST_MODEL_NAME) else name == FAST_MODEL_NAME
-    key = {None: "default", True: FAST_MODEL_NAME, False: MODEL_NAME}[quantize]
+    if name in (MODEL_NAME, FAST_MODEL_NAME):
+        quantize = name == FAST_MODEL_NAME
+    else:
+        quantize = _quantize_by_default()
+    # Keyed by what was asked for, so the default and its own name share one loaded model.
+    key = FAST_MODEL_NAME if quantize else MODEL_NAME
     with _encoder_lock:
         if key not in _encoders:
             _encoders[key] = MiniLMEncoder(quantize=quantize)
