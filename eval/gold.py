@@ -10,7 +10,6 @@ A gold set is a codebook file (the gold ``codebook.json`` shape, or any codebook
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coder.codebook import load_codebook
 from coder.errors import CoderError
+from coder.jsonl import jsonl_objects as read_jsonl
 from schemas import Codebook, Response
 
 ITEM_FILE_NAMES = ("dev.jsonl", "items.jsonl")
@@ -67,23 +67,8 @@ def find_gold_files(folder: Path) -> tuple[Path, Path]:
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL file; ids become strings."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise GoldError(f"{path}: cannot read: {error}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise GoldError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(data, dict):
-            raise GoldError(f"{path}, line {number}: expected a JSON object")
-        if "id" in data and not isinstance(data["id"], str):
-            data["id"] = str(data["id"])
-        yield number, data
+    """(line number, object) for each non-blank line of a gold JSONL file (GoldError)."""
+    return read_jsonl(path, GoldError)
 
 
 def read_items(path: Path) -> list[GoldItem]:

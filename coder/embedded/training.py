@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.errors import CoderError
+from coder.jsonl import jsonl_objects
 from coder.store import Store, now
 
 
@@ -61,18 +62,8 @@ def examples_from_gold_file(path: str | Path, split: str | None = None) -> list[
     """Items of a gold-format JSONL file; ``split`` keeps items whose meta.source_split matches."""
     path = Path(path)
     examples = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise CoderError(f"{path}: cannot read the training file: {error}") from error
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise CoderError(f"{path}, line {number}: not JSON: {error}") from error
-        if not isinstance(item, dict) or "text" not in item:
+    for number, item in jsonl_objects(path):
+        if "text" not in item:
             raise CoderError(f"{path}, line {number}: an item needs at least a 'text' field")
         if split is not None and (item.get("meta") or {}).get("source_split") != split:
             continue
