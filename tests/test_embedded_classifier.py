@@ -291,30 +291,3 @@ def test_trained_proposals_take_evidence_from_the_same_encoder_pass(db_path: Pat
     for assignment in result.proposal.themes:
         assert assignment.evidence in split_sentences(text)
     store.close()
-
-
-def test_stance_is_stacked_from_the_stance_model_and_the_kernel() -> None:
-    codebook = small_codebook()
-    kind = ["Kind nurses", "Friendly team", "Caring doctors", "Lovely staff", "Helpful porters"]
-    rude = ["Rude nurses", "Unfriendly team", "Cold doctors", "Dismissive staff", "Curt porters"]
-    examples = [
-        LabelledExample(text=f"{text} {n}", question="good", themes=["staff"], stance=stance)
-        for n in range(8)
-        for texts, stance in ((kind, "resonates"), (rude, "does_not_resonate"))
-        for text in texts
-    ]
-    classifier = LocalClassifier()
-    state = classifier.fit(examples, codebook)
-    assert state.stance_combiner is not None
-    assert state.theme_model is not None and state.theme_model.held_out is None  # not stored
-    results = classifier.propose(
-        [
-            Response(id="a", text="The nurses were so kind", question="good"),
-            Response(id="b", text="The nurses were rude", question="good"),
-        ],
-        codebook,
-    )
-    assert [r.proposal.stance for r in results if r.proposal] == [
-        "resonates",
-        "does_not_resonate",
-    ]

@@ -11,10 +11,8 @@ from coder.embedded.models import (
     KernelParams,
     KernelThemeModel,
     PairModel,
-    StanceCombiner,
     best_f1_threshold,
     choose_regularisation,
-    held_out_probabilities,
     leave_one_out,
     pair_features,
 )
@@ -129,39 +127,3 @@ def test_stance_regularisation_is_chosen_by_held_out_accuracy() -> None:
         texts[:10], embeddings[:10], questions[:10], labels[:10], None, (2.0, 0.5)
     )
     assert tiny == 2.0
-
-
-def test_held_out_stance_probabilities_cover_every_row_in_sorted_class_order() -> None:
-    rng = np.random.default_rng(2)
-    labels = ["pro", "con", "mixed"] * 20
-    sign = {"pro": 1.0, "con": -1.0, "mixed": 0.0}
-    embeddings = np.array([[sign[label], *rng.normal(size=5)] for label in labels])
-    texts = [f"text {i % 9}" for i in range(60)]
-    probabilities = held_out_probabilities(texts, embeddings, [None] * 60, labels, None, C=10.0)
-    assert probabilities is not None and probabilities.shape == (60, 3)
-    assert np.allclose(probabilities.sum(axis=1), 1.0)
-    # Columns are con, mixed, pro: each row's own class is most likely held out.
-    predicted = np.array(["con", "mixed", "pro"])[probabilities.argmax(axis=1)]
-    assert (predicted == np.array(labels)).mean() > 0.8
-    # A class with fewer examples than folds: no out-of-fold estimate.
-    assert (
-        held_out_probabilities(
-            texts[:7], embeddings[:7], [None] * 7, labels[:5] + ["x", "x"], None, C=1.0
-        )
-        is None
-    )
-
-
-def test_stance_combiner_learns_which_view_to_trust() -> None:
-    rng = np.random.default_rng(3)
-    labels = np.array(["pro", "con"] * 100)
-    # The label model's view is noise; the kernel's stance columns carry the answer.
-    noise = rng.dirichlet([1.0, 1.0], size=200)
-    kernel = np.column_stack([labels == "con", labels == "pro"]).astype(float)
-    kernel += rng.normal(scale=0.3, size=kernel.shape)
-    combiner = StanceCombiner().fit(noise, kernel, labels.tolist())
-    assert combiner.classes == ["con", "pro"]
-    found = combiner.probabilities(noise, kernel, ["pro", "con", "unused"])
-    assert found.shape == (200, 3) and np.allclose(found[:, 2], 0.0)
-    predicted = np.array(["pro", "con"])[found[:, :2].argmax(axis=1)]
-    assert (predicted == labels).mean() > 0.9

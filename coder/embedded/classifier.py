@@ -36,9 +36,7 @@ from coder.embedded.models import (
     KernelThemeModel,
     LabelModel,
     PairModel,
-    StanceCombiner,
     choose_regularisation,
-    held_out_probabilities,
     pair_features,
     prototype_similarity,
     sigmoid,
@@ -89,9 +87,6 @@ class TrainedState:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: per code with 1 to MIN_POSITIVES-1 positives: (positives, examples it could apply to)
     rare_codes: dict[str, tuple[int, int]] = field(default_factory=dict)
-    #: stance from the stance model and the kernel's stance columns together (None: the
-    #: fixed STANCE_KERNEL_WEIGHT blend)
-    stance_combiner: StanceCombiner | None = None
 
 
 @dataclass
@@ -311,7 +306,6 @@ class LocalClassifier:
                 rare_codes[theme.id] = (counts[theme.id], seen)
         theme_model = None
         kernel_texts: list[str] = []
-        rows: list[int] = []  # the examples the kernel model was fitted on, in its row order
         if kernel_codes and len(relevant_rows) >= 20:
             rows = relevant_rows
             if len(rows) > MAX_KERNEL_EXAMPLES:
@@ -421,7 +415,6 @@ class LocalClassifier:
         # Stance: words, question-tagged words, embeddings, and (when codes carry a stance,
         # as ArgKP key points do) how well the response matches each stance's codes.
         stance_model = None
-        stance_combiner = None
         stance_questions: set[str] = set()
         if codebook.stance:
             stance_rows = [
@@ -462,20 +455,7 @@ class LocalClassifier:
                     C=strength,
                 )
                 stance_questions = {str(questions[i]) for i in stance_rows}
-                stance_combiner = self._fit_stance_combiner(
-                    theme_model,
-                    rows,
-                    stance_rows,
-                    stance_texts,
-                    embeddings[stance_rows],
-                    stance_question_list,
-                    stance_labels,
-                    evidence,
-                    strength,
-                )
 
-        if theme_model is not None:
-            theme_model.held_out = None  # only needed for stacking; keeps the pickle small
         version_params = {
             "kernel": vars(params),
             "stance_kernel_weight": stance_kernel_weight,
@@ -494,7 +474,6 @@ class LocalClassifier:
             stance_model=stance_model,
             stance_uses_themes=stance_uses_themes and pair_model is not None,
             stance_questions=stance_questions,
-            stance_combiner=stance_combiner,
             relevance_model=relevance_model,
             train_texts=kernel_texts,
             metrics=metrics,
@@ -502,48 +481,6 @@ class LocalClassifier:
         )
         self.model = self._model_name()
         return self.state
-
-    @staticmethod
-    def _fit_stance_combiner(
-        theme_model: KernelThemeModel | None,
-        kernel_rows: Sequence[int],
-        stance_rows: Sequence[int],
-        texts: Sequence[str],
-        embeddings: np.ndarray,
-        questions: Sequence[str | None],
-        labels: Sequence[str],
-        extra: np.ndarray | None,
-        strength: float,
-    ) -> StanceCombiner | None:
-        """Stack the stance model and the kernel's stance columns (see StanceCombiner).
-
-        Both views are taken out of fold: the kernel's leave-one-out scores, the stance
-        model's 3-fold probabilities. Only stance rows the kernel was fitted on take part.
-        Returns None when the kernel has no stance columns or the data are too few.
-        """
-        if theme_model is None or theme_model.held_out is None:
-            return None
-        classes = sorted(set(labels))
-        try:
-            columns = [theme_model.labels.index(STANCE_PREFIX + value) for value in classes]
-        except ValueError:
-            return None
-        position = {example: row for row, example in enumerate(kernel_rows)}
-        shared = [i for i, example in enumerate(stance_rows) if example in position]
-        if len(shared) < 30 or len({labels[i] for i in shared}) < len(classes):
-            return None
-        label_probabilities = held_out_probabilities(
-            [texts[i] for i in shared],
-            embeddings[shared],
-            [questions[i] for i in shared],
-            [labels[i] for i in shared],
-            None if extra is None else extra[shared],
-            strength,
-        )
-        if label_probabilities is None:
-            return None
-        kernel = theme_model.held_out[[position[stance_rows[i]] for i in shared]][:, columns]
-        return StanceCombiner().fit(label_probabilities, kernel, [labels[i] for i in shared])
 
     def save(self, store: Store | None = None, codebook_version: int | None = None) -> int:
         """Store the trained state in the project's ``models`` table; returns the row id."""
@@ -904,17 +841,10 @@ class LocalClassifier:
                     labels.index(STANCE_PREFIX + value) if STANCE_PREFIX + value in labels else -1
                     for value in model.classes
                 ]
-                combiner = getattr(state, "stance_combiner", None)
-                seen = ~unseen
-                if combiner is not None and min(columns) >= 0 and seen.any():
-                    # The combiner learned the kernel columns in sorted class order.
-                    ordered = [columns[model.classes.index(value)] for value in combiner.classes]
-                    probabilities[seen] = combiner.probabilities(
-                        probabilities[seen], kernel_scores[seen][:, ordered], model.classes
-                    )
-                elif weight > 0 and min(columns) >= 0:
+                if weight > 0 and min(columns) >= 0:
                     kernel = np.clip(kernel_scores[:, columns], 0.0, None) + 1e-3
                     kernel /= kernel.sum(axis=1, keepdims=True)
+                    seen = ~unseen
                     probabilities[seen] = (1 - weight) * probabilities[seen] + weight * kernel[seen]
             return probabilities, list(model.classes)
         # Zero-shot: similarity of "question + answer" to each stance value's description.

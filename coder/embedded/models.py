@@ -137,9 +137,6 @@ class KernelThemeModel:
     thresholds: np.ndarray | None = None
     calibration: np.ndarray | None = None  # (labels, 2): slope, intercept
     cv_f1: np.ndarray | None = None
-    #: out-of-fold scores of the tuning rows, for models stacked on this one; transient
-    #: (the classifier clears it before the model is saved)
-    held_out: np.ndarray | None = None
 
     def _tfidf(self, texts: Sequence[str]) -> sp.csr_matrix:
         assert self.vectorizer is not None
@@ -244,7 +241,6 @@ class KernelThemeModel:
         self.thresholds = np.array(thresholds)
         self.calibration = np.array(calibration)
         self.cv_f1 = np.array(cv_f1)
-        self.held_out = oof
         slim(self.vectorizer)
         slim(self.char_vectorizer)
         self.train_tfidf = tfidf.astype(np.float32)
@@ -382,8 +378,6 @@ def _centred_cosine(
         np.clip(code_norm[cols] - 2.0 * centre_code[rows, cols] + centre_norm[rows], 0.0, None)
     )
     return dot / (left * right + 1e-9)
-
-
 def pair_features(
     response_vectors: np.ndarray,
     response_words: Sequence[set[str]],
@@ -631,84 +625,6 @@ class LabelModel:
         if self.model is None:
             return np.ones((len(texts), max(1, len(self.classes))))
         return self.model.predict_proba(self._features(texts, embeddings, questions, extra))
-
-
-def held_out_probabilities(
-    texts: Sequence[str],
-    embeddings: np.ndarray,
-    questions: Sequence[str | None],
-    labels: Sequence[str],
-    extra: np.ndarray | None,
-    C: float,
-    folds: int = 3,
-) -> np.ndarray | None:
-    """Out-of-fold :class:`LabelModel` probabilities, columns in sorted label order.
-
-    Stratified folds: what a model stacked on the label model will see at proposal time
-    is answers to questions it was trained on. None when a class has fewer than ``folds``
-    examples (some fold would miss it).
-    """
-    label_array = np.array(labels)
-    classes, counts = np.unique(label_array, return_counts=True)
-    if len(classes) < 2 or counts.min() < folds:
-        return None
-    result = np.zeros((len(labels), len(classes)))
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
-    for train, held in splitter.split(np.zeros(len(labels)), label_array):
-        model = LabelModel().fit(
-            [texts[i] for i in train],
-            embeddings[train],
-            [questions[i] for i in train],
-            label_array[train].tolist(),
-            extra=None if extra is None else extra[train],
-            C=C,
-        )
-        probabilities = model.probabilities(
-            [texts[i] for i in held],
-            embeddings[held],
-            [questions[i] for i in held],
-            None if extra is None else extra[held],
-        )
-        result[np.ix_(held, [list(classes).index(c) for c in model.classes])] = probabilities
-    return result
-
-
-@dataclass
-class StanceCombiner:
-    """Stance from two views at once: the label model's probabilities and the kernel
-    model's stance columns, by a logistic regression fitted on out-of-fold values of both.
-
-    It replaces a fixed blend of the two (0.3 / 0.7): the fit learns how far to trust each
-    view per class and corrects the balanced label model's bias toward rare classes.
-    NHS dev 5-fold CV: sentiment accuracy 0.709 against 0.701 for the fixed blend.
-    """
-
-    classes: list[str] = field(default_factory=list)
-    model: LogisticRegression | None = None
-
-    @staticmethod
-    def _features(label_probabilities: np.ndarray, kernel_scores: np.ndarray) -> np.ndarray:
-        return np.hstack([np.log(label_probabilities + 1e-4), kernel_scores])
-
-    def fit(
-        self, label_probabilities: np.ndarray, kernel_scores: np.ndarray, labels: Sequence[str]
-    ) -> StanceCombiner:
-        self.model = LogisticRegression(C=1.0, max_iter=2000)
-        self.model.fit(self._features(label_probabilities, kernel_scores), list(labels))
-        self.classes = [str(label) for label in self.model.classes_]
-        return self
-
-    def probabilities(
-        self, label_probabilities: np.ndarray, kernel_scores: np.ndarray, order: Sequence[str]
-    ) -> np.ndarray:
-        """(n, len(order)) probabilities, columns in ``order`` (a class never seen gets 0)."""
-        assert self.model is not None
-        found = self.model.predict_proba(self._features(label_probabilities, kernel_scores))
-        result = np.zeros((len(found), len(order)))
-        for position, value in enumerate(order):
-            if value in self.classes:
-                result[:, position] = found[:, self.classes.index(value)]
-        return result
 
 
 def choose_regularisation(
