@@ -32,6 +32,8 @@ from sklearn.model_selection import KFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import machine_info  # noqa: E402
+
 from coder.codebook import load_codebook  # noqa: E402
 from coder.embedded.classifier import LocalClassifier  # noqa: E402
 from coder.embedded.encoder import MiniLMEncoder, get_encoder  # noqa: E402
@@ -46,6 +48,7 @@ def machine() -> dict[str, Any]:
     import onnxruntime
 
     return {
+        **machine_info(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
