@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from coder.cli_common import console, db_option, handle_errors, open_store
 from coder.errors import CoderError
+from coder.store import Store
 
 METRIC_CHOICES = (
     "percent", "cohen", "scott", "ac1", "fleiss", "alpha",
@@ -399,6 +401,7 @@ def _run_eval(
     if test_filters:
         params["test_filter"] = list(test_filters)
     curve: list[dict[str, Any]] = []
+    call_store: Store | None = None
     mode = "predictions"
     n_train = 0
     if predictions_path is not None:
@@ -416,7 +419,15 @@ def _run_eval(
                 "--cv trains on the other folds of the scored items: it cannot be combined "
                 "with --train, --train-filter or --learning-curve"
             )
-        make = runner.factory(backend, model)
+        llm_options: dict[str, Any] = {}
+        if backend == "openai" and not no_store:
+            # Every model call is traced, as in precode: into the project's llm_calls,
+            # under one run id that the stored eval run names. Opened before the run, so
+            # the calls of a run that fails half-way are kept.
+            call_store = open_store(db_path)
+            llm_options = {"call_logger": call_store.log_llm_call, "run_id": uuid.uuid4().hex}
+            params["llm_run_id"] = llm_options["run_id"]
+        make = runner.factory(backend, model, **llm_options)
         pool = _training_pool(all_items, items, train_path, train_by, limit, read_items)
         if train_path:
             params["train"] = str(train_path)
@@ -475,7 +486,7 @@ def _run_eval(
         md, html_path = write_report(metrics, report_dir, title=f"coder eval: {codebook.name}")
         console.print(f"Wrote {md} and {html_path}")
     if not no_store:
-        with open_store(db_path) as store:
+        with call_store or open_store(db_path) as store:
             run_id = store.add_eval_run(
                 name=name,
                 backend=run_info["backend"],
