@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -49,11 +48,7 @@ def machine() -> dict[str, Any]:
 
     return {
         **machine_info(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor(),
         "onnxruntime": onnxruntime.__version__,
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def quiet_library_logs() -> None:
+    """Silence the LLM client libraries' own logging of failed attempts.
+
+    instructor logs every failed attempt at ERROR, with the whole error body; our retry
+    layer handles them and ``llm_calls`` records them, so on the console they would only
+    repeat each failure twice and break progress bars. Commands report failures themselves.
+    """
+    for name in ("instructor", "httpx", "httpx2", "openai"):
+        logger = logging.getLogger(name)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
 
 
 def db_option(func: F) -> F:

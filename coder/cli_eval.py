@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from coder.cli_common import console, db_option, handle_errors, open_store
+from coder.cli_common import console, db_option, handle_errors, open_store, quiet_library_logs
 from coder.errors import CoderError
 from coder.store import Store
 
@@ -420,13 +420,16 @@ def _run_eval(
                 "with --train, --train-filter or --learning-curve"
             )
         llm_options: dict[str, Any] = {}
-        if backend == "openai" and not no_store:
-            # Every model call is traced, as in precode: into the project's llm_calls,
-            # under one run id that the stored eval run names. Opened before the run, so
-            # the calls of a run that fails half-way are kept.
-            call_store = open_store(db_path)
-            llm_options = {"call_logger": call_store.log_llm_call, "run_id": uuid.uuid4().hex}
-            params["llm_run_id"] = llm_options["run_id"]
+        if backend == "openai":
+            quiet_library_logs()  # failures are summarised below and kept in llm_calls
+            if not no_store:
+                # Every model call is traced, as in precode: into the project's llm_calls,
+                # under one run id that the stored eval run names. Opened before the run,
+                # so the calls of a run that fails half-way are kept.
+                call_store = open_store(db_path)
+                llm_run_id = uuid.uuid4().hex
+                llm_options = {"call_logger": call_store.log_llm_call, "run_id": llm_run_id}
+                params["llm_run_id"] = llm_run_id
         make = runner.factory(backend, model, **llm_options)
         pool = _training_pool(all_items, items, train_path, train_by, limit, read_items)
         if train_path:
@@ -462,6 +465,10 @@ def _run_eval(
             console.print(
                 f"[yellow]{len(failed)} item(s) failed and are scored as predicting nothing.[/]"
             )
+            for result in failed[:3]:
+                console.print(
+                    f"  failed {result.response_id}: {result.error}", highlight=False, markup=False
+                )
     params["mode"] = mode
     params["n_train"] = n_train
     metrics = score(codebook, items, predictions, n_resamples=resamples, seed=seed)

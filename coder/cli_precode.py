@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,14 @@ from rich.progress import (
 )
 
 from coder.backends.base import Classifier, ProposalResult, get_classifier
-from coder.cli_common import console, db_option, err_console, handle_errors, open_store
+from coder.cli_common import (
+    console,
+    db_option,
+    err_console,
+    handle_errors,
+    open_store,
+    quiet_library_logs,
+)
 from coder.errors import BackendError
 from coder.precode import PrecodeSummary, precode, responses_to_precode, save_redactions
 from coder.store import Store
@@ -73,15 +79,6 @@ class RichPrecodeProgress:
             spend=spend,
             rate=rate,
         )
-
-
-def _quiet_library_logs() -> None:
-    # instructor logs every failed attempt at ERROR; our retry layer handles them and
-    # llm_calls records them, so they would only break the progress bar.
-    for name in ("instructor", "httpx", "httpx2", "openai"):
-        logger = logging.getLogger(name)
-        logger.addHandler(logging.NullHandler())
-        logger.propagate = False
 
 
 def _build_classifier(backend: str, options: dict[str, Any], store: Store | None = None) -> Classifier:
@@ -200,7 +197,7 @@ def precode_command(
     """
     from coder.llm.config import endpoint_configured_in_env
 
-    _quiet_library_logs()
+    quiet_library_logs()
     if backend is None:
         backend = "openai" if batch_api else "local"
         if backend == "local" and endpoint_configured_in_env():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from coder.cli import cli
@@ -13,23 +15,34 @@ from tests.llm_fake_server import FakeOpenAI
 from tests.test_eval_local import CODEBOOK, _items
 
 
-def test_eval_with_the_openai_backend_logs_every_call_under_the_stored_runs_id(
-    tmp_path: Path,
-) -> None:
+def eval_openai(
+    tmp_path: Path, items: list[dict[str, Any]], *extra: str, faults: tuple[str, ...] = ()
+) -> tuple[Any, int]:
+    """Run ``coder eval`` on a gold folder of ``items`` against the fake server.
+
+    Returns the CLI result and how many chat requests the server received.
+    """
     folder = tmp_path / "gold"
     folder.mkdir()
     (folder / "codebook.json").write_text(json.dumps(CODEBOOK))
-    items = _items("dev", 0, 1)
     (folder / "dev.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
-    db = tmp_path / "eval.db"
+    args = ["eval", str(folder), "--backend", "openai", "--model", "gpt-4o-mini", *extra]
     with FakeOpenAI() as fake:
+        fake.add_faults(*faults)
         result = CliRunner().invoke(
             cli,
-            ["eval", str(folder), "--backend", "openai", "--model", "gpt-4o-mini", "--db", str(db)],
+            args,
             env={"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-local-placeholder"},
             catch_exceptions=False,
         )
-        requests = len(fake.chat_requests)
+        return result, len(fake.chat_requests)
+
+
+def test_eval_with_the_openai_backend_logs_every_call_under_the_stored_runs_id(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "eval.db"
+    result, requests = eval_openai(tmp_path, _items("dev", 0, 1), "--db", str(db))
     assert result.exit_code == 0, result.output
     assert requests > 0
     with Store(db) as store:
@@ -42,28 +55,24 @@ def test_eval_with_the_openai_backend_logs_every_call_under_the_stored_runs_id(
 
 
 def test_eval_with_no_store_writes_no_project_file(tmp_path: Path) -> None:
-    folder = tmp_path / "gold"
-    folder.mkdir()
-    (folder / "codebook.json").write_text(json.dumps(CODEBOOK))
-    items = _items("dev", 0, 1)[:3]
-    (folder / "dev.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
     db = tmp_path / "eval.db"
-    with FakeOpenAI() as fake:
-        result = CliRunner().invoke(
-            cli,
-            [
-                "eval",
-                str(folder),
-                "--backend",
-                "openai",
-                "--model",
-                "m",
-                "--db",
-                str(db),
-                "--no-store",
-            ],
-            env={"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-local-placeholder"},
-            catch_exceptions=False,
-        )
+    result, _ = eval_openai(tmp_path, _items("dev", 0, 1)[:3], "--db", str(db), "--no-store")
     assert result.exit_code == 0, result.output
     assert not db.exists()
+
+
+def test_a_failed_item_is_reported_once_in_plain_words_without_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 401 that quotes the Authorization header: not retried, and not worth two raw log
+    # lines from the client library per item.
+    db = tmp_path / "eval.db"
+    items = _items("dev", 0, 1)[:3]
+    result, _ = eval_openai(tmp_path, items, "--db", str(db), faults=("echo_auth",))
+    assert result.exit_code == 0, result.output
+    assert "1 item(s) failed and are scored as predicting nothing." in result.output
+    assert result.output.count("  failed dev") == 1
+    assert "AuthenticationError" in result.output
+    # instructor's own "API call failed ..." records would print the error twice more.
+    assert not [record for record in caplog.records if record.name.startswith("instructor")]
+    assert "sk-local-placeholder" not in result.output
