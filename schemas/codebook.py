@@ -21,6 +21,13 @@ class Question(BaseModel):
     id: str = Field(description="Short stable id, e.g. 'H1'.")
     short_name: str | None = Field(default=None, description="A few words, e.g. 'Pathways'.")
     text: str = Field(description="The full question or hypothesis text shown to respondents.")
+    has_stance: bool = Field(
+        default=True,
+        description=(
+            "False for questions that ask for ideas rather than a view (e.g. 'Are any "
+            "hypotheses missing?'): no stance is proposed, asked for or reported for them."
+        ),
+    )
 
 
 class Theme(BaseModel):
@@ -126,6 +133,15 @@ class Codebook(BaseModel):
     themes: list[Theme] = Field(default_factory=list)
     stance: StanceScale | None = Field(default_factory=default_stance_scale)
     relevance: RelevanceRule | None = Field(default_factory=RelevanceRule)
+    sub_themes_imply_parent: bool = Field(
+        default=False,
+        description=(
+            "The parent/sub-theme rule. False (the default): a parent theme is coded only when "
+            "the answer speaks of the parent itself, and a sub-theme alone does not imply it. "
+            "True: coding a sub-theme also codes its parent (the classifier adds it, the eval "
+            "suite scores it, the report counts it)."
+        ),
+    )
 
     # --- lookups -----------------------------------------------------------------
     def theme(self, theme_id: str) -> Theme:
@@ -158,6 +174,35 @@ class Codebook(BaseModel):
         """Themes that may be applied to a response to ``question_id``."""
         return [theme for theme in self.themes if theme.applies_to(question_id)]
 
+    def has_stance(self, question_id: str | None) -> bool:
+        """False when the codebook has no stance scale or the question declares no stance."""
+        if self.stance is None:
+            return False
+        if question_id is None:
+            return True
+        try:
+            return self.question(question_id).has_stance
+        except KeyError:
+            return True
+
+    def with_parents(self, codes: list[str]) -> list[str]:
+        """``codes`` plus their parents when the codebook's rule says sub-themes imply them.
+
+        Order is kept (a parent follows its first child); unknown codes pass through.
+        """
+        if not self.sub_themes_imply_parent:
+            return list(codes)
+        parent_of = {theme.id: theme.parent for theme in self.themes if theme.parent}
+        out: list[str] = []
+        for code in codes:
+            if code not in out:
+                out.append(code)
+            parent = parent_of.get(code)
+            while parent and parent not in out:
+                out.append(parent)
+                parent = parent_of.get(parent)
+        return out
+
     def question_text(self, question_id: str | None) -> str:
         """The full text of a question, or the id itself when it is not in the codebook."""
         if question_id is None:
@@ -169,5 +214,13 @@ class Codebook(BaseModel):
 
     def content_hash(self) -> str:
         """A stable hash of the content: a changed codebook gets a new version."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        data = self.model_dump(mode="json")
+        # Fields added after codebooks were first stored are left out while at their
+        # default, so an unchanged codebook keeps its version (and its hash).
+        if not data.get("sub_themes_imply_parent"):
+            data.pop("sub_themes_imply_parent", None)
+        for question in data.get("questions", []):
+            if question.get("has_stance", True):
+                question.pop("has_stance", None)
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

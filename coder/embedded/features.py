@@ -99,6 +99,34 @@ def stance_cue(text: str, stance_ids: list[str]) -> str | None:
     return None
 
 
+# Words that only say how far the respondent agrees: an answer made of nothing else
+# ("Yes", "Strongly resonates", "Not really", "Agree - 100%") carries a stance but no theme.
+_STANCE_WORDS = frozenset(
+    """yes yeah yep yup no nope nah not really absolutely definitely certainly totally
+    completely entirely fully strongly very much so agree agreed disagree disagreed
+    strongly partly partially somewhat slightly mostly largely in part to some extent
+    resonates resonate resonated resonating does do doesn't don't it this that hypothesis
+    statement one for me with i 100 percent of course indeed sure true correct right
+    exactly quite maybe perhaps possibly kind sort of a bit little lot totally and or but
+    too also same here definitely yes no agree completely think so would say""".split()
+)
+_STANCE_WORD = re.compile(r"[a-z0-9']+")
+
+
+def stance_only(text: str | None) -> bool:
+    """True when ``text`` says only how far the respondent agrees, and nothing codable.
+
+    "Yes", "Strongly resonates", "No", "Not really", "Agree 100%!" — a stance, no theme.
+    Hashtags are ignored. Used by the classifier (no themes), quotes (not a quote) and
+    discover (not a candidate theme).
+    """
+    stripped = _HASHTAG.sub(" ", text or "").lower()
+    found = _STANCE_WORD.findall(stripped)
+    if not found or len(found) > 8:
+        return False
+    return all(word in _STANCE_WORDS for word in found)
+
+
 def non_answer_reason(text: str | None) -> str | None:
     """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only), or None."""
     stripped = (text or "").strip()
