@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -19,9 +20,17 @@ from coder.codebook import (
     is_gold_format,
     load_codebook,
     read_codebook_file,
+    theme_overlap,
 )
-from coder.errors import CoderError
-from coder.importer import plan_import, run_import
+from coder.errors import BackendError, CoderError
+from coder.importer import (
+    ImportPlan,
+    check_reimport,
+    parse_column_map,
+    plan_import,
+    run_import,
+    shorten,
+)
 from coder.store import Store
 from schemas import Codebook
 
@@ -33,12 +42,17 @@ def codebook() -> None:
 
 @codebook.command("check")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overlap/--no-overlap", default=True, show_default=True,
+              help="Also warn about pairs of themes whose texts overlap (offline encoder).")
 @handle_errors
-def codebook_check(path: Path) -> None:
+def codebook_check(path: Path, overlap: bool) -> None:
     """Validate a codebook file and report every problem at once.
 
     Checks duplicate ids, unknown parents, parent cycles, themes applying to unknown
-    questions and empty definitions, naming the path to each bad field.
+    questions and empty definitions, naming the path to each bad field. Then warns (exit
+    status 0) about pairs of themes whose label, definition and include criteria are
+    unusually similar for this codebook, which reviewers and classifiers will confuse;
+    a sub-theme and its parent overlap by design and are not compared.
     """
     data = read_codebook_file(path)
     if is_gold_format(data):
@@ -56,6 +70,33 @@ def codebook_check(path: Path) -> None:
         highlight=False,
         soft_wrap=True,  # a long path must not break the line (or scripts reading it)
     )
+    if overlap:
+        _print_overlap(path, loaded)
+
+
+def _print_overlap(path: Path, loaded: Codebook) -> None:
+    """Warnings for overlapping themes (stderr); the check itself is in coder.codebook."""
+    try:
+        result = theme_overlap(loaded)
+    except BackendError as error:
+        err_console.print(f"[yellow]warning:[/] overlap check skipped: {escape(str(error))}",
+                          highlight=False, soft_wrap=True)
+        return
+    if not result.pairs:
+        console.print(
+            f"No overlapping themes ({result.compared} pairs compared, threshold {result.threshold:.2f}).",
+            highlight=False, soft_wrap=True,
+        )
+        return
+    err_console.print(
+        f"[yellow]warning:[/] {path}: {len(result.pairs)} pair(s) of themes overlap (similarity of "
+        f"label, definition and include criteria at least {result.threshold:.2f}, where this "
+        f"codebook's median pair is {result.median:.2f}); sharpen their definitions or "
+        "exclude criteria, or merge them:",
+        highlight=False, soft_wrap=True,
+    )
+    for first, second, similarity in result.pairs:
+        err_console.print(f"  {similarity:.2f}  {first}  ~  {second}", highlight=False, markup=False, soft_wrap=True)
 
 
 @codebook.command("add")
@@ -169,21 +210,29 @@ def codebook_convert(path: Path, out: Path | None) -> None:
 @click.option("--text-column", default=None, help="Column holding the response text (long shape).")
 @click.option("--question-column", default=None, help="Column holding the question id (long shape).")
 @click.option("--question", default=None, help="Question id for every row (long shape, no question column).")
+@click.option("--map", "column_map", multiple=True, metavar="COLUMN=QUESTION",
+              help="Wide shape: a column (letter A, B, ..., AA or its exact header) holds answers to a "
+                   "question id, e.g. --map \"D=H1\". Repeatable; other columns are still matched to "
+                   "the codebook.")
 @click.option("--question-columns", default=None,
-              help="Comma-separated question columns (wide shape). Default: columns matching the codebook.")
+              help="Comma-separated question columns (wide shape; only these are questions). Headers "
+                   "that contain commas, as hypothesis texts do, are recognised only when written in "
+                   "full; prefer --map. Default: columns matching the codebook.")
 @click.option("--id-column", default=None, help="Column with a stable response id.")
 @click.option("--respondent-column", default=None, help="Column with the respondent id.")
 @click.option("--attribute", "attributes", multiple=True,
               help="Keep only these columns as respondent attributes (repeatable). Default: all others.")
 @click.option("--sheet", default=None, help="XLSX sheet name (default: first).")
 @click.option("--encoding", default=None, help="Force a text encoding (default: detect UTF-8 / cp1252).")
-@click.option("--allow-unknown-questions", is_flag=True, help="Keep questions the codebook does not list.")
-@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@click.option("--allow-unknown-questions", is_flag=True,
+              help="Keep questions the codebook does not list (wide files: free-text columns become "
+                   "questions named by their header).")
+@click.option("--dry-run", is_flag=True, help="Show the column mapping and a preview; write nothing.")
 @db_option
 @handle_errors
 def import_(
     path: Path, shape: str | None, text_column: str | None, question_column: str | None,
-    question: str | None, question_columns: str | None, id_column: str | None,
+    question: str | None, column_map: tuple[str, ...], question_columns: str | None, id_column: str | None,
     respondent_column: str | None, attributes: tuple[str, ...], sheet: str | None,
     encoding: str | None, allow_unknown_questions: bool, dry_run: bool, db_path: Path | None,
 ) -> None:
@@ -191,8 +240,12 @@ def import_(
 
     Long files have one response per row (a text column, optionally a question column).
     Wide files, like a Microsoft Forms export, have one column per question; each non-empty
-    cell becomes a response. Hashtags in the text (#NHSSomerset) become tags. Re-importing
-    a file adds nothing twice. A bad file changes nothing and names the row and field.
+    cell becomes a response. Add the codebook first: wide headers are matched to its
+    questions (exactly, then tolerantly; tolerant matches are listed), or name them with
+    --map "D=H1". Role and organisation columns become the attributes role, organisation
+    and organisation_type. Hashtags in the text (#NHSSomerset) become tags. Re-importing
+    a file adds nothing twice; re-importing it under other question ids is refused. A bad
+    file changes nothing and names the row and field.
     """
     with open_store(db_path) as store:
         try:
@@ -207,7 +260,8 @@ def import_(
             question_column=question_column,
             id_column=id_column,
             respondent_column=respondent_column,
-            question_columns=[c.strip() for c in question_columns.split(",")] if question_columns else None,
+            question_columns=question_columns,
+            column_map=parse_column_map(column_map),
             attribute_columns=list(attributes) or None,
             question=question,
             sheet=sheet,
@@ -216,23 +270,57 @@ def import_(
         )
         console.print(
             f"{path}: {plan.shape} shape, encoding {plan.encoding}, {len(plan.responses)} responses",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
-        for key, value in plan.mapping.items():
-            console.print(f"  {key}: {value}", highlight=False, markup=False)
+        _print_mapping(plan, full=dry_run)
+        for warning in plan.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        check_reimport(store, plan)
         if dry_run:
             table = Table("id", "question", "tags", "attributes", "text", title="Preview (first 10)")
             for response in plan.responses[:10]:
                 table.add_row(
-                    response.id, response.question or "", " ".join(response.tags),
-                    ", ".join(f"{k}={v}" for k, v in response.attributes.items()),
-                    response.text[:70] + ("…" if len(response.text) > 70 else ""),
+                    escape(response.id), escape(response.question or ""), escape(" ".join(response.tags)),
+                    escape(", ".join(f"{k}={v}" for k, v in response.attributes.items())),
+                    escape(response.text[:70] + ("…" if len(response.text) > 70 else "")),
                 )
             console.print(table)
             console.print("[yellow]Dry run: nothing written.[/]")
             return
         added, skipped = run_import(store, plan)
     console.print(f"[green]Imported {added} new responses[/] ({skipped} already in the project).")
+
+
+def _print_mapping(plan: ImportPlan, *, full: bool) -> None:
+    """The column mapping: the whole table for a dry run, else a summary plus every
+    tolerant match (so a guessed question is never silent)."""
+    if full:
+        table = Table("col", "header", "→", "how", title="Column mapping")
+        for column in plan.columns:
+            target = {
+                "question": f"question {shorten(column.target, 24)}",
+                "attribute": f"attribute {shorten(column.target, 24)}",
+                "dropped": "dropped",
+            }.get(column.role, column.role)
+            how = column.how + (f" ({column.similarity:.2f})" if column.similarity is not None else "")
+            table.add_row(column.letter, escape(shorten(column.header, 36)), escape(target), escape(how))
+        console.print(table)
+        return
+    for key, value in plan.mapping.items():
+        if key == "columns":
+            continue
+        if key == "questions" and isinstance(value, dict):
+            value = ", ".join(shorten(q) for q in dict.fromkeys(value.values()))
+        console.print(f"  {key}: {value}", highlight=False, markup=False, soft_wrap=True)
+    recognised = [c for c in plan.columns if c.role == "attribute" and c.how.startswith("recognised")]
+    for column in recognised:
+        console.print(f"  {column.letter} {column.header!r} → attribute {column.target}",
+                      highlight=False, markup=False, soft_wrap=True)
+    for column in plan.tolerant_matches():
+        similarity = f", similarity {column.similarity:.2f}" if column.similarity is not None else ""
+        header = column.header if len(column.header) <= 70 else column.header[:69] + "…"
+        console.print(f"  {column.letter} {header!r} → {column.target} ({column.how}{similarity})",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 @click.command("responses")

@@ -4,24 +4,31 @@ Two shapes are understood:
 
 - **long**: one row per response, with a text column and (optionally) a question column;
 - **wide**: a Microsoft Forms style export, one row per respondent and one column per
-  question; every non-empty answer cell becomes one response.
+  question; every non-empty answer cell becomes one response. Headers are matched to the
+  codebook's questions exactly, then tolerantly (normalised text, word similarity), and
+  every tolerant match is reported; ``--map "D=H1"`` names a column's question outright.
+  Forms' role and organisation columns become the attributes ``role``, ``organisation``
+  and ``organisation_type``; its ID column is the respondent; times, email and name are
+  dropped.
 
 The whole file is read and checked before anything is written, and the write is one
 transaction, so a bad file leaves the project exactly as it was. Ids are stable: the
 file's id column when there is one, else a hash of file name + row + question, so
-re-importing a file adds nothing twice.
+re-importing a file adds nothing twice; re-importing it under *other* question ids is
+refused (:func:`reimport_conflicts`), since that would hold every answer twice.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import hashlib
 import io
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +73,11 @@ class ImportPlan:
     responses: list[Response] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     file_hash: str = ""
+    columns: list[ColumnPlan] = field(default_factory=list)
+
+    def tolerant_matches(self) -> list[ColumnPlan]:
+        """Question columns matched other than exactly (to show the user what was assumed)."""
+        return [c for c in self.columns if c.role == "question" and not c.exact]
 
 
 @dataclass
@@ -264,36 +276,316 @@ def stable_id(source: Path, row: int, question: str | None) -> str:
     return "r_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
+# --- columns -------------------------------------------------------------------------
+
+
+def column_letter(index: int) -> str:
+    """Spreadsheet letter of a 0-based column index: 0 -> A, 25 -> Z, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return letters
+
+
+def column_index(letters: str) -> int | None:
+    """0-based index of a spreadsheet column letter ('A', 'aa'); None if not letters."""
+    if not re.fullmatch(r"[A-Za-z]{1,3}", letters):
+        return None
+    index = 0
+    for char in letters.upper():
+        index = index * 26 + ord(char) - ord("A") + 1
+    return index - 1
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """What the import does with one column of the file, and why (shown in the dry run)."""
+
+    letter: str
+    header: str
+    # question | text | respondent | id | attribute | dropped
+    role: str
+    # the question id, or the attribute's name; empty for dropped columns
+    target: str
+    how: str
+    similarity: float | None = None
+    exact: bool = True
+
+
+# --- matching headers to questions ------------------------------------------------------
+
+QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
+                        "\u2013": "-", "\u2014": "-", "\u00a0": " "})
+NUMBER_PREFIX = re.compile(r"^(?:hypothesis|question|h|q)\s*(\d+)\b")
+ENUMERATION = re.compile(r"^(?:(?:hypothesis|question|h|q)\s*)?\d+\s*[.):\-]\s*")
+# Word-level similarity a header must reach to be taken as a question whose text it nearly
+# repeats. Between the built-in codebook's ten question texts the highest is 0.23, while a
+# header that differs by a word or two from its question scores above 0.95, so 0.8 leaves a
+# wide margin both ways. A runner-up within MARGIN of the best makes the match ambiguous.
+SIMILAR_WORDS = 0.8
+SIMILAR_MARGIN = 0.1
+# Headers shorter than this (after normalising) are names, not question texts: they are
+# matched only exactly (id, short name, number), never by containment or similarity.
+LONG_HEADER = 30
+
+MatchHow = Literal[
+    "id", "short name", "exact text", "number", "normalised text", "contains question text",
+    "part of question text", "similar words",
+]
+EXACT_HOWS = ("id", "short name", "exact text", "number")
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    """The outcome of matching one header (or question value) to the codebook's questions.
+
+    ``question_id`` is None when nothing matched or the match was ambiguous; ``note``
+    then says why (it names the candidates), so the import can warn instead of guessing.
+    """
+
+    question_id: str | None
+    how: str = ""
+    similarity: float | None = None
+    note: str = ""
+
+    @property
+    def exact(self) -> bool:
+        return self.how in EXACT_HOWS
+
+
+def normalise_text(text: Any) -> str:
+    """Text for tolerant comparison: lower case, straight quotes, no punctuation or
+    enumeration prefix ('1.', 'Hypothesis 2:'), single spaces."""
+    value = _norm(text).translate(QUOTES)
+    value = ENUMERATION.sub("", value)
+    value = re.sub(r"[^\w\s]|_", " ", value)
+    return re.sub(r"\s+", " ", value).strip()
+
+
 def match_question(header: str, codebook: Codebook | None) -> str | None:
     """Map a column header (or question value) to a codebook question id, if it is one."""
-    if codebook is None:
-        return None
+    return match_question_header(header, codebook).question_id
+
+
+def match_question_header(header: str, codebook: Codebook | None) -> HeaderMatch:
+    """Match a header to a codebook question, saying how (see :data:`EXACT_HOWS`).
+
+    In order: the id, short name or full text exactly; then, for a header as long as a
+    question text, the normalised text (case, spacing, punctuation, quotes), containment,
+    and word-level similarity (difflib on words, at least :data:`SIMILAR_WORDS`, refused
+    when two questions come close); last the number of 'Hypothesis 1' / 'H1' / 'Q10 ...'.
+    """
+    if codebook is None or not codebook.questions:
+        return HeaderMatch(None)
     # Question values repeat on every row of a long file, so the matching is memoised
     # on the (immutable) question list.
     questions = tuple((q.id, q.short_name, q.text) for q in codebook.questions)
-    return _match_question(header, questions)
+    return _match_header(header, questions)
 
 
 @functools.lru_cache(maxsize=4096)
-def _match_question(header: str, questions: tuple[tuple[str, str | None, str], ...]) -> str | None:
+def _match_header(header: str, questions: tuple[tuple[str, str | None, str], ...]) -> HeaderMatch:
     text = _norm(header)
+    if not text:
+        return HeaderMatch(None)
     for qid, short_name, qtext in questions:
-        if text in (_norm(qid), _norm(qtext)):
-            return qid
+        if text == _norm(qid):
+            return HeaderMatch(qid, "id")
         if short_name and text == _norm(short_name):
-            return qid
-    # "H1", "H1: Pathways ...", "Hypothesis 1 ...", "Q10 ..."
-    match = re.match(r"^(?:hypothesis|question|h|q)\s*(\d+)\b", text)
-    if match:
-        number = match.group(1)
+            return HeaderMatch(qid, "short name")
+        if text == _norm(qtext):
+            return HeaderMatch(qid, "exact text")
+    by_number: str | None = None
+    number = NUMBER_PREFIX.match(text)
+    if number:
         for qid, _, _ in questions:
-            if re.fullmatch(rf"[a-z]*{number}", _norm(qid)):
-                return qid
-    for qid, _, qtext in questions:
-        body = _norm(qtext)
-        if len(text) >= 30 and (text in body or body in text):
-            return qid
+            if re.fullmatch(rf"[a-z]*{number.group(1)}", _norm(qid)):
+                by_number = qid
+                break
+    by_text = _match_text(normalise_text(header), questions)
+    if by_text.question_id is None:
+        if by_number is not None:
+            return HeaderMatch(by_number, "number")
+        return by_text
+    if by_number is not None and by_number != by_text.question_id:
+        return HeaderMatch(
+            None, note=f"its number says {by_number} but its text is {by_text.question_id}'s "
+            f"({by_text.how})",
+        )
+    return by_text
+
+
+def _match_text(body: str, questions: tuple[tuple[str, str | None, str], ...]) -> HeaderMatch:
+    if len(body) < LONG_HEADER:
+        return HeaderMatch(None)
+    texts = [(qid, normalise_text(qtext)) for qid, _, qtext in questions]
+    same = [qid for qid, qtext in texts if body == qtext]
+    if len(same) == 1:
+        return HeaderMatch(same[0], "normalised text")
+    inside = [qid for qid, qtext in texts if body in qtext]
+    around = [qid for qid, qtext in texts if qtext and qtext in body]
+    if len(around) == 1:
+        return HeaderMatch(around[0], "contains question text")
+    if len(inside) == 1:
+        return HeaderMatch(inside[0], "part of question text")
+    if len(inside) > 1:
+        return HeaderMatch(None, note=f"its text is part of several questions ({', '.join(inside)})")
+    words = body.split()
+    scores = sorted(
+        ((difflib.SequenceMatcher(None, words, qtext.split(), autojunk=False).ratio(), qid)
+         for qid, qtext in texts),
+        reverse=True,
+    )
+    best, best_id = scores[0]
+    if best < SIMILAR_WORDS:
+        return HeaderMatch(None, note=f"closest question {best_id} is only {best:.2f} similar")
+    if len(scores) > 1 and scores[1][0] > best - SIMILAR_MARGIN:
+        return HeaderMatch(
+            None, note=f"it is as similar to {best_id} ({best:.2f}) as to {scores[1][1]} ({scores[1][0]:.2f})"
+        )
+    return HeaderMatch(best_id, "similar words", round(best, 3))
+
+
+# --- respondent attributes ----------------------------------------------------------------
+
+ORGANISATION_WORDS = ("organisation", "organization", "organisations", "organizations", "org", "employer", "company")
+TYPE_WORDS = ("type", "types", "kind", "sector", "category")
+
+
+def attribution_name(header: str) -> str | None:
+    """The normalised attribute name for a role or organisation column, else None.
+
+    Forms asks 'What is your role?', 'Which organisation do you work for?', 'What type of
+    organisation ...'; the report attributes quotes by ``role``, ``organisation_type``
+    and ``organisation`` (and ``stakeholder``), so those columns get these names.
+    """
+    words = normalise_text(header).split()
+    # A long header is a question to answer, not a field about the respondent.
+    if not words or len(words) > 10:
+        return None
+    text = " ".join(words)
+    organisation = any(word in ORGANISATION_WORDS for word in words)
+    if (organisation and any(word in TYPE_WORDS for word in words)) or text in ("sector", "organisation type"):
+        return "organisation_type"
+    if "role" in words or "roles" in words or "job title" in text or text in (
+        "job", "position", "profession", "occupation", "what is your job", "what is your position"
+    ):
+        return "role"
+    if organisation:
+        return "organisation"
+    if "stakeholder" in words or "stakeholders" in words:
+        return "stakeholder"
     return None
+
+
+def _looks_like_free_text(header: str, cells: Sequence[Any]) -> bool:
+    """A column that holds answers: a header as long as a hypothesis, or mostly long cells."""
+    if len(normalise_text(header)) >= 80:
+        return True
+    filled = [_cell(cell).split() for cell in cells if _cell(cell).strip()]
+    return bool(filled) and sum(len(words) >= 5 for words in filled) * 2 >= len(filled)
+
+
+def _attribute_columns(
+    header: Sequence[str], used: set[int], chosen: Sequence[str] | None, drop: Sequence[str] = ()
+) -> tuple[dict[int, str], dict[int, str], list[str]]:
+    """Which columns become attributes and under what name.
+
+    Returns (attributes: index -> name, dropped: index -> why, warnings). Recognised role
+    and organisation columns take their normalised name; other columns keep their header.
+    """
+    wanted = {_norm(c) for c in chosen} if chosen is not None else None
+    names: dict[int, str] = {}
+    dropped: dict[int, str] = {}
+    warnings: list[str] = []
+    for index, name in enumerate(header):
+        if index in used:
+            continue
+        if not name:
+            dropped[index] = "no header"
+            continue
+        recognised = attribution_name(name)
+        key = _norm(name)
+        if wanted is not None and key not in wanted and (recognised is None or recognised not in wanted):
+            dropped[index] = "not chosen with --attribute"
+            continue
+        if wanted is None and key in drop:
+            dropped[index] = "personal data (keep it with --attribute)"
+            continue
+        target = recognised or name
+        if target in names.values():
+            if recognised is not None:
+                warnings.append(
+                    f"column {column_letter(index)} {name!r} also looks like the {recognised} column; "
+                    f"kept under its own header"
+                )
+            target = name
+        names[index] = target
+    return names, dropped, warnings
+
+
+def _attribute_values(row: Sequence[Any], names: dict[int, str]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for index, name in names.items():
+        value = row[index]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        attributes[name] = value if isinstance(value, int | float | bool) else _cell(value).strip()
+    return attributes
+
+
+def _attribute_plans(header: Sequence[str], names: dict[int, str], dropped: dict[int, str]) -> list[ColumnPlan]:
+    plans = []
+    for index, name in names.items():
+        recognised = attribution_name(header[index]) == name and _norm(header[index]) != name
+        plans.append(ColumnPlan(column_letter(index), header[index], "attribute", name,
+                                f"recognised {name} column" if recognised else "other column"))
+    for index, why in dropped.items():
+        plans.append(ColumnPlan(column_letter(index), header[index], "dropped", "", why))
+    return plans
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+
+def parse_column_map(values: Sequence[str]) -> list[tuple[str, str]]:
+    """Parse repeated ``--map COLUMN=QUESTION`` values (a letter or an exact header).
+
+    Split at the last '=' only, so a header may hold commas (every hypothesis does) and
+    even '='; question ids never contain '='.
+    """
+    pairs = []
+    for value in values:
+        column, sep, question = value.rpartition("=")
+        if not sep or not column.strip() or not question.strip():
+            raise ImportError_(
+                f"--map {value!r}: expected COLUMN=QUESTION, a column letter or exact header and a "
+                "question id, e.g. --map \"D=H1\""
+            )
+        pairs.append((column.strip(), question.strip()))
+    return pairs
+
+
+def split_question_columns(value: str, header: Sequence[str]) -> list[str]:
+    """Split a ``--question-columns`` value on commas, keeping whole headers that hold commas.
+
+    At each comma boundary the longest run of comma-separated parts that is a header is
+    taken; a part that is no header is left alone (and reported as an unknown column).
+    """
+    headers = {_norm(h) for h in header if h}
+    parts = value.split(",")
+    names: list[str] = []
+    start = 0
+    while start < len(parts):
+        end = next((e for e in range(len(parts), start, -1) if _norm(",".join(parts[start:e])) in headers), start + 1)
+        name = ",".join(parts[start:end]).strip()
+        if name:
+            names.append(name)
+        start = end
+    return names
 
 
 def plan_import(
@@ -305,14 +597,20 @@ def plan_import(
     question_column: str | None = None,
     id_column: str | None = None,
     respondent_column: str | None = None,
-    question_columns: Sequence[str] | None = None,
+    question_columns: str | Sequence[str] | None = None,
+    column_map: Sequence[tuple[str, str]] | None = None,
     attribute_columns: Sequence[str] | None = None,
     question: str | None = None,
     sheet: str | None = None,
     encoding: str | None = None,
     allow_unknown_questions: bool = False,
 ) -> ImportPlan:
-    """Read and check a file; return the responses it holds. Writes nothing."""
+    """Read and check a file; return the responses it holds. Writes nothing.
+
+    ``column_map`` pairs a column (letter or exact header) with a question id, as
+    ``--map "D=H1"`` does; it implies the wide shape. ``question_columns`` may be the raw
+    comma-separated ``--question-columns`` value: it is split knowing the headers.
+    """
     path = Path(path)
     if not path.exists():
         raise ImportError_(f"{path}: file not found")
@@ -342,16 +640,26 @@ def plan_import(
     text_index = _find(table.header, text_column, TEXT_COLUMNS, path, "response text")
     question_index = _find(table.header, question_column, QUESTION_COLUMNS, path, "question")
     if shape is None:
-        long_file = (text_index is not None or question_index is not None) and not question_columns
+        # Two or more headers naming codebook questions make a Forms export even when
+        # another column happens to be called 'Comments' or 'Feedback'.
+        named_questions = sum(1 for h in table.header if match_question(h, codebook))
+        long_file = (
+            (text_index is not None or question_index is not None)
+            and not question_columns and not column_map and named_questions < 2
+        )
         shape = "long" if long_file else "wide"
     plan = ImportPlan(source=path, shape=shape, encoding=table.encoding, mapping={})
     plan.file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
     if shape == "long":
+        if column_map:
+            raise ImportError_(f"{path}: --map names question columns of a wide file; this import is long-shaped")
         _plan_long(plan, table, codebook, text_index, question_index, id_column,
                    respondent_column, attribute_columns, question, allow_unknown_questions)
     else:
         _plan_wide(plan, table, codebook, id_column, respondent_column, question_columns,
-                   attribute_columns, allow_unknown_questions)
+                   column_map or (), attribute_columns, allow_unknown_questions)
+    plan.columns.sort(key=lambda c: column_index(c.letter) or 0)
+    plan.mapping["columns"] = [asdict(c) for c in plan.columns]
 
     seen: dict[str, int] = {}
     for response in plan.responses:
@@ -362,26 +670,6 @@ def plan_import(
             )
         seen[response.id] = response.source_row or 0
     return plan
-
-
-def _attributes(
-    header: Sequence[str], row: Sequence[Any], used: set[int], chosen: Sequence[str] | None, drop: Sequence[str] = ()
-) -> dict[str, Any]:
-    attributes: dict[str, Any] = {}
-    wanted = {_norm(c) for c in chosen} if chosen is not None else None
-    for index, name in enumerate(header):
-        if index in used or not name:
-            continue
-        key = _norm(name)
-        if wanted is not None and key not in wanted:
-            continue
-        if wanted is None and key in drop:
-            continue
-        value = row[index]
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        attributes[name] = value if isinstance(value, int | float | bool) else _cell(value).strip()
-    return attributes
 
 
 def _check_question(
@@ -424,6 +712,15 @@ def _plan_long(
         "id": table.header[id_index] if id_index is not None else "(hash of file, row, question)",
         "respondent": table.header[respondent_index] if respondent_index is not None else None,
     }
+    for index, role, how in (
+        (text_index, "text", "response text"), (question_index, "question", "question of each row"),
+        (id_index, "id", "response id"), (respondent_index, "respondent", "respondent id"),
+    ):
+        if index is not None:
+            plan.columns.append(ColumnPlan(column_letter(index), table.header[index], role, "", how))
+    names, dropped, warnings = _attribute_columns(table.header, used, attribute_columns)
+    plan.warnings += warnings
+    plan.columns += _attribute_plans(table.header, names, dropped)
     fixed = _check_question(fixed_question, codebook, allow_unknown, path, 0, "--question") if fixed_question else None
     for number, row in table.rows:
         raw_text = row[text_index]
@@ -443,7 +740,7 @@ def _plan_long(
                 text=text,
                 question=question,
                 respondent=_cell(row[respondent_index]).strip() or None if respondent_index is not None else None,
-                attributes=_attributes(table.header, row, used, attribute_columns),
+                attributes=_attribute_values(row, names),
                 tags=extract_tags(text),
                 source_file=str(path.name),
                 source_row=number,
@@ -452,62 +749,174 @@ def _plan_long(
     plan.mapping["attributes"] = sorted({k for r in plan.responses for k in r.attributes})
 
 
+def _resolve_column(spec: str, header: Sequence[str], path: Path) -> int:
+    """A ``--map`` column: an exact header (case and spacing aside) or a column letter."""
+    by_name = [i for i, h in enumerate(header) if h == spec] or [
+        i for i, h in enumerate(header) if _norm(h) == _norm(spec)
+    ]
+    by_letter = column_index(spec)
+    in_range = by_letter if by_letter is not None and by_letter < len(header) else None
+    if by_name and in_range is not None and by_name[0] != in_range:
+        raise ImportError_(
+            f"{path}: --map {spec!r} is both column {spec.upper()} ({header[in_range]!r}) and the header "
+            f"of column {column_letter(by_name[0])}; use the other column's letter"
+        )
+    if by_name:
+        return by_name[0]
+    if in_range is not None:
+        return in_range
+    last = column_letter(len(header) - 1)
+    if by_letter is not None:
+        raise ImportError_(
+            f"{path}: --map: there is no column {spec.upper()}; the header row has {len(header)} "
+            f"columns (A to {last})"
+        )
+    listing = ", ".join(f"{column_letter(i)} {shorten(h, 30)!r}" for i, h in enumerate(header))
+    raise ImportError_(
+        f"{path}: --map: no column letter or header {spec!r}; the header row has {len(header)} "
+        f"columns: {listing}"
+    )
+
+
+def _mapped_question(qid: str, codebook: Codebook | None, allow_unknown: bool, path: Path, spec: str) -> str:
+    if codebook is None or not codebook.questions:
+        return qid
+    for known in codebook.question_ids:
+        if _norm(known) == _norm(qid):
+            return known
+    if allow_unknown:
+        return qid
+    raise ImportError_(
+        f"{path}: --map {spec}={qid}: {qid!r} is not a question in the project's codebook "
+        f"(valid ids: {', '.join(codebook.question_ids)}); pass --allow-unknown-questions to keep it"
+    )
+
+
 def _plan_wide(
     plan: ImportPlan, table: Table, codebook: Codebook | None, id_column: str | None,
-    respondent_column: str | None, question_columns: Sequence[str] | None,
-    attribute_columns: Sequence[str] | None, allow_unknown: bool,
+    respondent_column: str | None, question_columns: str | Sequence[str] | None,
+    column_map: Sequence[tuple[str, str]], attribute_columns: Sequence[str] | None, allow_unknown: bool,
 ) -> None:
     path = plan.source
-    normalised = [_norm(h) for h in table.header]
-    respondent_index = _find(table.header, respondent_column or id_column, (*RESPONDENT_COLUMNS, *ID_COLUMNS), path, "respondent id")
+    header = table.header
+    normalised = [_norm(h) for h in header]
+    if isinstance(question_columns, str):
+        question_columns = split_question_columns(question_columns, header)
+    has_questions = codebook is not None and bool(codebook.questions)
+    if not has_questions and not allow_unknown and not column_map and not question_columns:
+        # Without a codebook the only names for the questions are the headers themselves;
+        # importing them so, then again once a codebook exists, would hold every answer twice.
+        raise ImportError_(
+            f"{path}: this is a wide file (one column per question) and the project has no codebook "
+            "to name its question columns. Add the codebook first: 'coder codebook add --example' "
+            "(the built-in rapid-insight hypotheses H1-H9, Q10) or 'coder codebook add FILE'; or map "
+            "the columns yourself with --map \"D=H1\" (repeatable); or pass --allow-unknown-questions "
+            "to keep the column headers as question ids"
+        )
+    respondent_index = _find(header, respondent_column or id_column, (*RESPONDENT_COLUMNS, *ID_COLUMNS), path, "respondent id")
+    questions: dict[int, ColumnPlan] = {}
+
+    def add_question(index: int, qid: str, how: str, similarity: float | None = None, exact: bool = True) -> None:
+        for other, taken in questions.items():
+            if taken.target == qid:
+                raise ImportError_(
+                    f"{path}: columns {column_letter(other)} {shorten(header[other])!r} ({taken.how}) and "
+                    f"{column_letter(index)} {shorten(header[index])!r} ({how}) both map to question {qid}; "
+                    "name each column's question with --map \"LETTER=ID\""
+                )
+        questions[index] = ColumnPlan(column_letter(index), header[index], "question", qid, how, similarity, exact)
+
+    for spec, qid in column_map:
+        index = _resolve_column(spec, header, path)
+        if index in questions:
+            raise ImportError_(f"{path}: --map names column {column_letter(index)} {header[index]!r} twice")
+        if index == respondent_index:
+            raise ImportError_(
+                f"{path}: --map {spec}={qid}: column {column_letter(index)} is the respondent id column"
+            )
+        add_question(index, _mapped_question(qid, codebook, allow_unknown, path, spec), "--map")
     if question_columns:
-        indexes = []
         for name in question_columns:
-            index = _find(table.header, name, (), path, "question")
-            assert index is not None
-            indexes.append(index)
-    else:
-        # Question columns: those matching a codebook question; without a codebook, the
-        # columns holding long free text (Forms metadata and attributes are short).
-        indexes = [i for i, h in enumerate(table.header) if match_question(h, codebook)]
-        if not indexes:
-            skip = set(FORMS_METADATA) | set(FORMS_PERSONAL)
-            for index in range(len(table.header)):
-                if normalised[index] in skip or index == respondent_index:
-                    continue
-                lengths = [len(_cell(row[index])) for _, row in table.rows if _cell(row[index]).strip()]
-                if lengths and sum(lengths) / len(lengths) >= 25:
-                    indexes.append(index)
-    if not indexes:
+            found = _find(header, name, (), path, "question")
+            assert found is not None  # _find raises for a name that is not a header
+            index = found
+            if index in questions:
+                continue
+            matched = match_question_header(header[index], codebook)
+            if matched.question_id is None and codebook is not None and has_questions and not allow_unknown:
+                raise ImportError_(
+                    f"{path}: row 1, field {header[index]!r}: column does not match a codebook question "
+                    f"(known: {', '.join(codebook.question_ids)}); map it with --map "
+                    f"\"{column_letter(index)}=ID\" or pass --allow-unknown-questions to keep it"
+                )
+            add_question(index, matched.question_id or header[index],
+                         f"--question-columns, {matched.how}" if matched.question_id else "--question-columns",
+                         matched.similarity, matched.exact or not matched.question_id)
+
+    used = set(questions) | ({respondent_index} if respondent_index is not None else set())
+    columns: list[ColumnPlan] = []
+    if respondent_index is not None:
+        columns.append(ColumnPlan(column_letter(respondent_index), header[respondent_index], "respondent", "",
+                                  "respondent id"))
+    for index, name in enumerate(normalised):
+        if index not in used and name in FORMS_METADATA:
+            used.add(index)
+            columns.append(ColumnPlan(column_letter(index), header[index], "dropped", "", "Forms metadata"))
+    chosen = {_norm(c) for c in attribute_columns} if attribute_columns is not None else set()
+    unmatched_free_text: set[int] = set()
+    for index, name in enumerate(header):
+        if index in used or not name:
+            continue
+        # Role and organisation columns are respondent fields, never questions, even when
+        # a loose match (e.g. 'Q1. What is your role?') would say otherwise.
+        if attribution_name(name) is not None or normalised[index] in FORMS_PERSONAL or normalised[index] in chosen:
+            continue
+        matched = match_question_header(name, codebook)
+        if matched.question_id is not None and not question_columns:
+            add_question(index, matched.question_id, matched.how, matched.similarity, matched.exact)
+            used.add(index)
+            continue
+        if not _looks_like_free_text(name, [row[index] for _, row in table.rows]):
+            continue
+        if allow_unknown and not question_columns:
+            add_question(index, name, "kept as its header (--allow-unknown-questions)", exact=False)
+            used.add(index)
+            continue
+        unmatched_free_text.add(index)
+        letter = column_letter(index)
+        if matched.question_id is not None:
+            why = f"matches question {matched.question_id} but is not among --question-columns"
+        else:
+            why = "matches no question in the codebook" + (f" ({matched.note})" if matched.note else "")
+        plan.warnings.append(
+            f"{path}: column {letter} {shorten(name, 60)!r} holds free text like a question but {why}; "
+            f"kept as a respondent attribute. If it is a question, map it with --map \"{letter}=ID\""
+        )
+    if not questions:
         raise ImportError_(
             f"{path}: no question columns found for a wide (one column per question) file; "
-            "name them with --question-columns, or use --text-column for a long file"
+            "map them with --map \"D=H1\" (repeatable), or use --text-column for a long file"
         )
-    used = set(indexes) | ({respondent_index} if respondent_index is not None else set())
-    used |= {i for i, n in enumerate(normalised) if n in FORMS_METADATA}
-    question_ids = {}
-    for index in indexes:
-        header = table.header[index]
-        matched = match_question(header, codebook)
-        if matched is None and codebook is not None and codebook.questions and not allow_unknown:
-            raise ImportError_(
-                f"{path}: row 1, field {header!r}: column does not match a codebook question "
-                f"(known: {', '.join(codebook.question_ids)}); pass --allow-unknown-questions to keep it"
-            )
-        question_ids[index] = matched or header
+    names, dropped, warnings = _attribute_columns(header, used, attribute_columns, drop=FORMS_PERSONAL)
+    plan.warnings += warnings
+    plan.columns = [*columns, *questions.values()]
+    for column in _attribute_plans(header, names, dropped):
+        if column_index(column.letter) in unmatched_free_text:
+            column = replace(column, how="free text matching no question (see the warning)")
+        plan.columns.append(column)
     plan.mapping = {
         "shape": "wide",
-        "respondent": table.header[respondent_index] if respondent_index is not None else "(row number)",
-        "questions": {table.header[i]: question_ids[i] for i in indexes},
+        "respondent": header[respondent_index] if respondent_index is not None else "(row number)",
+        "questions": {header[i]: c.target for i, c in questions.items()},
     }
     for number, row in table.rows:
         respondent = _cell(row[respondent_index]).strip() if respondent_index is not None else str(number)
-        attributes = _attributes(table.header, row, used, attribute_columns, drop=FORMS_PERSONAL)
-        for index in indexes:
+        attributes = _attribute_values(row, names)
+        for index, column in questions.items():
             text = _cell(row[index])
             if not text.strip():
                 continue
-            question = question_ids[index]
+            question = column.target
             plan.responses.append(
                 Response(
                     id=f"{respondent}-{question}" if respondent_index is not None else stable_id(path, number, question),
@@ -523,11 +932,109 @@ def _plan_wide(
     plan.mapping["attributes"] = sorted({k for r in plan.responses for k in r.attributes})
 
 
+# --- writing ----------------------------------------------------------------------------------
+
+
+def shorten(text: Any, width: int = 40) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis (for messages)."""
+    value = re.sub(r"\s+", " ", str(text)).strip()
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def reimport_conflicts(store: Any, plan: ImportPlan) -> list[str]:
+    """Ways in which ``plan`` would import answers already in the project under other question ids.
+
+    Two checks, both needed:
+
+    - by content (catches a re-export of the same survey, whose bytes differ): a response
+      of the plan whose file name, row, respondent and text are already stored under a
+      question id that this plan does not give them. Answering 'Yes' to two hypotheses is
+      fine: only a question the store has *and* the plan lacks (with one the plan adds)
+      counts, so an identical re-import is never a conflict.
+    - by file hash (catches the same bytes under another file name): an earlier import of
+      this exact file that sent a column to another question id, or that came from another
+      file name, when this import would add its answers again under new ids.
+    """
+    problems: list[str] = []
+    Key = tuple[int | None, str | None, str]
+    planned: dict[Key, set[str | None]] = {}
+    earlier_rows = store.response_keys_from_file(plan.source.name)
+    # A first import (the common case, and the 100k-row benchmark) has nothing to compare.
+    for response in plan.responses if earlier_rows else ():
+        if (response.text or "").strip():  # a hand-built plan may hold no text
+            planned.setdefault((response.source_row, response.respondent, response.text), set()).add(response.question)
+    stored: dict[Key, set[str | None]] = {}
+    for row, respondent, text, question in earlier_rows:
+        key = (row, respondent, text)
+        if key in planned:
+            stored.setdefault(key, set()).add(question)
+    clashes = [
+        (key, sorted(map(str, stored[key] - questions)), sorted(map(str, questions - stored[key])))
+        for key, questions in planned.items()
+        if key in stored and stored[key] - questions and questions - stored[key]
+    ]
+    if clashes:
+        (row, respondent, _), old, new = clashes[0]
+        problems.append(
+            f"by content, {len(clashes)} answer(s) with the same file name, row, respondent and text "
+            f"are stored under other question ids (e.g. row {row}, respondent {respondent}: stored as "
+            f"{shorten(old[0])!r}, now {shorten(new[0])!r})"
+        )
+    current = plan.mapping.get("questions") or {}
+    for earlier in store.imports_of_file_hash(plan.file_hash):
+        try:
+            before = (json.loads(earlier["mapping"] or "{}") or {}).get("questions") or {}
+        except json.JSONDecodeError:
+            continue
+        changed = [(h, before[h], current[h]) for h in current if h in before and before[h] != current[h]]
+        earlier_name = Path(earlier["source_file"]).name
+        if not changed and earlier_name != plan.source.name:
+            # Without an id column, ids hash the file name: a renamed copy would get new ids.
+            ids = [r.id for r in plan.responses]
+            present = {r.id for r in store.responses(ids=ids)}
+            fresh = sum(1 for i in ids if i not in present)
+            if fresh:
+                problems.append(
+                    f"by file hash, the same content (sha256 {plan.file_hash[:12]}) was imported on "
+                    f"{earlier['created_at'][:16].replace('T', ' ')} from {earlier_name}, and {fresh} of "
+                    "its answers would be added again under new ids (a file without an id column gets "
+                    "ids from its name)"
+                )
+                break
+        if changed:
+            header, old_id, new_id = changed[0]
+            problems.append(
+                f"by file hash, the same content (sha256 {plan.file_hash[:12]}) was imported on "
+                f"{earlier['created_at'][:16].replace('T', ' ')} from {Path(earlier['source_file']).name} "
+                f"with {len(changed)} column(s) under other question ids (e.g. column {shorten(header)!r}: "
+                f"{shorten(old_id)!r} then, {shorten(new_id)!r} now)"
+            )
+            break
+    return problems
+
+
+def check_reimport(store: Any, plan: ImportPlan) -> None:
+    """Refuse a plan that would store answers a second time under other question ids."""
+    problems = reimport_conflicts(store, plan)
+    if problems:
+        raise ImportError_(
+            f"{plan.source}: refused: this file was imported before under other question ids, so "
+            f"importing it now would hold its answers twice; {'; and '.join(problems)}. Nothing was "
+            "imported. Import it with the same mapping as before (nothing is added twice), or "
+            "import it into a new project file (--db NEW.db)"
+        )
+
+
 def run_import(store: Any, plan: ImportPlan) -> tuple[int, int]:
-    """Write a checked plan to the store in one transaction. Returns (added, skipped)."""
+    """Write a checked plan to the store in one transaction. Returns (added, skipped).
+
+    Refuses (writing nothing) a plan that would hold answers already stored under other
+    question ids; see :func:`reimport_conflicts`.
+    """
     from coder.store import now
 
     with store.db.atomic():
+        check_reimport(store, plan)
         added, skipped = store.add_responses(plan.responses)
         store.db.table("imports").insert(
             {

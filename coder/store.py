@@ -148,6 +148,28 @@ class Store:
     def count_responses(self) -> int:
         return int(self.db.execute("select count(*) from responses").fetchone()[0])
 
+    def response_keys_from_file(
+        self, source_file: str
+    ) -> list[tuple[int | None, str | None, str, str | None]]:
+        """(source_row, respondent, text, question) of every response imported from a file
+        of this name: what the importer compares to spot a re-import under other ids."""
+        return [
+            (row[0], row[1], row[2], row[3])
+            for row in self.db.execute(
+                "select source_row, respondent, text, question from responses where source_file = ?",
+                [source_file],
+            ).fetchall()
+        ]
+
+    def imports_of_file_hash(self, file_hash: str) -> list[dict[str, Any]]:
+        """Earlier imports of a file with this content hash, oldest first."""
+        return list(
+            self.db.query(
+                "select id, source_file, shape, mapping, created_at from imports where file_hash = ? order by id",
+                [file_hash],
+            )
+        )
+
     # --- codebooks -----------------------------------------------------------------
     def save_codebook(self, codebook: Codebook, source: str | None = None) -> int:
         """Store a codebook; an unchanged codebook keeps its version. Returns the version."""

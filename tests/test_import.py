@@ -93,7 +93,8 @@ def test_microsoft_forms_wide_export(tmp_path: Path, project: Path) -> None:
     assert sorted((r.id, r.question) for r in responses) == [
         ("1-H1", "H1"), ("1-Q10", "Q10"), ("2-H1", "H1"), ("2-H2", "H2")]
     first = next(r for r in responses if r.id == "1-H1")
-    assert first.attributes == {"Role": "Innovator"}  # personal data columns dropped
+    # personal data columns dropped; the Role column is recognised as the attribute `role`
+    assert first.attributes == {"role": "Innovator"}
     assert first.tags == ["Dorset"] and first.respondent == "1"
 
 
@@ -199,3 +200,15 @@ def test_import_is_one_transaction(tmp_path: Path, db_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ImportError_, match="file not found"):
         plan_import(tmp_path / "nope.csv")
+
+
+def test_renamed_copy_without_id_column_is_not_added_twice(tmp_path: Path, project: Path) -> None:
+    path = tmp_path / "noid.csv"
+    path.write_text("question,text\nH1,first\nH2,second\n")
+    assert invoke("import", str(path), "--db", str(project))[0] == 0
+    copy = tmp_path / "noid (1).csv"
+    copy.write_bytes(path.read_bytes())
+    code, output = invoke("import", str(copy), "--db", str(project))
+    assert code == 1
+    assert "by file hash" in output and "2 of its answers would be added again" in " ".join(output.split())
+    assert len(snapshot(project)) == 2
