@@ -43,10 +43,18 @@ def _formats(value: str) -> list[str]:
 @click.option(
     "--attribution-field",
     default=None,
-    help="Response attribute used to attribute quotes (default: role, "
-    "organisation_type, organisation, stakeholder, whichever is present).",
+    help="Response attribute that names who said a quote, in place of the role "
+    "(default: role, else job_role, job_title, stakeholder; the organisation follows it). "
+    "An attribute no response has is an error listing those there are.",
 )
-@click.option("--max-quotes", default=3, show_default=True, type=int, help="Quotes per question.")
+@click.option(
+    "--max-quotes",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Quotes per question (never a stance-only answer, never the same text twice, "
+    "one per person while others are left).",
+)
 @click.option("--title", default=None, help="Report title (default: the codebook's name).")
 @click.option(
     "--codebook-version", type=int, default=None, help="Codebook version (default: latest)."
@@ -87,6 +95,7 @@ def report(
             raise CoderError(str(error)) from error
     for path in paths:
         console.print(f"wrote {path}")
+    console.print(report_data.summary.sentence)
     console.print(report_data.status.line())
 
 

@@ -1,7 +1,8 @@
 """Discover candidate new themes among responses the codebook does not cover well.
 
 Responses with no theme, a low-confidence model proposal, or a theme the model suggested
-adding are embedded (the offline MiniLM encoder), clustered (agglomerative, cosine, with the
+adding are embedded (answers that only give a stance -- "Yes", "Strongly resonates" -- or
+say nothing, and those judged not relevant, are left out: they have no theme to find) (the offline MiniLM encoder), clustered (agglomerative, cosine, with the
 number of clusters chosen by silhouette), and each cluster becomes a candidate theme: a
 label and definition from its most characteristic terms (class-based TF-IDF), or from an LLM
 when one is configured, with example responses and a count. Candidates are stored in the
@@ -12,6 +13,7 @@ or rejects them.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from coder.embedded.features import non_answer_reason, stance_only
 from coder.errors import CoderError
 from coder.refi_qda import slugify
 from coder.report.model import CodedResponse, collect_coded
@@ -30,6 +33,10 @@ from schemas import Theme
 #: A model proposal below this confidence counts as 'not covered well'.
 DEFAULT_THRESHOLD = 0.5
 MIN_CLUSTER_SIZE = 2
+
+_HASHTAG = re.compile(r"#\w[\w-]*")
+_CONTENT_WORD = re.compile(r"[^\W\d_]{2,}")
+_TOKEN = r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
 
 
 class ClusterName(BaseModel):
@@ -64,14 +71,25 @@ class Candidate:
     codebook_version: int | None
 
 
+def has_theme_content(text: str) -> bool:
+    """False for answers that cannot hold a theme: stance only ("Yes", "Strongly
+    resonates", "Agree 100%"), non-answers ("n/a", blank) and answers without a word."""
+    if stance_only(text) or non_answer_reason(text) is not None:
+        return False
+    return bool(_CONTENT_WORD.search(_HASHTAG.sub(" ", text)))
+
+
 def select_uncovered(
     coded: Sequence[CodedResponse], threshold: float = DEFAULT_THRESHOLD
 ) -> list[CodedResponse]:
     """Relevant responses the codebook covers badly: no theme, low model confidence, or a
-    theme suggested by the model."""
+    theme suggested by the model. Stance-only and empty answers are never selected: a
+    cluster of "Yes" answers is not a theme."""
     selected = []
     for item in coded:
-        if item.labels is None or not item.labels.relevant or not item.response.text.strip():
+        if item.labels is None or not item.labels.relevant:
+            continue
+        if not has_theme_content(item.response.text):
             continue
         proposal = item.proposal.proposal if item.proposal else None
         low = item.source == "model" and (item.confidence or 0.0) < threshold
@@ -104,13 +122,18 @@ def cluster(vectors: np.ndarray, max_k: int = 8) -> np.ndarray:
 
 
 def characteristic_terms(cluster_texts: Sequence[Sequence[str]], top: int = 5) -> list[list[str]]:
-    """The top terms of each cluster by class-based TF-IDF (c-TF-IDF, as in BERTopic)."""
-    from sklearn.feature_extraction.text import CountVectorizer
+    """The top terms of each cluster by class-based TF-IDF (c-TF-IDF, as in BERTopic).
+
+    Stance words ("yes", "agree", "strongly", "resonates") are stop words here: even in a
+    cluster of real answers they are the commonest words, and a label made of them
+    ("Resonates / strongly / agree") names no theme.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     documents = [" ".join(texts) for texts in cluster_texts]
-    vectorizer = CountVectorizer(
-        stop_words="english", ngram_range=(1, 2), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
-    )
+    words = {word.lower() for text in documents for word in re.findall(_TOKEN, text)}
+    stop_words = sorted(ENGLISH_STOP_WORDS | {word for word in words if stance_only(word)})
+    vectorizer = CountVectorizer(stop_words=stop_words, ngram_range=(1, 2), token_pattern=_TOKEN)
     try:
         counts = vectorizer.fit_transform(documents).toarray().astype(float)
     except ValueError:  # only stop words
@@ -240,10 +263,11 @@ def discover(
             for s in m.proposal.proposal.suggested_themes
         )
         label = name.label
-        # The model's own suggestion wins when most members share it.
+        # The model's own suggestion wins when most members share it (unless it is itself
+        # only stance words).
         if suggested and namer is terms_namer:
             top, votes = suggested.most_common(1)[0]
-            if votes * 2 >= len(members):
+            if votes * 2 >= len(members) and not stance_only(top):
                 label = top
         examples = [member_texts[i] for i in _representatives(vectors[group])]
         rows.append(

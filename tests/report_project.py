@@ -304,3 +304,183 @@ def build_project(path: Path) -> Store:
     )
     store.add_decision(response_id="r05", reviewer="bob", action="undo", undoes=undone)
     return store
+
+
+# --- a Forms-shaped rapid-insight project -------------------------------------------------
+# One hypothesis with a stance (H1) and one "what is missing?" question without (Q10); role,
+# organisation and organisation type as the Forms importer stores them; the things a real
+# export holds: a respondent answering twice, the same sentence from two people, stance-only
+# answers the model gave a theme to, a two-word answer, respondents with no attributes and
+# rows with no respondent id.
+
+RAPID_CODEBOOK = Codebook(
+    name="Rapid insight (test)",
+    questions=[
+        Question(
+            id="H1",
+            short_name="Pathways",
+            text="Taking a whole pathway approach is more likely to lead to sustained adoption.",
+        ),
+        Question(
+            id="Q10",
+            short_name="Missing",
+            text="Are any hypotheses missing?",
+            has_stance=False,
+        ),
+    ],
+    themes=[
+        Theme(id="data", label="Data and evidence", definition="Data, evidence and its quality."),
+        Theme(
+            id="data_sharing",
+            label="Data sharing",
+            definition="Sharing data between organisations.",
+            parent="data",
+        ),
+        Theme(id="workforce", label="Workforce capacity", definition="Staff time and capacity."),
+        Theme(id="funding", label="Funding", definition="Money, budgets and business cases."),
+    ],
+)
+
+HIN = {
+    "role": "Programme Manager",
+    "organisation": "Health Innovation Wessex",
+    "organisation_type": "Health innovation network",
+}
+TRUST = {"role": "Clinical Lead", "organisation": "North Trust", "organisation_type": "NHS trust"}
+SME = {"role": "Chief Executive", "organisation": "MedTech Ltd", "organisation_type": "SME"}
+PRACTICE = {"role": "GP Partner", "organisation_type": "Primary care"}
+
+DATA_SENTENCE = "Yes - without shared data across the pathway nobody can see where patients drop out."
+
+#: (id, respondent, question, text, attributes, themes, stance, confidence, relevant)
+RAPID_ROWS: list[tuple[str, str | None, str, str, dict[str, str], list[str], str | None, float, bool]] = [
+    ("h1-p1a", "p1", "H1", DATA_SENTENCE, HIN, ["data_sharing"], "resonates", 0.95, True),
+    # The same sentence from a colleague (case and punctuation differ) ...
+    (
+        "h1-p2",
+        "p2",
+        "H1",
+        "yes, without SHARED data across the pathway nobody can see where patients drop out!!",
+        HIN,
+        ["data_sharing"],
+        "resonates",
+        0.94,
+        True,
+    ),
+    # ... and p1 submitting the form again with part of the same answer.
+    (
+        "h1-p1c",
+        "p1",
+        "H1",
+        "Without shared data across the pathway nobody can see where patients drop out",
+        HIN,
+        ["data_sharing"],
+        "resonates",
+        0.93,
+        True,
+    ),
+    # Stance-only answers, wrongly given themes with high confidence by the model.
+    ("h1-p3", "p3", "H1", "Strongly resonates", TRUST, ["workforce"], "resonates", 0.99, True),
+    ("h1-p4", "p4", "H1", "No", SME, ["funding"], "does_not_resonate", 0.99, True),
+    ("h1-p5", "p5", "H1", "Agree", PRACTICE, ["data"], "resonates", 0.98, True),
+    ("h1-p6", "p6", "H1", "Short staffed.", {}, ["workforce"], "partly", 0.97, True),
+    (
+        "h1-p7",
+        "p7",
+        "H1",
+        "Commissioners fund single services, so whole pathway work never gets a budget line.",
+        {"role": "Commissioner"},
+        ["funding"],
+        "partly",
+        0.6,
+        True,
+    ),
+    (
+        "h1-anon1",
+        None,
+        "H1",
+        "Our teams are too stretched to redesign a whole pathway while keeping services running.",
+        {"organisation": "Some ICB"},
+        ["workforce"],
+        "partly",
+        0.7,
+        True,
+    ),
+    (
+        "h1-p1b",
+        "p1",
+        "H1",
+        "Data quality is poor in primary care and data sharing agreements take months to sign.",
+        HIN,
+        ["data_sharing", "data"],
+        "resonates",
+        0.92,
+        True,
+    ),
+    ("h1-anon2", None, "H1", "n/a", {}, [], None, 0.99, False),
+    (
+        "q10-p1",
+        "p1",
+        "Q10",
+        "Digital inclusion: patients without smartphones get left behind by remote monitoring.",
+        HIN,
+        ["data"],
+        None,
+        0.8,
+        True,
+    ),
+    (
+        "q10-p3",
+        "p3",
+        "Q10",
+        "How to keep clinical champions once the pilot money ends and they go back to rota.",
+        TRUST,
+        ["workforce", "funding"],
+        None,
+        0.75,
+        True,
+    ),
+    (
+        "q10-p4",
+        "p4",
+        "Q10",
+        "Procurement rules for small companies deserve a hypothesis of their own, honestly.",
+        SME,
+        ["funding"],
+        None,
+        0.7,
+        True,
+    ),
+    ("q10-p5", "p5", "Q10", "No", PRACTICE, [], None, 0.9, False),
+]
+
+
+def build_rapid_insight_project(path: Path, *, imply_parent: bool = False) -> Store:
+    """Write the Forms-shaped project to ``path`` (model proposals only) and return the store.
+
+    ``imply_parent`` sets the codebook's ``sub_themes_imply_parent`` rule.
+    """
+    store = Store(path)
+    codebook = RAPID_CODEBOOK.model_copy(update={"sub_themes_imply_parent": imply_parent})
+    version = store.save_codebook(codebook, source="test")
+    store.add_responses(
+        Response(id=rid, respondent=person, question=question, text=text, attributes=attributes)
+        for rid, person, question, text, attributes, *_ in RAPID_ROWS
+    )
+    for rid, _, question, _, _, themes, stance, confidence, relevant in RAPID_ROWS:
+        store.add_proposal(
+            response_id=rid,
+            backend="local",
+            model="test-model",
+            proposal=_proposal(
+                rid,
+                question,
+                stance,
+                [(code, None, confidence) for code in themes],
+                confidence,
+                relevant=relevant,
+                reason=None if relevant else "no content",
+            ),
+            codebook_version=version,
+        )
+    return store

@@ -27,9 +27,9 @@ def test_html_is_self_contained(project: Store) -> None:  # noqa: F811
 
 def test_html_shows_mind_map_quotes_and_status(project: Store) -> None:  # noqa: F811
     html = render_html(build_report(project))
-    assert 'System working<span class="n">[n=3]</span>' in html
+    assert 'System working<span class="n">[n=2]</span>' in html
     assert 'Primary and secondary care<span class="n">[n=1]</span>' in html
-    assert "— Representative from a health innovation network" in html
+    assert "— Representative from a health innovation network, HI Wessex" in html
     assert html.count("Review status:") == 3
     assert "Local needs &amp; communities" in html
 

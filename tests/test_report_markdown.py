@@ -13,7 +13,7 @@ from coder.cli import cli
 from coder.report import build_report
 from coder.report.markdown import mermaid_mindmap, mermaid_text, render_markdown
 from coder.store import Store
-from tests.report_project import GOLDEN, project  # noqa: F401  (fixture)
+from tests.report_project import CODEBOOK, GOLDEN, project  # noqa: F401  (fixture)
 
 
 def check_golden(name: str, text: str) -> None:
@@ -29,15 +29,23 @@ def test_markdown_report_matches_golden(project: Store) -> None:  # noqa: F811
     check_golden("report.md", render_markdown(build_report(project)))
 
 
-def test_counts_parents_include_sub_themes_and_shares(project: Store) -> None:  # noqa: F811
+def test_counts_parents_follow_the_codebook_rule_and_shares(project: Store) -> None:  # noqa: F811
     report = build_report(project)
     h1 = report.questions[0]
     assert (h1.question_id, h1.responses, h1.relevant, h1.excluded) == ("H1", 6, 5, 1)
     system = next(node for node in h1.themes if node.theme_id == "system_working")
-    # r03 (reviewed) and r05 (model) directly, r02 through the sub-theme.
-    assert system.n == 3 and [c.theme_id for c in system.children] == ["primary_secondary"]
-    assert system.share == pytest.approx(3 / 5)
-    assert system.reviewed == 2
+    # Default rule: sub-themes do not imply their parent, so only r03 (reviewed) and r05
+    # (model), coded with the parent itself, count; r02's sub-theme counts on its own.
+    assert system.n == 2 and [c.theme_id for c in system.children] == ["primary_secondary"]
+    assert system.children[0].n == 1
+    assert system.share == pytest.approx(2 / 5)
+    assert system.reviewed == 1
+    # With the rule on, r02 counts under the parent too (once).
+    implied = build_report(
+        project, codebook=CODEBOOK.model_copy(update={"sub_themes_imply_parent": True})
+    )
+    system = next(node for node in implied.questions[0].themes if node.theme_id == "system_working")
+    assert (system.n, system.reviewed) == (3, 2)
     assert report.summary.excluded_reasons == [("did not answer", 1), ("no content", 1)]
     assert report.summary.by_tag == [("BNSSG", 4), ("NHSSomerset", 3)]
 
@@ -54,8 +62,8 @@ def test_flagged_quotes_win_and_model_quotes_are_marked(project: Store) -> None:
     report = build_report(project)
     h1, h2 = report.questions
     assert [q.response_id for q in h1.quotes] == ["r02"] and h1.quotes_flagged
-    assert h1.quotes[0].attribution == "Innovator"
-    assert h2.quotes[0].attribution == "Representative from a health innovation network"
+    assert h1.quotes[0].attribution == "Innovator, MedTech Ltd"
+    assert h2.quotes[0].attribution == "Representative from a health innovation network, HI Wessex"
     # Without flagged quotes, the most confident coded responses stand in, clearly marked.
     unflagged = build_report(project, attribution_field="organisation")
     assert unflagged.summary.attribution_field == "organisation"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import os
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,21 @@ from coder.report.model import ReportData, build_report, collect_coded
 from coder.store import Store
 
 __all__ = ["ReportData", "build_report", "collect_coded", "write_report", "write_reports"]
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then rename it into place.
+
+    A failed or interrupted run leaves the previous report whole instead of a torn file.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def write_report(
@@ -33,19 +51,25 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
+        write: Callable[[Path], object]
         if fmt == "md":
             path = out_dir / "report.md"
-            path.write_text(render_markdown(report), encoding="utf-8")
+            write = functools.partial(_write_text, render_markdown(report))
         elif fmt == "html":
             path = out_dir / "report.html"
-            path.write_text(render_html(report), encoding="utf-8")
+            write = functools.partial(_write_text, render_html(report))
         elif fmt == "xlsx":
             path = out_dir / "report.xlsx"
-            write_report_xlsx(report, export_rows(store), path)
+            write = functools.partial(write_report_xlsx, report, export_rows(store))
         else:
             raise ValueError(f"unknown report format {fmt!r}")
+        write_atomically(path, write)
         written.append(path)
     return report, written
+
+
+def _write_text(text: str, path: Path) -> None:
+    path.write_text(text, encoding="utf-8")
 
 
 def write_reports(

@@ -48,8 +48,9 @@ def theme_chart(question: QuestionReport, top: int = 12) -> str | None:
 
 
 def stance_chart(question: QuestionReport) -> str | None:
-    """One stacked bar of the stance split (None when nothing is relevant)."""
-    parts = [s for s in question.stance if s.n > 0]
+    """One stacked bar of the stance split (None when nothing is relevant, or the question
+    asks for no stance)."""
+    parts = [s for s in question.stance if s.n > 0] if question.has_stance else []
     if not parts:
         return None
     figure, axes = plt.subplots(figsize=(7, 1.3))

@@ -23,7 +23,9 @@ def render_html(report: ReportData, with_charts: bool = True) -> str:
     chart_images = [
         {
             "themes": charts.theme_chart(question) if with_charts else None,
-            "stance": charts.stance_chart(question) if with_charts else None,
+            "stance": charts.stance_chart(question)
+            if with_charts and question.has_stance
+            else None,
         }
         for question in report.questions
     ]

@@ -40,8 +40,29 @@ def mermaid_mindmap(question: QuestionReport, max_depth: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _no_html(text: str) -> str:
+    # Markdown renderers pass raw HTML through: user text must not become a tag.
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Text that a Markdown renderer would read as block syntax at the start of a line
+# ('>' is already '&gt;'); an ordered-list number is escaped at its '.' or ')'.
+_BLOCK_START = re.compile(r"^[#+*=_`~-]")
+_ORDERED_START = re.compile(r"^(\d+)([.)])")
+
+
+def md_line(text: str) -> str:
+    """One line of user text, safe in a paragraph, quote or heading: no HTML, no newline,
+    no leading '#', '>', list or fence marker, no closing '#' run of a heading."""
+    text = _no_html(" ".join(text.split()))
+    if _BLOCK_START.match(text):
+        text = "\\" + text
+    text = _ORDERED_START.sub(r"\1\\\2", text)
+    return re.sub(r"(#+)$", r"\\\1", text)
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _no_html(str(text)).replace("|", "\\|").replace("\n", " ")
 
 
 def _pct(share: float) -> str:
@@ -49,9 +70,10 @@ def _pct(share: float) -> str:
 
 
 def _quote_block(quote: Quote) -> list[str]:
-    lines = [f"> {line}" if line else ">" for line in quote.text.splitlines()]
+    lines = [f"> {md_line(line)}" if line.strip() else ">" for line in quote.text.splitlines()]
     chosen = "" if quote.flagged else " *(chosen by confidence; no quote flagged yet)*"
-    lines += [">", f"> — {quote.attribution}{_SOURCE_NOTE[quote.source]}{chosen}", ""]
+    attribution = md_line(quote.attribution)
+    lines += [">", f"> — {attribution}{_SOURCE_NOTE[quote.source]}{chosen}", ""]
     return lines
 
 
@@ -64,17 +86,17 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
 def render_markdown(report: ReportData) -> str:
     """The whole report as one Markdown document."""
     summary = report.summary
-    out: list[str] = [f"# {report.title}", ""]
+    out: list[str] = [f"# {md_line(report.title)}", ""]
     version = f" (version {report.codebook_version})" if report.codebook_version else ""
-    out.append(f"Codebook: {report.codebook_name}{version}.")
+    out.append(f"Codebook: {_no_html(' '.join(report.codebook_name.split()))}{version}.")
     if report.generated_at:
         out.append(f"Generated {report.generated_at}.")
     out += ["", f"> {report.status.line()}", ""]
 
-    out += ["## Summary statistics", ""]
+    out += ["## Summary statistics", "", summary.sentence, ""]
     rows: list[list[object]] = [
         ["Responses received", summary.responses_received],
-        ["Respondents", summary.respondents or "not recorded"],
+        ["People (distinct respondents)", summary.respondents],
         ["Responses analysed (relevant)", summary.relevant],
         ["Responses excluded as not relevant", summary.excluded],
     ]
@@ -89,38 +111,30 @@ def render_markdown(report: ReportData) -> str:
     if summary.by_tag:
         out += ["### Responses by tag", ""]
         out += _table(["Tag", "n"], [[f"#{tag}", n] for tag, n in summary.by_tag])
-    out += [f"### Responses by {summary.attribution_field.replace('_', ' ')}", ""]
-    out += _table(
-        [summary.attribution_field.replace("_", " ").capitalize(), "n"],
-        [[value, n] for value, n in summary.by_attribution],
-    )
+    for breakdown in summary.breakdowns:
+        out += [f"### Responses and people by {md_line(breakdown.kind.replace('_', ' '))}", ""]
+        out += _table(
+            [breakdown.title.replace("_", " "), "Responses", "People"],
+            [[row.value, row.responses, row.people] for row in breakdown.rows],
+        )
+    if summary.people_note:
+        out += [f"*People: {summary.people_note}*", ""]
 
-    out += [
-        "## Guide to the mind maps",
-        "",
-        "n is the number of relevant responses coded with a theme; a theme's n includes the "
-        "responses coded with its sub-themes. A response can be coded with several themes, so the "
-        "theme counts do not add up to the number of responses.",
-        "",
-    ]
+    out += ["## Guide to the mind maps", "", report.mind_map_guide, ""]
 
     for question in report.questions:
-        out += [f"## {question.title}", ""]
+        out += [f"## {md_line(question.title)}", ""]
         if question.text and question.text != question.question_id:
-            out += [f"> {question.text}", ""]
-        out += [
-            f"**Responses:** {question.responses} (relevant {question.relevant}, "
-            f"excluded as not relevant {question.excluded}).",
-            "",
-            f"**Does it resonate?** {question.resonance}",
-            "",
-            f"*{question.status.line()}*",
-            "",
-        ]
-        out += _table(
-            ["Stance", "n", "Share"],
-            [[s.label, s.n, _pct(s.share)] for s in question.stance],
-        )
+            out += [f"> {md_line(question.text)}", ""]
+        out += [f"**Responses:** {question.counts_line}", ""]
+        if question.has_stance:
+            out += [f"**Does it resonate?** {_no_html(question.resonance)}", ""]
+        out += [f"*{question.status.line()}*", ""]
+        if question.has_stance:
+            out += _table(
+                ["Stance", "n", "Share"],
+                [[s.label, s.n, _pct(s.share)] for s in question.stance],
+            )
         out += ["### Mind map", "", "```mermaid", mermaid_mindmap(question), "```", ""]
         if question.themes:
             out += ["### Themes", ""]

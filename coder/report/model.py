@@ -14,15 +14,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from coder.errors import CoderError
+from coder.report.quotes import QuoteKeys, quotable, select_quotes
 from coder.store import Store, StoredDecision, StoredProposal
 from schemas import Codebook, Labels, Response, Theme
 
 LabelSource = Literal["reviewed", "model", "uncoded"]
 
-#: Attribute names tried, in order, for a quote's attribution when none is configured.
-DEFAULT_ATTRIBUTION_FIELDS = ("role", "organisation_type", "organisation", "stakeholder")
+#: Attribute names read as the respondent's role, first present wins. The Forms importer
+#: stores 'role'; older projects and other surveys use the others.
+ROLE_FIELDS = ("role", "job_role", "job_title", "stakeholder", "stakeholder_type")
+#: Attribute names read as the respondent's organisation.
+ORGANISATION_FIELDS = ("organisation", "organization", "org")
+#: Attribute names read as the kind of organisation (e.g. 'NHS trust', 'SME').
+ORGANISATION_TYPE_FIELDS = ("organisation_type", "organization_type")
+#: Every attribute name recognised for attribution, in the order tried.
+DEFAULT_ATTRIBUTION_FIELDS = (*ROLE_FIELDS, *ORGANISATION_TYPE_FIELDS, *ORGANISATION_FIELDS)
 NO_QUESTION = "(no question)"
 NOT_STATED = "not stated"
+ANONYMOUS_RESPONDENT = "Respondent"
+
+
+class UnknownAttributionField(CoderError):
+    """``--attribution-field`` names an attribute no response has."""
 
 
 @dataclass
@@ -46,6 +60,11 @@ class CodedResponse:
     @property
     def confidence(self) -> float | None:
         return self.proposal.confidence if self.proposal is not None else None
+
+    @property
+    def person(self) -> str:
+        """Who answered: the respondent id, else the response itself (one person each)."""
+        return person_key(self.response)
 
     def evidence(self, code: str) -> str | None:
         """The model's evidence quote for ``code``, if its proposal gave one."""
@@ -168,17 +187,52 @@ class QuestionReport:
     responses: int
     relevant: int
     excluded: int
+    #: False for a question that asks for ideas (Q10): no stance split is shown.
+    has_stance: bool
     stance: list[StanceCount]
-    resonance: str  # one sentence: does it resonate?
+    resonance: str  # one sentence: does it resonate? ('' when has_stance is False)
     themes: list[ThemeCount]
     untagged: int  # relevant responses with no theme
     quotes: list[Quote]
     quotes_flagged: bool
     status: ReviewStatus
+    #: Distinct respondents who answered (a response without a respondent id is one person).
+    people: int = 0
 
     @property
     def title(self) -> str:
         return f"{self.question_id}: {self.short_name}" if self.short_name else self.question_id
+
+    @property
+    def counts_line(self) -> str:
+        """'Responses: 40 from 40 people (relevant 36, excluded as not relevant 4).'"""
+        return (
+            f"{self.responses} from {_people(self.people)} (relevant {self.relevant}, "
+            f"excluded as not relevant {self.excluded})."
+        )
+
+
+@dataclass
+class BreakdownRow:
+    """One value of an attribute (a role, an organisation) with what it contributed."""
+
+    value: str
+    responses: int
+    people: int
+
+
+@dataclass
+class Breakdown:
+    """Responses and people by the values of one respondent attribute."""
+
+    field: str  # the attribute name, e.g. 'organisation'
+    kind: str  # 'role', 'organisation' or 'organisation type'
+    rows: list[BreakdownRow]
+
+    @property
+    def title(self) -> str:
+        """The column heading, e.g. 'Organisation type'."""
+        return self.kind.capitalize()
 
 
 @dataclass
@@ -186,16 +240,41 @@ class SummaryStats:
     """The seed's 'high level summary statistics'."""
 
     responses_received: int
+    #: Distinct people: respondent ids, plus one per response that has none.
     respondents: int
     relevant: int
     excluded: int
     excluded_reasons: list[tuple[str, int]]
     uncoded: int
     by_tag: list[tuple[str, int]]
-    by_attribution: list[tuple[str, int]]
+    #: By role, organisation type and organisation (those the responses carry).
+    breakdowns: list[Breakdown]
     attribution_field: str
     organisations: int | None
     status: ReviewStatus
+    #: Responses without a respondent id (each counted as one person).
+    without_respondent: int = 0
+
+    @property
+    def sentence(self) -> str:
+        """'356 responses from 40 people, 17 excluded as not relevant.'"""
+        text = (
+            f"{self.responses_received} response{'s' if self.responses_received != 1 else ''} "
+            f"from {_people(self.respondents)}, {self.excluded} excluded as not relevant"
+        )
+        if self.uncoded:
+            text += f", {self.uncoded} not yet coded"
+        return text + "."
+
+    @property
+    def people_note(self) -> str | None:
+        """The footnote on how people are counted, when some responses lack a respondent id."""
+        if not self.without_respondent:
+            return None
+        return (
+            f"{self.without_respondent} response(s) have no respondent id; each is counted "
+            "as one person."
+        )
 
 
 @dataclass
@@ -209,27 +288,120 @@ class ReportData:
     summary: SummaryStats
     questions: list[QuestionReport]
     status: ReviewStatus
+    #: The codebook's parent rule, which decides what a parent theme's n counts.
+    sub_themes_imply_parent: bool = False
+
+    @property
+    def mind_map_guide(self) -> str:
+        """How to read n= in the mind maps, under the codebook's parent rule."""
+        if self.sub_themes_imply_parent:
+            rule = (
+                "a parent theme's n counts each response once when it is coded with the "
+                "parent or any of its sub-themes"
+            )
+        else:
+            rule = (
+                "a parent theme's n counts only the responses coded with the parent itself; "
+                "its sub-themes are counted on their own (this codebook's sub-themes do not "
+                "imply their parent)"
+            )
+        return (
+            f"n is the number of relevant responses coded with a theme; {rule}. A response "
+            "can be coded with several themes, so the theme counts do not add up to the "
+            "number of responses."
+        )
 
 
-def attribution_for(response: Response, attribution_field: str | None) -> str:
-    """Who said it, e.g. 'Representative from a health innovation network' or 'Innovator'."""
-    fields: Sequence[str] = (
-        (attribution_field,) if attribution_field else DEFAULT_ATTRIBUTION_FIELDS
-    )
-    for name in fields:
-        value = response.attributes.get(name)
-        if value not in (None, ""):
-            return str(value).strip()
-    return "Respondent"
+def _people(count: int) -> str:
+    return f"{count} {'person' if count == 1 else 'people'}"
 
 
-def _attribution_field_used(responses: Sequence[Response], configured: str | None) -> str:
+def person_key(response: Response) -> str:
+    """The respondent id, else a key of the response's own (counted as one person)."""
+    return response.respondent or f"response:{response.id}"
+
+
+def _value(response: Response, name: str | None) -> str | None:
+    if name is None:
+        return None
+    value = response.attributes.get(name)
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+@dataclass(frozen=True)
+class AttributionFields:
+    """Which response attributes hold the role, organisation and organisation type."""
+
+    role: str | None = None
+    organisation: str | None = None
+    organisation_type: str | None = None
+
+    @property
+    def used(self) -> str:
+        """The attribute a quote is attributed by first (shown in the summary)."""
+        return self.role or self.organisation or self.organisation_type or ROLE_FIELDS[0]
+
+
+def attribute_names(responses: Sequence[Response]) -> list[str]:
+    """Every attribute name the responses carry, sorted."""
+    return sorted({name for response in responses for name in response.attributes})
+
+
+def attribution_fields(
+    responses: Sequence[Response], configured: str | None = None
+) -> AttributionFields:
+    """The attributes to attribute quotes by and to break counts down by.
+
+    ``configured`` (``--attribution-field``) replaces the role; it must be an attribute
+    of at least one response, else :class:`UnknownAttributionField` lists those there are.
+    """
+    present = {
+        name
+        for response in responses
+        for name, value in response.attributes.items()
+        if value is not None and str(value).strip()
+    }
     if configured:
-        return configured
-    for name in DEFAULT_ATTRIBUTION_FIELDS:
-        if any(response.attributes.get(name) not in (None, "") for response in responses):
-            return name
-    return DEFAULT_ATTRIBUTION_FIELDS[0]
+        known = attribute_names(responses)
+        if configured not in known:
+            import difflib
+
+            close = difflib.get_close_matches(configured, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            available = ", ".join(known) if known else "(none: the responses have no attributes)"
+            raise UnknownAttributionField(
+                f"--attribution-field {configured!r}: no response has that attribute.{hint} "
+                f"Attributes of this project's responses: {available}."
+            )
+    role = configured or next((name for name in ROLE_FIELDS if name in present), None)
+
+    def first(names: Sequence[str]) -> str | None:
+        return next((name for name in names if name in present and name != role), None)
+
+    return AttributionFields(
+        role=role,
+        organisation=first(ORGANISATION_FIELDS),
+        organisation_type=first(ORGANISATION_TYPE_FIELDS),
+    )
+
+
+def attribution_for(response: Response, fields: AttributionFields | None = None) -> str:
+    """Who said it: 'Programme Manager, Health Innovation Wessex'.
+
+    Role and organisation; the organisation type stands in for a missing organisation; either
+    alone when only one is known; 'Respondent' when neither is.
+    """
+    if fields is None:
+        fields = attribution_fields([response])
+    role = _value(response, fields.role)
+    where = _value(response, fields.organisation) or _value(response, fields.organisation_type)
+    parts = [role] if role else []
+    if where and (role is None or where.lower() != role.lower()):
+        parts.append(where)
+    return ", ".join(parts) if parts else ANONYMOUS_RESPONDENT
 
 
 def _theme_lookup(codebook: Codebook, code: str) -> Theme:
@@ -243,12 +415,18 @@ def _theme_lookup(codebook: Codebook, code: str) -> Theme:
 def _theme_tree(
     codebook: Codebook, members: list[CodedResponse], relevant: int
 ) -> list[ThemeCount]:
-    """Themes with n > 0; a parent counts every response with it or any of its sub-themes."""
+    """Themes coded at least once, as a tree of parents and sub-themes.
+
+    A theme's n is the number of responses coded with it, each counted once. Whether a
+    sub-theme also counts for its parent is the codebook's rule
+    (``sub_themes_imply_parent``, applied by ``Codebook.with_parents``): by default it
+    does not, so a parent shown only because of its sub-themes has n=0.
+    """
     direct: dict[str, set[str]] = {}
     reviewed_ids = {m.response.id for m in members if m.source == "reviewed"}
     for member in members:
         assert member.labels is not None
-        for code in dict.fromkeys(member.labels.themes):
+        for code in codebook.with_parents(list(dict.fromkeys(member.labels.themes))):
             direct.setdefault(code, set()).add(member.response.id)
     themes = {code: _theme_lookup(codebook, code) for code in direct}
     # Parents of used sub-themes are shown even when never applied directly.
@@ -271,8 +449,11 @@ def _theme_tree(
             result |= ids_under(child)
         return result
 
+    reach: dict[str, int] = {}
+
     def build(code: str) -> ThemeCount:
-        ids = ids_under(code)
+        ids = set(direct.get(code, set()))
+        reach[code] = len(ids_under(code))
         theme = themes[code]
         nodes = [build(child) for child in children.get(code, [])]
         return ThemeCount(
@@ -282,16 +463,25 @@ def _theme_tree(
             n=len(ids),
             share=len(ids) / relevant if relevant else 0.0,
             reviewed=len(ids & reviewed_ids),
-            children=_sorted_nodes(nodes, order),
+            children=_sorted_nodes(nodes, order, reach),
         )
 
-    return _sorted_nodes([build(code) for code in children.get(None, [])], order)
+    return _sorted_nodes([build(code) for code in children.get(None, [])], order, reach)
 
 
-def _sorted_nodes(nodes: list[ThemeCount], order: dict[str, int]) -> list[ThemeCount]:
-    # Largest first, as in the seed's mind maps; codebook order breaks ties.
+def _sorted_nodes(
+    nodes: list[ThemeCount], order: dict[str, int], reach: dict[str, int]
+) -> list[ThemeCount]:
+    # Largest first, as in the seed's mind maps; a parent with big sub-themes is not sunk
+    # to the bottom by its own small n; codebook order breaks ties.
     return sorted(
-        nodes, key=lambda node: (-node.n, order.get(node.theme_id, 1 << 30), node.theme_id)
+        nodes,
+        key=lambda node: (
+            -node.n,
+            -reach.get(node.theme_id, 0),
+            order.get(node.theme_id, 1 << 30),
+            node.theme_id,
+        ),
     )
 
 
@@ -335,29 +525,50 @@ def _resonance_sentence(stance: list[StanceCount], relevant: int) -> str:
 def _quotes(
     members: list[CodedResponse],
     codebook: Codebook,
-    attribution_field: str | None,
+    fields: AttributionFields,
     max_quotes: int,
 ) -> tuple[list[Quote], bool]:
+    """Reviewer-flagged quotes when there are any, else the best coded answers.
+
+    Either way: no stance-only or empty answer, no text twice, one quote per person
+    while other people are left, different roles and organisations preferred.
+    """
     # A reviewer flag counts even on a response whose labels are not reviewed yet.
-    flagged = [m for m in members if m.decision is not None and m.labels and m.labels.quote]
+    flagged = [
+        m
+        for m in members
+        if m.decision is not None
+        and m.labels
+        and m.labels.quote
+        and quotable(m.response.text, flagged=True)
+    ]
     chosen_flagged = bool(flagged)
     if flagged:
-        chosen = flagged
+        candidates = flagged
     else:
         # No reviewer picked quotes yet: the most confident coded responses stand in.
-        candidates = [m for m in members if m.labels and m.labels.themes]
-        chosen = sorted(
-            candidates,
-            key=lambda m: (m.source != "reviewed", -(m.confidence or 0.0), -len(m.response.text)),
-        )
+        candidates = [
+            m for m in members if m.labels and m.labels.themes and quotable(m.response.text)
+        ]
+    ranked = sorted(
+        candidates,
+        key=lambda m: (m.source != "reviewed", -(m.confidence or 0.0), -len(m.response.text)),
+    )
+    keys: QuoteKeys[CodedResponse] = QuoteKeys(
+        text=lambda m: m.response.text,
+        person=lambda m: m.person,
+        role=lambda m: _value(m.response, fields.role),
+        organisation=lambda m: _value(m.response, fields.organisation),
+        themes=lambda m: m.labels.themes if m.labels else [],
+    )
     quotes = []
-    for member in chosen[:max_quotes]:
+    for member in select_quotes(ranked, keys, max_quotes):
         assert member.labels is not None
         quotes.append(
             Quote(
                 response_id=member.response.id,
                 text=member.response.text.strip(),
-                attribution=attribution_for(member.response, attribution_field),
+                attribution=attribution_for(member.response, fields),
                 themes=[_theme_lookup(codebook, code).label for code in member.labels.themes],
                 stance=member.labels.stance,
                 source=member.source,
@@ -385,13 +596,15 @@ def build_report(
 ) -> ReportData:
     """Compute the report from the store (latest codebook unless one is given).
 
+    ``attribution_field`` names the attribute quotes are attributed by in place of the
+    role (an attribute no response has is an :class:`UnknownAttributionField` error).
     ``generated_at`` is printed as given; leave it None for reproducible output.
     """
     if codebook is None:
         codebook_version, codebook = store.codebook(codebook_version)
     coded = collect_coded(store)
     responses = [c.response for c in coded]
-    field_used = _attribution_field_used(responses, attribution_field)
+    fields = attribution_fields(responses, attribution_field)
 
     overall = ReviewStatus()
     for member in coded:
@@ -410,8 +623,9 @@ def build_report(
             short_name, text = question.short_name, question.text
         except KeyError:
             short_name, text = None, "" if question_id == NO_QUESTION else question_id
-        stance = _stance_counts(codebook, relevant)
-        quotes, quotes_flagged = _quotes(relevant, codebook, attribution_field, max_quotes)
+        has_stance = codebook.has_stance(None if question_id == NO_QUESTION else question_id)
+        stance = _stance_counts(codebook, relevant) if has_stance else []
+        quotes, quotes_flagged = _quotes(relevant, codebook, fields, max_quotes)
         questions.append(
             QuestionReport(
                 question_id=question_id,
@@ -420,13 +634,15 @@ def build_report(
                 responses=len(members),
                 relevant=len(relevant),
                 excluded=len(labelled) - len(relevant),
+                has_stance=has_stance,
                 stance=stance,
-                resonance=_resonance_sentence(stance, len(relevant)),
+                resonance=_resonance_sentence(stance, len(relevant)) if has_stance else "",
                 themes=_theme_tree(codebook, relevant, len(relevant)),
                 untagged=sum(1 for m in relevant if m.labels is not None and not m.labels.themes),
                 quotes=quotes,
                 quotes_flagged=quotes_flagged,
                 status=status,
+                people=len({m.person for m in members}),
             )
         )
 
@@ -437,25 +653,24 @@ def build_report(
         for c in excluded
     )
     tags = Counter(tag for c in coded for tag in dict.fromkeys(c.response.tags))
-    roles = Counter(str(c.response.attributes.get(field_used) or "not stated") for c in coded)
     organisations = {
-        str(c.response.attributes["organisation"])
+        value.lower()
         for c in coded
-        if c.response.attributes.get("organisation") not in (None, "")
+        if (value := _value(c.response, fields.organisation)) is not None
     }
-    respondents = {c.response.respondent for c in coded if c.response.respondent}
     summary = SummaryStats(
         responses_received=len(coded),
-        respondents=len(respondents),
+        respondents=len({c.person for c in coded}),
         relevant=len(labelled_all) - len(excluded),
         excluded=len(excluded),
         excluded_reasons=_most_common(reasons),
         uncoded=overall.uncoded,
         by_tag=_most_common(tags),
-        by_attribution=_most_common(roles),
-        attribution_field=field_used,
+        breakdowns=_breakdowns(coded, fields),
+        attribution_field=fields.used,
         organisations=len(organisations) if organisations else None,
         status=overall,
+        without_respondent=sum(1 for c in coded if not c.response.respondent),
     )
     return ReportData(
         title=title or codebook.name,
@@ -465,7 +680,44 @@ def build_report(
         summary=summary,
         questions=questions,
         status=overall,
+        sub_themes_imply_parent=codebook.sub_themes_imply_parent,
     )
+
+
+def _breakdowns(coded: list[CodedResponse], fields: AttributionFields) -> list[Breakdown]:
+    """Responses and people by role, organisation type and organisation.
+
+    The role table always appears (everyone 'not stated' says the survey did not ask);
+    the others only when some response carries them.
+    """
+    # A configured field that is not a role (e.g. 'locality') is shown under its own name.
+    role_kind = "role" if fields.role is None or fields.role in ROLE_FIELDS else fields.role
+    result = []
+    for kind, name in (
+        (role_kind, fields.role),
+        ("organisation type", fields.organisation_type),
+        ("organisation", fields.organisation),
+    ):
+        if name is None and kind != "role":
+            continue
+        responses: Counter[str] = Counter()
+        people: dict[str, set[str]] = {}
+        # Spelling varies between rows of a Forms export ('HI Wessex', 'hi wessex'):
+        # group case-insensitively and show the first spelling met.
+        spelling: dict[str, str] = {}
+        for member in coded:
+            value = _value(member.response, name) or NOT_STATED
+            key = spelling.setdefault(value.lower(), value)
+            responses[key] += 1
+            people.setdefault(key, set()).add(member.person)
+        rows = [
+            BreakdownRow(value=value, responses=n, people=len(people[value]))
+            for value, n in _most_common(responses)
+        ]
+        # 'not stated' is not a group of its own: it goes last, whatever its size.
+        rows.sort(key=lambda row: row.value == NOT_STATED)
+        result.append(Breakdown(field=name or ROLE_FIELDS[0], kind=kind.replace("_", " "), rows=rows))
+    return result
 
 
 def _most_common(counter: Counter[str]) -> list[tuple[str, int]]:

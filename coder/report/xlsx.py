@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -35,9 +36,21 @@ def sheet_title(text: str, taken: set[str]) -> str:
     return title
 
 
+def put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """Write a cell; text is always text, never a formula.
+
+    openpyxl stores any string that starts with '=' as a formula, so a response such as
+    '=HYPERLINK(...)' would run in Excel: such cells are forced back to plain strings.
+    """
+    cell = sheet.cell(row=row, column=column, value=value)
+    if isinstance(value, str) and cell.data_type == "f":
+        cell.data_type = "s"
+    return cell  # type: ignore[return-value]
+
+
 def _header(sheet: Worksheet, row: int, values: list[str]) -> None:
     for column, value in enumerate(values, start=1):
-        cell = sheet.cell(row=row, column=column, value=value)
+        cell = put(sheet, row, column, value)
         cell.font = _BOLD
         cell.fill = _HEADER_FILL
 
@@ -50,16 +63,16 @@ def _widths(sheet: Worksheet, widths: list[int]) -> None:
 def _summary_sheet(workbook: Workbook, report: ReportData) -> None:
     sheet = workbook.create_sheet("Summary")
     summary = report.summary
-    sheet["A1"] = report.title
-    sheet["A1"].font = _TITLE
+    put(sheet, 1, 1, report.title).font = _TITLE
     version = f" (version {report.codebook_version})" if report.codebook_version else ""
-    sheet["A2"] = f"Codebook: {report.codebook_name}{version}"
-    sheet["A3"] = report.status.line()
-    row = 5
+    put(sheet, 2, 1, f"Codebook: {report.codebook_name}{version}")
+    put(sheet, 3, 1, report.status.line())
+    put(sheet, 4, 1, summary.sentence)
+    row = 6
     _header(sheet, row, ["Statistic", "Value"])
     stats: list[tuple[str, Any]] = [
         ("Responses received", summary.responses_received),
-        ("Respondents", summary.respondents),
+        ("People (distinct respondents)", summary.respondents),
         ("Responses analysed (relevant)", summary.relevant),
         ("Responses excluded as not relevant", summary.excluded),
         ("Responses not yet coded", summary.uncoded),
@@ -69,12 +82,11 @@ def _summary_sheet(workbook: Workbook, report: ReportData) -> None:
     ]
     for label, value in stats:
         row += 1
-        sheet.cell(row=row, column=1, value=label)
-        sheet.cell(row=row, column=2, value=value)
+        put(sheet, row, 1, label)
+        put(sheet, row, 2, value)
     for heading, pairs in (
         ("Excluded: reason", summary.excluded_reasons),
         ("Tag", [(f"#{tag}", n) for tag, n in summary.by_tag]),
-        (summary.attribution_field.replace("_", " ").capitalize(), summary.by_attribution),
     ):
         if not pairs:
             continue
@@ -82,54 +94,68 @@ def _summary_sheet(workbook: Workbook, report: ReportData) -> None:
         _header(sheet, row, [heading, "n"])
         for value, n in pairs:
             row += 1
-            sheet.cell(row=row, column=1, value=value)
-            sheet.cell(row=row, column=2, value=n)
+            put(sheet, row, 1, value)
+            put(sheet, row, 2, n)
+    for breakdown in summary.breakdowns:
+        row += 2
+        _header(sheet, row, [breakdown.title.replace("_", " "), "Responses", "People"])
+        for item in breakdown.rows:
+            row += 1
+            put(sheet, row, 1, item.value)
+            put(sheet, row, 2, item.responses)
+            put(sheet, row, 3, item.people)
+    if summary.people_note:
+        row += 2
+        put(sheet, row, 1, f"People: {summary.people_note}")
     row += 2
-    _header(sheet, row, ["Question", "Responses", "Relevant", "Excluded", "Reviewed", "Model-only"])
+    _header(
+        sheet,
+        row,
+        ["Question", "Responses", "People", "Relevant", "Excluded", "Reviewed", "Model-only"],
+    )
     for question in report.questions:
         row += 1
         values = [
             question.title,
             question.responses,
+            question.people,
             question.relevant,
             question.excluded,
             question.status.reviewed,
             question.status.model_only,
         ]
         for column, value in enumerate(values, start=1):
-            sheet.cell(row=row, column=column, value=value)
-    _widths(sheet, [42, 12, 12, 12, 12, 12])
+            put(sheet, row, column, value)
+    _widths(sheet, [42, 12, 12, 12, 12, 12, 12])
 
 
 def _question_sheet(workbook: Workbook, question: QuestionReport, taken: set[str]) -> None:
     sheet = workbook.create_sheet(sheet_title(question.title, taken))
-    sheet["A1"] = question.title
-    sheet["A1"].font = _TITLE
-    sheet["A2"] = question.text
-    sheet["A2"].alignment = Alignment(wrap_text=True, vertical="top")
-    sheet["A3"] = (
-        f"Responses: {question.responses} (relevant {question.relevant}, "
-        f"excluded as not relevant {question.excluded})"
-    )
-    sheet["A4"] = f"Does it resonate? {question.resonance}"
-    sheet["A5"] = question.status.line()
-    row = 7
-    _header(sheet, row, ["Stance", "n", "Share"])
-    for stance in question.stance:
-        row += 1
-        sheet.cell(row=row, column=1, value=stance.label)
-        sheet.cell(row=row, column=2, value=stance.n)
-        sheet.cell(row=row, column=3, value=round(stance.share, 4)).number_format = "0%"
+    put(sheet, 1, 1, question.title).font = _TITLE
+    put(sheet, 2, 1, question.text).alignment = Alignment(wrap_text=True, vertical="top")
+    put(sheet, 3, 1, f"Responses: {question.counts_line}")
+    if question.has_stance:
+        put(sheet, 4, 1, f"Does it resonate? {question.resonance}")
+    put(sheet, 5, 1, question.status.line())
+    row = 5
+    if question.has_stance:
+        row += 2
+        _header(sheet, row, ["Stance", "n", "Share"])
+        for stance in question.stance:
+            row += 1
+            put(sheet, row, 1, stance.label)
+            put(sheet, row, 2, stance.n)
+            put(sheet, row, 3, round(stance.share, 4)).number_format = "0%"
     row += 2
     _header(sheet, row, ["Theme", "Sub-theme", "n", "Share", "Reviewed", "Theme id", "Definition"])
     for depth, node in walk_themes(question.themes):
         row += 1
-        sheet.cell(row=row, column=1 if depth == 0 else 2, value=node.label)
-        sheet.cell(row=row, column=3, value=node.n)
-        sheet.cell(row=row, column=4, value=round(node.share, 4)).number_format = "0%"
-        sheet.cell(row=row, column=5, value=node.reviewed)
-        sheet.cell(row=row, column=6, value=node.theme_id)
-        sheet.cell(row=row, column=7, value=node.definition)
+        put(sheet, row, 1 if depth == 0 else 2, node.label)
+        put(sheet, row, 3, node.n)
+        put(sheet, row, 4, round(node.share, 4)).number_format = "0%"
+        put(sheet, row, 5, node.reviewed)
+        put(sheet, row, 6, node.theme_id)
+        put(sheet, row, 7, node.definition)
     if question.quotes:
         row += 2
         _header(
@@ -148,8 +174,9 @@ def _question_sheet(workbook: Workbook, question: QuestionReport, taken: set[str
                 quote.response_id,
             ]
             for column, value in enumerate(values, start=1):
-                cell = sheet.cell(row=row, column=column, value=value)
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
+                put(sheet, row, column, value).alignment = Alignment(
+                    wrap_text=True, vertical="top"
+                )
     _widths(sheet, [50, 40, 8, 8, 10, 24, 60])
 
 
@@ -163,7 +190,7 @@ def add_rows_sheet(
     _header(sheet, 1, columns)
     for index, row in enumerate(rows, start=2):
         for column, key in enumerate(columns, start=1):
-            sheet.cell(row=index, column=column, value=flat_value(row.get(key)))
+            put(sheet, index, column, flat_value(row.get(key)))
     sheet.freeze_panes = "B2"
     sheet.auto_filter.ref = sheet.dimensions
     return sheet

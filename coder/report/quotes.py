@@ -1,0 +1,137 @@
+"""Choosing the quotes a report shows: informative, not repeated, spread across people.
+
+A rapid-insight report quotes a handful of answers per question. Forms exports repeat answers
+(a respondent submits twice, or pastes the same sentence under several hypotheses), and many
+answers only say "Yes" or "Strongly resonates"; quoting those tells the reader nothing. So a
+quote must carry content, must not repeat (or be contained in) a quote already chosen, and
+should come from a respondent, role and organisation not yet quoted in the section.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Generic, TypeVar
+
+from coder.embedded.features import non_answer_reason, stance_only
+
+#: An unflagged answer with fewer content words than this is too thin to quote.
+MIN_CONTENT_WORDS = 5
+#: Normalised texts at least this similar (difflib ratio) are the same quote.
+NEAR_DUPLICATE_RATIO = 0.9
+
+_HASHTAG = re.compile(r"#\w[\w-]*")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Function words and the stance vocabulary: what is left is what the answer is about.
+_NOT_CONTENT = frozenset(
+    """a an the and or but if so to of in on at by for from with as is are was were be been
+    being am it its this that these those there here i me my we our us you your he she they
+    them their his her do does did done doing have has had not no yes yeah just very really
+    quite also too agree agreed disagree strongly resonates resonate resonated partly
+    partially somewhat absolutely definitely totally completely think would could should
+    can will may might much more most some any all what which who how when where why""".split()
+)
+
+T = TypeVar("T")
+
+
+def normalise(text: str) -> str:
+    """Text for comparing quotes: lower case, hashtags, punctuation and extra spaces removed."""
+    return " ".join(_WORD.findall(_HASHTAG.sub(" ", text.lower())))
+
+
+def content_words(text: str) -> int:
+    """How many words of ``text`` carry content (not function or stance words)."""
+    return sum(1 for word in normalise(text).split() if word not in _NOT_CONTENT)
+
+
+def is_duplicate(normalised: str, others: Sequence[str]) -> bool:
+    """True when ``normalised`` equals, contains, is contained in or nearly equals another."""
+    for other in others:
+        if not normalised or not other:
+            if normalised == other:
+                return True
+            continue
+        if normalised in other or other in normalised:
+            return True
+        matcher = SequenceMatcher(None, normalised, other, autojunk=False)
+        if matcher.real_quick_ratio() >= NEAR_DUPLICATE_RATIO and (
+            matcher.ratio() >= NEAR_DUPLICATE_RATIO
+        ):
+            return True
+    return False
+
+
+def quotable(text: str, *, flagged: bool = False) -> bool:
+    """Whether an answer may be quoted at all.
+
+    Never a stance-only answer ("Yes", "Strongly resonates") or a non-answer; an answer
+    the model chose also needs :data:`MIN_CONTENT_WORDS` content words. A reviewer's flag
+    waives only the length test: a short, pointed answer can be the right quote.
+    """
+    if stance_only(text) or non_answer_reason(text) is not None:
+        return False
+    return flagged or content_words(text) >= MIN_CONTENT_WORDS
+
+
+@dataclass(frozen=True)
+class QuoteKeys(Generic[T]):
+    """How :func:`select_quotes` reads a candidate (kept generic so it is testable alone)."""
+
+    text: Callable[[T], str]
+    person: Callable[[T], str]
+    role: Callable[[T], str | None]
+    organisation: Callable[[T], str | None]
+    themes: Callable[[T], Sequence[str]]
+
+
+def select_quotes(candidates: Sequence[T], keys: QuoteKeys[T], limit: int) -> list[T]:
+    """Up to ``limit`` candidates, best first, with no two alike.
+
+    ``candidates`` come in order of preference. Each pick is the first remaining candidate
+    that is not a duplicate of a chosen quote, preferring in turn: a person not yet quoted,
+    a role not yet quoted, an organisation not yet quoted, a theme not yet covered. A person
+    is quoted twice only when nobody else is left.
+    """
+    chosen: list[T] = []
+    seen_texts: list[str] = []
+    people: set[str] = set()
+    roles: set[str] = set()
+    organisations: set[str] = set()
+    covered: set[str] = set()
+    remaining = list(enumerate(candidates))
+    while remaining and len(chosen) < limit:
+        remaining = [
+            (rank, item)
+            for rank, item in remaining
+            if not is_duplicate(normalise(keys.text(item)), seen_texts)
+        ]
+        if not remaining:
+            break
+
+        def preference(entry: tuple[int, T]) -> tuple[bool, bool, bool, bool, int]:
+            rank, item = entry
+            role, organisation = keys.role(item), keys.organisation(item)
+            return (
+                keys.person(item) in people,
+                role is not None and role.lower() in roles,
+                organisation is not None and organisation.lower() in organisations,
+                bool(keys.themes(item)) and set(keys.themes(item)) <= covered,
+                rank,
+            )
+
+        best = min(remaining, key=preference)
+        remaining.remove(best)
+        item = best[1]
+        chosen.append(item)
+        seen_texts.append(normalise(keys.text(item)))
+        people.add(keys.person(item))
+        role, organisation = keys.role(item), keys.organisation(item)
+        if role:
+            roles.add(role.lower())
+        if organisation:
+            organisations.add(organisation.lower())
+        covered.update(keys.themes(item))
+    return chosen
