@@ -21,14 +21,17 @@ import numpy as np
 from coder.backends.base import ProposalResult
 from coder.embedded.encoder import FAST_MODEL_NAME, MODEL_NAME, Encoder, get_encoder
 from coder.embedded.features import (
+    OFF_TOPIC_CHATTER,
     content_words,
     non_answer_reason,
     parse_examples,
     sentence_spans,
     split_sentences,
     stance_cue,
+    stance_only,
     theme_prototypes,
 )
+from coder.embedded.gate import choose_fields
 from coder.embedded.models import (
     MIN_POSITIVES,
     CodeVectors,
@@ -46,12 +49,24 @@ from coder.errors import BackendError
 from coder.store import Store, now
 from schemas import Codebook, Proposal, Response, ThemeAssignment
 
-#: Zero-shot: cosine to a not-relevant example above which a response is ruled out.
-NOT_RELEVANT_SIMILARITY = 0.8
-#: Zero-shot: a code applies when its prototype similarity is within ZERO_SHOT_MARGIN of the
-#: best code's or above ZERO_SHOT_FLOOR (tuned on the NHS dev split).
-ZERO_SHOT_MARGIN = 0.01
-ZERO_SHOT_FLOOR = 0.55
+#: Zero-shot relevance: a response is off-topic when it is closer, by at least this cosine
+#: margin, to an off-topic prototype (the codebook's not-relevant examples and the built-in
+#: workshop chatter below) than to its question and every code that applies to it.
+OFF_TOPIC_MARGIN = 0.05
+#: Zero-shot theme scores blend two views of a code: its prototypes one by one
+#: (definition, label, include criteria, the best-matching examples) and all of its text
+#: embedded as one ("label: definition examples"). The first wins on codebooks with many
+#: examples (NHS), the second on short workshop codebooks; the blend holds up on both.
+CONCAT_WEIGHT = 0.3
+#: Zero-shot: besides the best code, a code is given when its score is within this many
+#: standard deviations (of the response's scores over its candidate codes) of the best.
+#: Relative to the response's own spread, so it does not depend on a codebook's scale.
+ZERO_SHOT_SPREAD = 0.2
+#: A stance value reviewers gave fewer times than this keeps zero-shot behaviour: the
+#: respondent's explicit opening ("Not really", "Partly") still gives it.
+MIN_STANCE_EXAMPLES = 3
+#: Answers per question needed before the question prior is trusted (see prepare()).
+MIN_QUESTION_ANSWERS = 5
 #: Pair features are built for at most this many (response, code) pairs when training.
 MAX_TRAINING_PAIRS = 60_000
 #: Responses whose pair features are built at once during training (bounds memory).
@@ -87,6 +102,12 @@ class TrainedState:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: per code with 1 to MIN_POSITIVES-1 positives: (positives, examples it could apply to)
     rare_codes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: per field (themes, stance, relevance), what proposes it: see coder/embedded/gate.py
+    fields: dict[str, str] = field(default_factory=dict)
+    #: reviewed answers per stance value (values with too few keep zero-shot behaviour)
+    stance_counts: dict[str, int] = field(default_factory=dict)
+    #: per code, the reviewed answers that carry it: extra examples for zero-shot matching
+    code_examples: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,6 +162,9 @@ class LocalClassifier:
         self._sentence_vectors: dict[str, np.ndarray] = {}
         self._prototype_texts: dict[tuple[str, ...], list[str]] = {}
         self._code_cache: dict[str, tuple[CodeVectors, list[np.ndarray]]] = {}
+        self._concat_cache: dict[str, np.ndarray] = {}
+        #: per codebook hash: the question prior (questions x codes), from prepare()
+        self._question_prior: dict[str, tuple[list[str], np.ndarray]] = {}
 
     # --- identity --------------------------------------------------------------------------
     @property
@@ -243,6 +267,97 @@ class LocalClassifier:
             self._code_cache = {key: (codes, per_code)}
         return self._code_cache[key]
 
+    def concat_vectors(self, codebook: Codebook) -> np.ndarray:
+        """Each theme's whole text ("label: definition examples") embedded as one vector."""
+        key = codebook.content_hash()
+        if key not in self._concat_cache:
+            texts = [
+                f"{t.label}: {t.definition} {' '.join(parse_examples(t.examples))}".strip()
+                for t in codebook.themes
+            ]
+            self._concat_cache = {key: self.embed(texts)}
+        return self._concat_cache[key]
+
+    def _zero_shot_similarity(
+        self,
+        embeddings: np.ndarray,
+        per_code: list[np.ndarray],
+        codes: CodeVectors,
+        codebook: Codebook,
+        sentence_vectors: list[np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Zero-shot theme scores (blend of prototype and whole-text matches) + prototype sims.
+
+        The prototype view matches a response that raises several topics sentence by
+        sentence (each sentence encoded alone); the whole-text view matches the response.
+        """
+        similarity, best_proto = prototype_similarity(embeddings, per_code, codes.n_head)
+        if sentence_vectors is not None:
+            multi_rows = [row for row, found in enumerate(sentence_vectors) if len(found) > 1]
+            if multi_rows:
+                flat = np.vstack([sentence_vectors[row] for row in multi_rows])
+                starts = np.cumsum([0] + [len(sentence_vectors[row]) for row in multi_rows[:-1]])
+                by_sentence, _ = prototype_similarity(flat, per_code, codes.n_head)
+                best_sentence = np.maximum.reduceat(by_sentence, starts, axis=0)
+                similarity[multi_rows] = np.maximum(similarity[multi_rows], best_sentence)
+        concat = embeddings @ self.concat_vectors(codebook).T if len(per_code) else similarity
+        blended = (1 - CONCAT_WEIGHT) * similarity + CONCAT_WEIGHT * concat
+        return blended.astype(np.float32), similarity, best_proto
+
+    def prepare(self, responses: Sequence[Response], codebook: Codebook) -> dict[str, float]:
+        """Learn, from the project's unlabelled answers, how far each question's text says
+        which themes its answers raise (the zero-shot question prior); returns the weights.
+
+        A hypothesis such as "a whole pathway approach ... leads to sustained adoption"
+        names its own themes, and its answers lean towards them; a generic question ("What
+        could we do better?") does not. For each question, the prior is how much more
+        similar the question's text is to each code than the code's other questions are
+        (zero for codes limited to one question or group, as ArgKP's key points), weighted
+        by the correlation between that and how much more the question's answers match
+        each code than all answers do. A question whose answers do not follow its text
+        (correlation ≤ 0, or fewer than MIN_QUESTION_ANSWERS answers) gets no prior. The
+        decision adapts to each codebook and data set; no constant is fitted to one of them.
+        ``propose`` calls this on its own batch when it was not called before.
+        """
+        key = codebook.content_hash()
+        question_ids = codebook.question_ids
+        if not question_ids or not codebook.themes:
+            self._question_prior[key] = (question_ids, np.zeros((0, 0)))
+            return {}
+        texts = [r.text or "" for r in responses]
+        questions = [r.question for r in responses]
+        codes, per_code = self.code_vectors(codebook)
+        embeddings = self.embed(texts)
+        scores, _, _ = self._zero_shot_similarity(embeddings, per_code, codes, codebook, None)
+        question_vectors = self.embed([codebook.question_text(q) or q for q in question_ids])
+        by_question, _, _ = self._zero_shot_similarity(
+            question_vectors, per_code, codes, codebook, None
+        )
+        applies = np.array(
+            [[t.applies_to(q) for t in codebook.themes] for q in question_ids], dtype=bool
+        )
+        centred = np.zeros_like(by_question)
+        for column in range(by_question.shape[1]):
+            rows = applies[:, column]
+            if rows.sum() > 1:
+                centred[rows, column] = by_question[rows, column] - by_question[rows, column].mean()
+        overall = scores.mean(axis=0) if len(scores) else np.zeros(len(codes.ids))
+        weights: dict[str, float] = {}
+        prior = np.zeros_like(centred)
+        for position, qid in enumerate(question_ids):
+            answers = [i for i, q in enumerate(questions) if q == qid]
+            here = applies[position] & (centred[position] != 0)
+            weight = 0.0
+            if len(answers) >= MIN_QUESTION_ANSWERS and here.sum() > 2:
+                lean = scores[answers].mean(axis=0) - overall
+                a, b = centred[position, here], lean[here]
+                if a.std() > 0 and b.std() > 0:
+                    weight = max(0.0, float(np.corrcoef(a, b)[0, 1]))
+            weights[qid] = round(weight, 3)
+            prior[position] = weight * centred[position]
+        self._question_prior[key] = (question_ids, prior)
+        return weights
+
     # --- training ----------------------------------------------------------------------------
     def fit(
         self,
@@ -250,8 +365,13 @@ class LocalClassifier:
         codebook: Codebook,
         kernel_params: KernelParams | None = None,
         stance_kernel_weight: float = STANCE_KERNEL_WEIGHT,
+        gate: bool = True,
     ) -> TrainedState:
-        """Learn from labelled examples; the classifier then proposes with the new state."""
+        """Learn from labelled examples; the classifier then proposes with the new state.
+
+        With ``gate`` (the default), each field uses the trained model only where it is at
+        least as good as zero-shot out of fold on these examples (coder/embedded/gate.py).
+        """
         started = time.perf_counter()
         params = kernel_params or KernelParams()
         examples = list(examples)
@@ -478,9 +598,54 @@ class LocalClassifier:
             train_texts=kernel_texts,
             metrics=metrics,
             rare_codes=rare_codes,
+            fields={"themes": "trained", "stance": "trained", "relevance": "trained"},
+            code_examples={
+                code: [
+                    texts[i]
+                    for i in relevant_rows
+                    if code in examples[i].themes and not stance_only(texts[i])
+                ]
+                for code in themes_by_id
+                if counts[code] > 0
+            },
+            stance_counts=dict(
+                Counter(
+                    str(examples[i].stance) for i in relevant_rows if examples[i].stance is not None
+                )
+            ),
         )
+        state = self.state
+        if gate:
+            fields_chosen, report = choose_fields(
+                self._sibling,
+                examples,
+                codebook,
+                lambda classifier, train: classifier.fit(
+                    train, codebook, kernel_params, stance_kernel_weight, gate=False
+                ),
+            )
+            state.fields = fields_chosen
+            state.metrics["gate"] = report
+            state.metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+        self.state = state
         self.model = self._model_name()
         return self.state
+
+    def _sibling(self) -> LocalClassifier:
+        """A zero-shot classifier sharing this one's encoder, caches and question prior."""
+        other = LocalClassifier(None, encoder=self.encoder, use_stored_model=False)
+        other._vectors = self._vectors
+        other._sentence_vectors = self._sentence_vectors
+        other._code_cache = self._code_cache
+        other._concat_cache = self._concat_cache
+        other._question_prior = self._question_prior
+        return other
+
+    def _mode(self, name: str) -> str:
+        """What proposes field ``name``: 'zero-shot' without a state, else the gate's choice."""
+        if self.state is None:
+            return "zero-shot"
+        return (getattr(self.state, "fields", None) or {}).get(name, "trained")
 
     def save(self, store: Store | None = None, codebook_version: int | None = None) -> int:
         """Store the trained state in the project's ``models`` table; returns the row id."""
@@ -570,7 +735,8 @@ class LocalClassifier:
         texts = [response.text or "" for response in responses]
         questions = [response.question for response in responses]
         reasons = [non_answer_reason(text) for text in texts]
-        if state is None or state.pair_model is None:
+        theme_mode = self._mode("themes")
+        if state is None or state.pair_model is None or theme_mode != "trained":
             # Zero-shot matches each sentence on its own: encoded alone, a sentence's vector
             # is more specific than its span of the whole response's pass.
             embeddings = self.embed(texts)
@@ -589,7 +755,11 @@ class LocalClassifier:
         # Relevance.
         relevant = np.ones(count, dtype=bool)
         relevance_confidence = np.full(count, 0.8)
-        if state is not None and state.relevance_model is not None:
+        if (
+            state is not None
+            and state.relevance_model is not None
+            and self._mode("relevance") == "trained"
+        ):
             model_probs = state.relevance_model.probabilities(texts, embeddings, questions)
             true_column = state.relevance_model.classes.index("True")
             relevant = model_probs[:, true_column] >= 0.5
@@ -597,7 +767,9 @@ class LocalClassifier:
                 model_probs[:, true_column], 1 - model_probs[:, true_column]
             )
         else:
-            self._zero_shot_relevance(embeddings, similarity, codebook, reasons)
+            self._zero_shot_relevance(
+                embeddings, similarity, codebook, reasons, texts, questions, candidates
+            )
         for row, reason in enumerate(reasons):
             if reason is not None:
                 relevant[row] = False
@@ -615,14 +787,32 @@ class LocalClassifier:
             for row in range(count):
                 stances[row] = stance_classes[best[row]]
                 stance_confidence[row] = stance_probs[row, best[row]]
-            if state is None or state.stance_model is None:
+            stance_mode = self._mode("stance")
+            trained_stance = state is not None and state.stance_model is not None
+            counts = (getattr(state, "stance_counts", None) or {}) if state is not None else {}
+            for row, text in enumerate(texts):
                 # Zero-shot similarity to stance descriptions is near chance; an explicit
-                # opening ("Partly.", "Yes, but", "Not really") is the respondent's own answer.
-                for row, text in enumerate(texts):
-                    cue = stance_cue(text, stance_ids)
-                    if cue is not None:
-                        stances[row] = cue
-                        stance_confidence[row] = max(float(stance_confidence[row]), 0.7)
+                # opening ("Partly.", "Yes, but", "Not really") is the respondent's own
+                # answer. With a trained model it wins when the gate chose so, and always
+                # for a value reviewers gave too rarely for the model to learn.
+                cue = stance_cue(text, stance_ids)
+                if cue is None:
+                    continue
+                if (
+                    not trained_stance
+                    or stance_mode != "trained"
+                    or counts.get(cue, 0) < MIN_STANCE_EXAMPLES
+                ):
+                    stances[row] = cue
+                    stance_confidence[row] = max(float(stance_confidence[row]), 0.7)
+
+        # A question that asks for ideas, not a view (has_stance: false), gets no stance.
+        for row, question in enumerate(questions):
+            if stance_ids and not codebook.has_stance(question):
+                stances[row] = None
+                stance_confidence[row] = 1.0
+        # An answer that only gives a stance ("Yes", "Strongly resonates") raises no theme.
+        bare = [stance_only(text) for text in texts]
 
         # The reviewed response most like each one (named in rationales).
         nearest = self._nearest_training(embeddings)
@@ -631,7 +821,7 @@ class LocalClassifier:
         version = self.model_version
         for row, response in enumerate(responses):
             themes: list[ThemeAssignment] = []
-            if relevant[row]:
+            if relevant[row] and not bare[row]:
                 chosen = np.flatnonzero(assigned[row])
                 chosen = chosen[np.argsort(-probabilities[row, chosen])]
                 for code in chosen:
@@ -659,14 +849,18 @@ class LocalClassifier:
                 question=response.question,
                 stance=stances[row] if relevant[row] else None,
                 stance_confidence=float(np.clip(stance_confidence[row], 0, 1))
-                if stance_ids and relevant[row]
+                if stance_ids and relevant[row] and stances[row] is not None
                 else None,
                 relevant=bool(relevant[row]),
                 relevance_reason=reasons[row] if not relevant[row] else None,
                 relevance_confidence=float(np.clip(relevance_confidence[row], 0, 1)),
                 themes=themes,
-                rationale=self._rationale(
-                    row, themes, codebook, similarity, best_proto, source, nearest
+                rationale=(
+                    "The answer only gives a stance; it raises no theme."
+                    if bare[row]
+                    else self._rationale(
+                        row, themes, codebook, similarity, best_proto, source, nearest
+                    )
                 )
                 if relevant[row]
                 else f"Not relevant: {reasons[row] or 'classified as not relevant'}.",
@@ -688,26 +882,40 @@ class LocalClassifier:
         similarity: np.ndarray,
         codebook: Codebook,
         reasons: list[str | None],
+        texts: Sequence[str] = (),
+        questions: Sequence[str | None] = (),
+        candidates: Sequence[Sequence[int]] = (),
     ) -> None:
-        """Rule responses out that resemble the codebook's not-relevant examples.
+        """Rule out responses that are about something else (no trained relevance model).
 
-        Without a trained relevance model, a response counts as not relevant when it is
-        closer to one of ``relevance.not_relevant_examples`` than to any code (and close
-        in absolute terms), so "can we have the slides?" is excluded as the rule says.
+        A response is off-topic when it is closer (by OFF_TOPIC_MARGIN) to an off-topic
+        prototype — the codebook's ``relevance.not_relevant_examples`` and the built-in
+        workshop chatter (logistics, technical trouble, test messages, thanks) — than to its
+        own question and to every code that applies to it. Answers that give a view ("Yes",
+        "Not really - ...") are never ruled out: a bare stance is a relevant answer.
         """
-        examples = codebook.relevance.not_relevant_examples if codebook.relevance else []
-        if not examples or not len(embeddings):
+        if not len(embeddings):
             return
-        example_vectors = self.embed(list(examples))
-        to_examples = embeddings @ example_vectors.T
-        best_code = similarity.max(axis=1) if similarity.size else np.zeros(len(embeddings))
+        examples = list(codebook.relevance.not_relevant_examples) if codebook.relevance else []
+        prototypes = list(dict.fromkeys([*examples, *OFF_TOPIC_CHATTER]))
+        off_topic = embeddings @ self.embed(prototypes).T
+        question_vectors = self.embed([codebook.question_text(q) or "" for q in questions])
+        to_question = (embeddings * question_vectors).sum(axis=1)
+        stance_ids = codebook.stance_ids
         for row in range(len(embeddings)):
             if reasons[row] is not None:
                 continue
-            best = int(np.argmax(to_examples[row]))
-            score = float(to_examples[row, best])
-            if score >= NOT_RELEVANT_SIMILARITY and score > float(best_code[row]):
-                reasons[row] = f"like the codebook's not-relevant example {examples[best][:40]!r}"
+            text = texts[row] if row < len(texts) else ""
+            if stance_only(text) or stance_cue(text, stance_ids) is not None:
+                continue
+            here = list(candidates[row]) if row < len(candidates) else []
+            on_topic = max(
+                float(to_question[row]) if questions[row] else -1.0,
+                float(similarity[row, here].max()) if here else -1.0,
+            )
+            best = int(np.argmax(off_topic[row]))
+            if float(off_topic[row, best]) > on_topic + OFF_TOPIC_MARGIN:
+                reasons[row] = f"off-topic, like {prototypes[best][:40]!r}"
 
     def _score_themes(
         self,
@@ -731,21 +939,30 @@ class LocalClassifier:
         for row, here in enumerate(candidates):
             applicable[row, here] = True
 
-        # Similarity of each response to each code's best prototype (for zero-shot and
-        # rationales): definition, label, include criteria and examples.
-        similarity, best_proto = prototype_similarity(embeddings, per_code, codes.n_head)
-        if state is None or state.pair_model is None:
+        # Similarity of each response to each code's best prototype (for rationales and,
+        # blended with the whole-text match and the question prior, for zero-shot).
+        zero_shot_scores: np.ndarray | None = None
+        mode = self._mode("themes")
+        if state is None or state.pair_model is None or mode != "trained":
             # Zero-shot: a response that raises several topics matches each one best in
             # the sentence that speaks of it.
             if sentence_vectors is None:
                 sentence_vectors = self.separate_sentence_vectors(texts)
-            multi_rows = [row for row, found in enumerate(sentence_vectors) if len(found) > 1]
-            if multi_rows:
-                flat = np.vstack([sentence_vectors[row] for row in multi_rows])
-                starts = np.cumsum([0] + [len(sentence_vectors[row]) for row in multi_rows[:-1]])
-                by_sentence, _ = prototype_similarity(flat, per_code, codes.n_head)
-                best_sentence = np.maximum.reduceat(by_sentence, starts, axis=0)
-                similarity[multi_rows] = np.maximum(similarity[multi_rows], best_sentence)
+            matched = per_code
+            if mode in ("augmented", "hybrid") and state is not None:
+                # Reviewed answers join the codebook's examples of the codes they carry.
+                extra = getattr(state, "code_examples", None) or {}
+                matched = [
+                    np.vstack([vectors, self.embed(extra[code])]) if extra.get(code) else vectors
+                    for code, vectors in zip(codes.ids, per_code, strict=True)
+                ]
+            zero_shot_scores, similarity, best_proto = self._zero_shot_similarity(
+                embeddings, matched, codes, codebook, sentence_vectors
+            )
+
+            zero_shot_scores = zero_shot_scores + self._prior_rows(texts, questions, codebook)
+        else:
+            similarity, best_proto = prototype_similarity(embeddings, per_code, codes.n_head)
 
         probabilities = np.zeros((count, n_codes))
         assigned = np.zeros((count, n_codes), dtype=bool)
@@ -755,22 +972,29 @@ class LocalClassifier:
         if state is not None and state.theme_model is not None:
             model = state.theme_model
             kernel_raw = model.scores(texts, embeddings, questions)
-            columns = [
-                (position, codes.ids.index(code))
-                for position, code in enumerate(model.labels)
-                if code in codes.ids
-            ]
-            if columns:
-                raw = kernel_raw
-                calibrated = model.probabilities(raw)
-                assert model.thresholds is not None
-                for model_column, code_column in columns:
-                    probabilities[:, code_column] = calibrated[:, model_column]
-                    assigned[:, code_column] = raw[:, model_column] > model.thresholds[model_column]
-                    source[:, code_column] = "model"
-                    covered[code_column] = True
+            # Hybrid and trained modes use it; zero-shot mode keeps it for stance only.
+            if mode in ("trained", "hybrid"):
+                columns = [
+                    (position, codes.ids.index(code))
+                    for position, code in enumerate(model.labels)
+                    if code in codes.ids
+                ]
+                if columns:
+                    raw = kernel_raw
+                    calibrated = model.probabilities(raw)
+                    assert model.thresholds is not None
+                    for model_column, code_column in columns:
+                        probabilities[:, code_column] = calibrated[:, model_column]
+                        assigned[:, code_column] = raw[:, model_column] > model.thresholds[model_column]
+                        source[:, code_column] = "model"
+                        covered[code_column] = True
         uncovered = [[code for code in here if not covered[code]] for here in candidates]
-        if state is not None and state.pair_model is not None and any(uncovered):
+        if (
+            state is not None
+            and state.pair_model is not None
+            and mode == "trained"
+            and any(uncovered)
+        ):
             words = [content_words(text) for text in texts]
             # Features against every candidate, as in training; only uncovered pairs kept.
             features, pairs = pair_features(embeddings, words, candidates, codes, keep=uncovered)
@@ -780,20 +1004,49 @@ class LocalClassifier:
                 probabilities[row, code] = probability
                 assigned[row, code] = probability >= state.pair_model.threshold
                 source[row, code] = "pair"
-        elif any(uncovered):
-            masked = np.where(applicable & ~covered[None, :], similarity, -1.0)
-            top = masked.max(axis=1, keepdims=True)
-            zero_shot = (masked >= top - ZERO_SHOT_MARGIN) | (masked >= ZERO_SHOT_FLOOR)
-            zero_shot &= top > -1.0
-            zero_shot &= applicable & ~covered[None, :]
+        elif any(uncovered) and zero_shot_scores is not None:
+            # Zero-shot: the best code, and any other within ZERO_SHOT_SPREAD standard
+            # deviations of it (the spread of this response's own candidate scores).
+            # Decided over every applicable code, then used only where no trained model
+            # covers the code (hybrid): the best code may be one the kernel model decides.
+            open_codes = applicable & ~covered[None, :]
+            masked = np.where(applicable, zero_shot_scores, np.nan)
+            has_any: np.ndarray = np.asarray(applicable.any(axis=1), dtype=bool)
+            top = np.where(has_any, np.nanmax(np.where(has_any[:, None], masked, 0.0), axis=1), 0.0)
+            spread = np.where(
+                has_any, np.nanstd(np.where(has_any[:, None], masked, 0.0), axis=1), 0.0
+            )
+            cut = (top - ZERO_SHOT_SPREAD * spread)[:, None]
+            zero_shot = open_codes & (np.nan_to_num(masked, nan=-np.inf) >= cut)
             assigned |= zero_shot
-            zs_prob = sigmoid((masked - (top - ZERO_SHOT_MARGIN)) * 25.0)
-            probabilities = np.where(applicable & ~covered[None, :], zs_prob, probabilities)
-            source = np.where(applicable & ~covered[None, :], "zero-shot", source)
+            scale = np.maximum(spread, 1e-3)[:, None]
+            zs_prob = sigmoid((np.nan_to_num(masked, nan=-1e3) - cut) / scale * 2.0 + 0.5)
+            probabilities = np.where(open_codes, zs_prob, probabilities)
+            source = np.where(open_codes, "zero-shot", source)
         assigned &= applicable
         return ThemeScores(
             candidates, similarity, best_proto, probabilities, assigned, source, kernel_raw
         )
+
+    def _prior_rows(
+        self, texts: Sequence[str], questions: Sequence[str | None], codebook: Codebook
+    ) -> np.ndarray:
+        """The question prior for each row (zeros for questions without one)."""
+        key = codebook.content_hash()
+        if key not in self._question_prior:
+            self.prepare(
+                [Response(id=str(i), text=t, question=q) for i, (t, q) in
+                 enumerate(zip(texts, questions, strict=True))],
+                codebook,
+            )
+        question_ids, prior = self._question_prior[key]
+        rows = np.zeros((len(texts), len(codebook.themes)), dtype=np.float32)
+        if prior.size:
+            position = {qid: i for i, qid in enumerate(question_ids)}
+            for row, question in enumerate(questions):
+                if question in position:
+                    rows[row] = prior[position[question]]
+        return rows
 
     def code_scores(
         self, responses: Sequence[Response], codebook: Codebook
@@ -819,6 +1072,8 @@ class LocalClassifier:
         state = self.state
         stance_ids = codebook.stance_ids
         model = state.stance_model if state is not None else None
+        if self._mode("stance") == "zero-shot":
+            model = None
         if model is not None and set(model.classes) <= set(stance_ids):
             if model.model is None:  # one class only in training
                 return np.ones((len(texts), 1)), list(model.classes)

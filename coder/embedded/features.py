@@ -127,8 +127,44 @@ def stance_only(text: str | None) -> bool:
     return all(word in _STANCE_WORDS for word in found)
 
 
+#: Answers that only point at another answer ("see previous answer", "As above", "See my
+#: H3 answer"): unusable on their own, so not relevant wherever they appear.
+_CROSS_REFERENCE = re.compile(
+    r"^\W*(?:please\s+)?(?:(?:see|refer\s+to)\s+(?:my\s+|the\s+|our\s+)?"
+    r"(?:previous|above|earlier|last|prior|other|answer|comment|response|h\d+|q\d+|question)"
+    r"|as\s+(?:above|before|previously|per\s+(?:my|above|previous))"
+    r"|same\s+as\s+(?:above|before|previous|my|h\d+|q\d+|question)|ditto)"
+    # at most three more words ("See my H3 answer", "Same as H2 really"): anything longer
+    # ("As above I have no complaints") says something of its own
+    r"(?:\W+[\w']+){0,3}\W*$",
+    re.IGNORECASE,
+)
+#: "n/a - not my area", "N/A (not applicable to us)": a non-answer with a reason.
+_NA_PREFIX = re.compile(r"^\W*(?:n/?a|not applicable|no comments?)\b\W*(?:[-:(,–—]|$)", re.I)
+
+#: Workshop and survey chatter that is never an answer, whatever the codebook: event
+#: logistics, technical trouble, test messages, requests for materials, thanks. Zero-shot
+#: relevance compares each response with these and the codebook's own not-relevant
+#: examples (see ``LocalClassifier._zero_shot_relevance``).
+OFF_TOPIC_CHATTER: tuple[str, ...] = (
+    "Testing, can you see this?",
+    "Is this the right box to type in?",
+    "Can we have the slides?",
+    "Will the recording be shared?",
+    "I joined late, which question is this?",
+    "My microphone is not working.",
+    "The connection keeps dropping.",
+    "Can we take a short break?",
+    "How do I join the mailing list?",
+    "Thank you for a useful session.",
+    "Not sure what this question means.",
+    "The room was too cold.",
+)
+
+
 def non_answer_reason(text: str | None) -> str | None:
-    """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only), or None."""
+    """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only, a bare
+    cross-reference such as 'see previous answer'), or None."""
     stripped = (text or "").strip()
     if not stripped:
         return "blank"
@@ -139,6 +175,10 @@ def non_answer_reason(text: str | None) -> str | None:
     normalised = " ".join(stripped.lower().strip(string.punctuation + " ").split())
     if normalised in NON_ANSWERS or stripped.lower() in NON_ANSWERS:
         return f"non-answer ({stripped[:40]!r})"
+    if _NA_PREFIX.match(stripped) and len(normalised.split()) <= 8:
+        return f"non-answer ({stripped[:40]!r})"
+    if _CROSS_REFERENCE.match(stripped):
+        return f"refers to another answer ({stripped[:40]!r})"
     return None
 
 

@@ -1,0 +1,198 @@
+"""Training never makes things worse: choose, per field, the trained model or zero-shot.
+
+A model fitted on a handful of reviewed answers can be worse than the zero-shot matcher it
+replaces (five reviews, four of them "partly", teach a stance model that nobody disagrees).
+So before a trained state is used, each field — themes, stance, relevance — is scored by
+cross-validation on the reviewed answers themselves: in each fold a model is fitted on the
+other folds and both it and zero-shot propose labels for the held-out answers. A field uses
+the trained model only when it is at least as good out of fold; otherwise it keeps zero-shot
+behaviour, and the state records which and why (``TrainedState.fields`` and ``gate``).
+
+Options per field:
+- themes: ``trained`` (kernel and pair models), ``hybrid`` (the kernel model for codes with
+  enough reviewed examples, augmented zero-shot for the rest), ``augmented`` (zero-shot
+  matching with the reviewed answers added to each code's examples), ``zero-shot``;
+- stance: ``trained``, ``trained+cues`` (the respondent's explicit opening — "Partly", "Yes,
+  but", "Not really" — overrides the model), ``zero-shot``;
+- relevance: ``trained``, ``zero-shot``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from coder.embedded.training import LabelledExample
+from schemas import Codebook, Proposal, Response
+
+if TYPE_CHECKING:  # pragma: no cover
+    from coder.embedded.classifier import LocalClassifier
+
+#: Above this many reviewed answers the gate is skipped: the trained model is used (on
+#: NHS and ArgKP it beats zero-shot by far from a few hundred labels), and cross-validating
+#: a large fit would multiply training time.
+GATE_MAX_EXAMPLES = 400
+#: Folds of the gate's cross-validation (fewer when there are fewer answers).
+GATE_FOLDS = 5
+
+# Options in order of risk, zero-shot (needs no labels) first: each later option must beat
+# the best earlier one by the noise margin to be chosen.
+THEME_OPTIONS = ("zero-shot", "augmented", "hybrid", "trained")
+STANCE_OPTIONS = ("zero-shot", "trained+cues", "trained")
+RELEVANCE_OPTIONS = ("zero-shot", "trained")
+
+
+def _responses(examples: Sequence[LabelledExample]) -> list[Response]:
+    return [
+        Response(id=example.id or f"x{index}", text=example.text, question=example.question)
+        for index, example in enumerate(examples)
+    ]
+
+
+def theme_f1(
+    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
+) -> float | None:
+    """Micro-F1 of proposed themes on the examples reviewers called relevant (None: no data)."""
+    tp = fp = fn = 0
+    for example, proposal in zip(examples, proposals, strict=True):
+        if example.relevant is False:
+            continue
+        applies = {t.id for t in codebook.themes_for(example.question)}
+        gold = set(codebook.with_parents(list(example.themes))) & applies
+        gold -= set(example.uncertain_themes)
+        guess = set(codebook.with_parents([t.code for t in proposal.themes])) if proposal else set()
+        guess &= applies
+        guess -= set(example.uncertain_themes)
+        tp += len(gold & guess)
+        fp += len(guess - gold)
+        fn += len(gold - guess)
+    if tp + fp + fn == 0:
+        return None
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def stance_accuracy(
+    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
+) -> float | None:
+    """Stance accuracy on relevant examples that carry a stance (None: no data)."""
+    pairs = [
+        (example.stance, proposal.stance if proposal else None)
+        for example, proposal in zip(examples, proposals, strict=True)
+        if example.relevant is not False
+        and example.stance is not None
+        and codebook.has_stance(example.question)
+    ]
+    if not pairs:
+        return None
+    return float(np.mean([gold == guess for gold, guess in pairs]))
+
+
+def relevance_f1(
+    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None]
+) -> float | None:
+    """Macro-F1 of relevant / not relevant (None: reviewers used only one class)."""
+    gold = [example.relevant is not False for example in examples]
+    if len(set(gold)) < 2:
+        return None
+    guess = [bool(proposal.relevant) if proposal else True for proposal in proposals]
+    scores = []
+    for positive in (True, False):
+        tp = sum(g == positive and p == positive for g, p in zip(gold, guess, strict=True))
+        fp = sum(g != positive and p == positive for g, p in zip(gold, guess, strict=True))
+        fn = sum(g == positive and p != positive for g, p in zip(gold, guess, strict=True))
+        scores.append(2 * tp / max(1, 2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def _folds(count: int, k: int, seed: int = 0) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    return [order[i::k] for i in range(k)]
+
+
+def choose_fields(
+    make: Callable[[], LocalClassifier],
+    examples: Sequence[LabelledExample],
+    codebook: Codebook,
+    fit: Callable[[LocalClassifier, Sequence[LabelledExample]], Any],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Per field, the option to use and the cross-validated scores behind the choice.
+
+    ``make`` returns a fresh zero-shot classifier sharing the caller's encoder; ``fit``
+    trains one without gating (so the gate does not recurse).
+    """
+    count = len(examples)
+    report: dict[str, Any] = {"n_examples": count}
+    if count > GATE_MAX_EXAMPLES:
+        report["skipped"] = f"more than {GATE_MAX_EXAMPLES} reviewed answers"
+        return {"themes": "trained", "stance": "trained", "relevance": "trained"}, report
+    k = min(GATE_FOLDS, count)
+    if k < 2:
+        report["skipped"] = "fewer than 2 reviewed answers"
+        return {"themes": "zero-shot", "stance": "zero-shot", "relevance": "zero-shot"}, report
+    options: dict[str, tuple[str, ...]] = {
+        "themes": THEME_OPTIONS,
+        "stance": STANCE_OPTIONS,
+        "relevance": RELEVANCE_OPTIONS,
+    }
+    out_of_fold: dict[tuple[str, str], list[Proposal | None]] = {
+        (field, option): [None] * count for field, choices in options.items() for option in choices
+    }
+    responses = _responses(examples)
+    zero = make()
+    for held in _folds(count, k):
+        held_set = set(held.tolist())
+        train = [examples[i] for i in range(count) if i not in held_set]
+        test = [responses[i] for i in held]
+        zero_proposals = [r.proposal for r in zero.propose(test, codebook)]
+        trained = make()
+        try:
+            fit(trained, train)
+        except Exception:  # too little to fit anything: the trained model is zero-shot
+            trained.state = None
+        for field, choices in options.items():
+            for option in choices:
+                if option == "zero-shot":
+                    proposals = zero_proposals
+                elif trained.state is None:
+                    proposals = zero_proposals
+                else:
+                    trained.state.fields = {
+                        "themes": "trained",
+                        "stance": "trained",
+                        "relevance": "trained",
+                        field: option,
+                    }
+                    proposals = [r.proposal for r in trained.propose(test, codebook)]
+                for position, row in enumerate(held):
+                    out_of_fold[(field, option)][row] = proposals[position]
+    scorers: dict[str, Callable[[Sequence[Proposal | None]], float | None]] = {
+        "themes": lambda p: theme_f1(examples, p, codebook),
+        "stance": lambda p: stance_accuracy(examples, p, codebook),
+        "relevance": lambda p: relevance_f1(examples, p),
+    }
+    chosen: dict[str, str] = {}
+    for field, choices in options.items():
+        scores = {option: scorers[field](out_of_fold[(field, option)]) for option in choices}
+        report[field] = {option: None if v is None else round(v, 3) for option, v in scores.items()}
+        baseline = scores["zero-shot"]
+        best = "zero-shot"
+        best_score = baseline if baseline is not None else -1.0
+        # A riskier option must beat the safer one out of fold by more than the noise of
+        # a figure measured on this many answers (half the standard error of a proportion
+        # near 0.5): a tie keeps the safer option, and zero-shot cannot have overfitted.
+        margin = 0.5 * float(np.sqrt(0.25 / count))
+        report["margin"] = round(margin, 3)
+        safer = best_score
+        for option in choices:
+            score = scores[option]
+            if option == "zero-shot" or score is None:
+                continue
+            if score > safer + margin:
+                best, best_score = option, score
+            safer = max(safer, score)
+        if baseline is None and all(scores[o] is None for o in choices):
+            best = "trained"  # nothing to judge by (e.g. no stance given): keep the model
+        chosen[field] = best
+    return chosen, report
