@@ -12,7 +12,14 @@ from typing import Any
 import click
 from rich.table import Table
 
-from coder.cli_common import console, db_option, handle_errors, open_store, quiet_library_logs
+from coder.cli_common import (
+    console,
+    db_option,
+    err_console,
+    handle_errors,
+    open_store,
+    quiet_library_logs,
+)
 from coder.errors import CoderError
 from coder.store import Store
 
@@ -37,8 +44,12 @@ def _ci(ci: Any) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    from coder.report import write_atomically
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n"
+    # Atomic: an interrupted run leaves the previous file whole.
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def _clean(value: Any) -> Any:
@@ -313,6 +324,11 @@ class _EvalGroup(click.Group):
 @click.option("--name", default=None, help="A name for this run in the history.")
 @click.option("--no-store", is_flag=True, help="Do not record the run in the project's eval_runs.")
 @click.option(
+    "--no-baselines",
+    is_flag=True,
+    help="Skip the baselines (naive nearest theme + majority class; TF-IDF when training).",
+)
+@click.option(
     "--per-code",
     "per_code_rows",
     default=15,
@@ -335,6 +351,14 @@ def eval_(ctx: click.Context, **options: Any) -> None:
     50,100,all (train on the first N of a seeded shuffle of the training pool; scored on the
     --test-filter items, else on a fixed, seeded 20% of the items held out of the pool).
     Every run is stored in the project's eval_runs (--db); see 'coder eval history'.
+
+    Baselines are scored beside every run (--no-baselines skips them): a naive one (each
+    answer's nearest theme by MiniLM cosine, among the themes that apply to it; the majority
+    stance and relevance, from the training items when the run trains, else from the scored
+    items, an optimistic reference) and, when the run trains, TF-IDF + logistic regression
+    fitted on the same training items. The model's added value over each is printed and
+    stored.
+
     Subcommands: 'coder eval agreement' (model vs reviewers in a project), 'coder eval history'.
     """
     if ctx.invoked_subcommand is not None:
@@ -376,10 +400,11 @@ def _run_eval(
     seed: int,
     name: str | None,
     no_store: bool,
+    no_baselines: bool,
     per_code_rows: int,
     db_path: Path | None,
 ) -> None:
-    from eval import runner
+    from eval import baselines, runner
     from eval.gold import data_hash, load_gold, read_items
     from eval.scoring import lookup, read_predictions, score
 
@@ -400,7 +425,12 @@ def _run_eval(
         params["train_filter"] = list(train_filters)
     if test_filters:
         params["test_filter"] = list(test_filters)
+    params["baselines"] = not no_baselines
     curve: list[dict[str, Any]] = []
+    # (training, test) splits the baselines are fitted and scored on: the model's own.
+    splits: list[baselines.Split] = [baselines.Split([], items)]
+    baseline_block: dict[str, Any] | None = None
+    make: runner.BackendFactory | None = None
     call_store: Store | None = None
     mode = "predictions"
     n_train = 0
@@ -437,6 +467,7 @@ def _run_eval(
         if cv:
             mode = f"{cv}-fold cv"
             predictions, results = runner.cross_validate(make, items, codebook, cv, seed)
+            splits = [baselines.Split(t, f) for t, f in runner.cv_splits(items, cv, seed)]
             params["cv"] = cv
             n_train = len(items) - len(items) // cv
         elif learning_curve:
@@ -445,8 +476,8 @@ def _run_eval(
                 pool, items = runner.split_pool(items, seed)
                 params["held_out"] = "20% of the scored items (seeded)"
             mode = "learning curve"
-            curve, predictions, results, n_train = _learning_curve(
-                make, items, pool, codebook, learning_curve, seed, resamples
+            curve, predictions, results, n_train, baseline_block = _learning_curve(
+                make, items, pool, codebook, learning_curve, seed, resamples, not no_baselines
             )
             params["learning_curve"] = learning_curve
         else:
@@ -457,6 +488,7 @@ def _run_eval(
             n_train = len(pool)
             mode = "trained" if pool else "zero-shot"
             predictions, results = runner.predict(classifier, items, codebook)
+            splits = [baselines.Split(pool, items)]
             run_info["model"] = getattr(classifier, "model", model)
         hashes = {r.prompt_template_hash for r in results if r.prompt_template_hash}
         run_info["prompt_hash"] = ",".join(sorted(hashes)) or None
@@ -482,6 +514,11 @@ def _run_eval(
     }
     if curve:
         metrics["learning_curve"] = curve
+    if not no_baselines:
+        if baseline_block is None:  # a learning curve scored its own, point by point
+            naive = _naive_themes(make or runner.factory("local"), codebook, items)
+            baseline_block = _baselines(codebook, items, splits, seed, metrics, naive)
+        metrics["baselines"] = baseline_block
     metrics["codebook"] = {"name": codebook.name, "hash": codebook.content_hash()}
     _print_eval(metrics, per_code_rows)
     if json_path:
@@ -523,6 +560,40 @@ def _run_eval(
             failures.append(f"{path} = {_fmt(value)} is below the minimum {minimum}")
     if failures:
         raise CoderError("; ".join(failures))
+
+
+def _baselines(
+    codebook: Any,
+    items: list[Any],
+    splits: list[Any],
+    seed: int,
+    model_metrics: dict[str, Any],
+    naive_themes: Any,
+) -> dict[str, Any]:
+    """Score the baselines on the run's splits (``naive_themes`` None: no encoder)."""
+    from eval import baselines
+
+    return baselines.evaluate(
+        codebook,
+        items,
+        splits,
+        naive_themes=naive_themes,
+        tfidf=True,
+        seed=seed,
+        model_metrics=model_metrics,
+    )
+
+
+def _naive_themes(make: Any, codebook: Any, items: list[Any]) -> Any:
+    """Nearest-theme predictions with the run's shared encoder (None, with a warning, if absent)."""
+    from eval import baselines
+
+    # Progress and warnings go to stderr: stdout is the command's output (ARCHITECTURE rule 7).
+    err_console.print("[dim]Scoring baselines (nearest theme, majority class)...[/]")
+    predictions, problem = baselines.naive_themes_or_none(codebook, items, make.encoder)
+    if problem:
+        err_console.print(f"[yellow]No nearest-theme baseline: {problem}[/]")
+    return predictions
 
 
 def _training_pool(
@@ -570,13 +641,16 @@ def _learning_curve(
     sizes_text: str,
     seed: int,
     resamples: int,
-) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any], int]:
+    with_baselines: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any], int, dict[str, Any] | None]:
     """Train on the first N of a seeded shuffle of ``pool`` for each size; score on ``test``.
 
     Returns the curve, and the predictions, results and training size of its last point
-    (the headline figures of the run).
+    (the headline figures of the run), and that point's baselines (None without them).
+    Each point carries its own baselines: the majority and TF-IDF fitted on that point's
+    training items (the nearest theme does not learn, so it is computed once).
     """
-    from eval import runner
+    from eval import baselines, runner
     from eval.scoring import flatten, score
 
     sizes = runner.parse_sizes(sizes_text)
@@ -585,6 +659,9 @@ def _learning_curve(
     predictions: dict[str, Any] = {}
     results: list[Any] = []
     n_train = 0
+    block: dict[str, Any] | None = None
+    naive_themes: Any = None
+    naive_done = False
     for size in sizes:
         n_train = len(ordered) if size is None else min(size, len(ordered))
         classifier = make()
@@ -600,11 +677,17 @@ def _learning_curve(
                 "ci": {key: point["ci"][key] for key in CURVE_METRICS if key in point["ci"]},
             }
         )
+        if with_baselines:
+            if not naive_done:  # the nearest theme does not learn: once for every point
+                naive_themes, naive_done = _naive_themes(make, codebook, test), True
+            split = baselines.Split(ordered[:n_train], test)
+            block = _baselines(codebook, test, [split], seed, point, naive_themes)
+            curve[-1]["baselines"] = baselines.curve_point(block)
         console.print(
             f"learning curve: {n_train} training items -> micro F1 "
             f"{_fmt(flat.get('themes.micro_f1'))}, macro F1 {_fmt(flat.get('themes.macro_f1'))}"
         )
-    return curve, predictions, results, n_train
+    return curve, predictions, results, n_train, block
 
 
 def _print_eval(metrics: dict[str, Any], per_code_rows: int) -> None:
@@ -619,6 +702,8 @@ def _print_eval(metrics: dict[str, Any], per_code_rows: int) -> None:
     for path, value, ci in headline_rows(metrics):
         table.add_row(path, _fmt(value), _ci(ci))
     console.print(table)
+    if metrics.get("baselines"):
+        _print_baselines(metrics)
     per_code = metrics.get("themes", {}).get("per_code") or {}
     if per_code and per_code_rows:
         codes = sorted(per_code.items(), key=lambda kv: -kv[1]["support"])[:per_code_rows]
@@ -653,6 +738,65 @@ def _print_eval(metrics: dict[str, Any], per_code_rows: int) -> None:
         console.print(
             f"[dim]{len(skipped)} code(s) with no gold positives skipped in per-code figures.[/]"
         )
+
+
+def _signed(value: Any) -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "–"
+    return f"{value:+.3f}"
+
+
+def _print_baselines(metrics: dict[str, Any]) -> None:
+    """The model beside its baselines, and the value it adds over each."""
+    from eval import baselines
+
+    block = metrics["baselines"]
+    has_tfidf = baselines.TFIDF in block
+    table = Table(title="Baselines: what the model adds")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("model", justify="right")
+    table.add_column("naive baseline", justify="right")
+    if has_tfidf:
+        table.add_column("TF-IDF", justify="right")
+    table.add_column("added value", justify="right")
+    if has_tfidf:
+        table.add_column("vs TF-IDF", justify="right")
+    for key, model, naive, tfidf, over_naive, over_tfidf in baselines.table_rows(metrics, block):
+        cells = [key, _fmt(model), _fmt(naive)]
+        cells += [_fmt(tfidf)] if has_tfidf else []
+        cells += [_signed(over_naive)]
+        cells += [_signed(over_tfidf)] if has_tfidf else []
+        table.add_row(*cells)
+    console.print(table)
+    added = "model − naive baseline" + ("; vs TF-IDF: model − TF-IDF" if has_tfidf else "")
+    console.print(
+        f"[dim]Added value: {added}. Naive: nearest theme by MiniLM cosine; "
+        f"{baselines.caption(block)}.[/]",
+        highlight=False,
+    )
+    rows = baselines.curve_rows(metrics.get("learning_curve") or [])
+    if rows:
+        curve = Table(title="Learning curve: model vs baselines at each training size")
+        for column in (
+            "training items",
+            "metric",
+            "model",
+            "naive",
+            "TF-IDF",
+            "+ naive",
+            "+ TF-IDF",
+        ):
+            curve.add_column(
+                column,
+                justify="left" if column == "metric" else "right",
+                no_wrap=column == "metric",
+            )
+        for n_train, key, model, naive, tfidf, over_naive, over_tfidf in rows:
+            curve.add_row(
+                str(n_train), key, _fmt(model), _fmt(naive), _fmt(tfidf),
+                _signed(over_naive), _signed(over_tfidf),
+            )  # fmt: skip
+        console.print(curve)
 
 
 @eval_.command("agreement")
@@ -761,6 +905,17 @@ def eval_history(
             except KeyError:
                 values.append("")
         table.add_row(path, *values)
+    # The model's margin over each baseline, for the runs that stored baselines.
+    for baseline, label in (("naive", "naive"), ("tfidf", "TF-IDF")):
+        for path in paths:
+            margins = [
+                run["metrics"].get("baselines", {}).get("added_value", {}).get(baseline, {})
+                for run in runs
+            ]
+            if any(path in margin for margin in margins):
+                table.add_row(
+                    f"{path} − {label}", *[_signed(margin.get(path)) for margin in margins]
+                )
     console.print(table)
     if json_path:
         _write_json(json_path, {"runs": runs})

@@ -121,6 +121,51 @@ def headline_rows(metrics: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     return rows
 
 
+def _signed(value: Any) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def baseline_lines(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
+    """Header, rows and caption of the model-vs-baselines table (empty without baselines)."""
+    from eval import baselines
+
+    block = metrics.get("baselines")
+    if not block:
+        return [], [], ""
+    has_tfidf = baselines.TFIDF in block
+    header = ["metric", "model", "naive baseline"]
+    header += (
+        ["TF-IDF", "added value over naive", "added value over TF-IDF"]
+        if has_tfidf
+        else ["added value"]
+    )
+    rows = []
+    for key, model, naive, tfidf, over_naive, over_tfidf in baselines.table_rows(metrics, block):
+        row = [key, _fmt(model), _fmt(naive)]
+        if has_tfidf:
+            row += [_fmt(tfidf), _signed(over_naive), _signed(over_tfidf)]
+        else:
+            row += [_signed(over_naive)]
+        rows.append(row)
+    for n_train, key, model, naive, tfidf, over_naive, over_tfidf in baselines.curve_rows(
+        metrics.get("learning_curve") or []
+    ):
+        row = [f"{key} @ {n_train} training items", _fmt(model), _fmt(naive)]
+        if has_tfidf:
+            row += [_fmt(tfidf), _signed(over_naive), _signed(over_tfidf)]
+        else:
+            row += [_signed(over_naive)]
+        rows.append(row)
+    caption = f"Naive: nearest theme by MiniLM cosine; {baselines.caption(block)}."
+    return header, rows, caption
+
+
+def _write_text(path: Path, text: str) -> None:
+    from coder.report import write_atomically
+
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
 def write_report(
     metrics: dict[str, Any], folder: Path, title: str = "coder eval"
 ) -> tuple[Path, Path]:
@@ -138,6 +183,12 @@ def write_report(
     for path, value, ci in headline_rows(metrics):
         interval = f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else ""
         lines.append(f"| {path} | {_fmt(value)} | {interval} |")
+    header, rows, caption = baseline_lines(metrics)
+    if rows:
+        lines += ["", "## Baselines", "", caption, ""]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     per_code = metrics.get("themes", {}).get("per_code") or {}
     if per_code:
         lines += [
@@ -156,7 +207,7 @@ def write_report(
         lines += ["", f"## {name}", "", f"![{name}](data:image/png;base64,{data})"]
     markdown = "\n".join(lines) + "\n"
     md_path = folder / "report.md"
-    md_path.write_text(markdown, encoding="utf-8")
+    _write_text(md_path, markdown)
     body = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Items: {metrics.get('n_items')}</p>",
@@ -168,6 +219,12 @@ def write_report(
             f"<tr><td>{html.escape(path)}</td><td>{_fmt(value)}</td><td>{interval}</td></tr>"
         )
     body.append("</table>")
+    if rows:
+        body.append(f"<h2>Baselines</h2><p>{html.escape(caption)}</p><table><tr>")
+        body.append("".join(f"<th>{html.escape(cell)}</th>" for cell in header) + "</tr>")
+        for row in rows:
+            body.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>")
+        body.append("</table>")
     if per_code:
         body.append(
             "<h2>Per code</h2><table><tr><th>code</th><th>prevalence</th><th>support</th><th>precision</th><th>recall</th><th>F1</th><th>kappa</th><th>scope</th></tr>"
@@ -192,5 +249,5 @@ def write_report(
         + "</body></html>\n"
     )
     html_path = folder / "report.html"
-    html_path.write_text(page, encoding="utf-8")
+    _write_text(html_path, page)
     return md_path, html_path

@@ -111,28 +111,46 @@ class CachingEncoder:
         return np.vstack([self._vectors[text] for text in texts])
 
 
-def factory(backend: str, model: str | None = None, **options: Any) -> ClassifierFactory:
-    """A function making a fresh classifier (one per fold); local ones share one encoder."""
-    shared: dict[str, Any] = {}
+class BackendFactory:
+    """Makes a fresh classifier per fold or curve point; local ones share one encoder.
 
-    def make() -> Classifier:
-        kwargs = dict(options)
-        if model:
-            kwargs["model"] = model
-        if backend == "local" and "encoder" not in kwargs:
-            if "encoder" not in shared:
-                try:
-                    from coder.embedded.encoder import get_encoder
-                except ImportError as error:
-                    raise BackendError(f"backend 'local' is not available: {error}") from None
-                shared["encoder"] = CachingEncoder(get_encoder())
-            kwargs["encoder"] = shared["encoder"]
+    The shared encoder (:meth:`encoder`) also serves the naive baseline
+    (``eval.baselines``), so an answer the model encoded is not encoded again.
+    """
+
+    def __init__(self, backend: str, model: str | None = None, **options: Any) -> None:
+        self.backend = backend
+        self.model = model
+        self.options = options
+        self._encoder: CachingEncoder | None = None
+
+    def encoder(self) -> CachingEncoder:
+        """The run's caching MiniLM encoder (loaded on first use; BackendError if missing)."""
+        if self._encoder is None:
+            try:
+                from coder.embedded.encoder import get_encoder
+            except ImportError as error:
+                raise BackendError(
+                    f"backend 'local' (the MiniLM encoder) is not available: {error}"
+                ) from None
+            self._encoder = CachingEncoder(get_encoder())
+        return self._encoder
+
+    def __call__(self) -> Classifier:
+        kwargs = dict(self.options)
+        if self.model:
+            kwargs["model"] = self.model
+        if self.backend == "local" and "encoder" not in kwargs:
+            kwargs["encoder"] = self.encoder()
         try:
-            return get_classifier(backend, **kwargs)
+            return get_classifier(self.backend, **kwargs)
         except ImportError as error:
-            raise BackendError(f"backend '{backend}' is not available: {error}") from None
+            raise BackendError(f"backend '{self.backend}' is not available: {error}") from None
 
-    return make
+
+def factory(backend: str, model: str | None = None, **options: Any) -> BackendFactory:
+    """A function making a fresh classifier (one per fold); local ones share one encoder."""
+    return BackendFactory(backend, model, **options)
 
 
 def fit(classifier: Classifier, train: Sequence[GoldItem], codebook: Codebook) -> bool:
@@ -171,19 +189,28 @@ def folds(items: Sequence[GoldItem], k: int, seed: int = 0) -> list[list[GoldIte
     return [order[i::k] for i in range(k)]
 
 
-def cross_validate(
-    make: ClassifierFactory, items: Sequence[GoldItem], codebook: Codebook, k: int, seed: int = 0
-) -> tuple[dict[str, Prediction], list[ProposalResult]]:
-    """Pooled out-of-fold predictions from k-fold cross-validation."""
+def cv_splits(
+    items: Sequence[GoldItem], k: int, seed: int = 0
+) -> list[tuple[list[GoldItem], list[GoldItem]]]:
+    """(training items, test fold) for each of k folds (the splits ``--cv`` runs on)."""
     if k < 2:
         raise BackendError("--cv needs at least 2 folds")
     if k > len(items):
         raise BackendError(f"--cv {k}: only {len(items)} items to split")
     parts = folds(items, k, seed)
+    return [
+        ([item for j, part in enumerate(parts) if j != i for item in part], test)
+        for i, test in enumerate(parts)
+    ]
+
+
+def cross_validate(
+    make: ClassifierFactory, items: Sequence[GoldItem], codebook: Codebook, k: int, seed: int = 0
+) -> tuple[dict[str, Prediction], list[ProposalResult]]:
+    """Pooled out-of-fold predictions from k-fold cross-validation."""
     pooled: dict[str, Prediction] = {}
     results: list[ProposalResult] = []
-    for i, test in enumerate(parts):
-        train = [item for j, part in enumerate(parts) if j != i for item in part]
+    for train, test in cv_splits(items, k, seed):
         classifier = make()
         fit(classifier, train, codebook)
         predictions, fold_results = predict(classifier, test, codebook)

@@ -13,6 +13,9 @@ What is scored, and on which items (each choice is tested in tests/test_eval_cli
   (``scope`` says which). Codes with no gold positives are skipped (listed under
   ``skipped_codes``); macro F1 averages the codes kept. Prevalence and support sit beside
   every kappa and F1, because rare codes make kappa unstable.
+* **Parent rule**: when the codebook's ``sub_themes_imply_parent`` is true, gold and
+  predicted theme sets are both expanded with ``Codebook.with_parents`` before scoring
+  (a sub-theme also codes its parent); when false (the default) they are scored as given.
 * **Stance** is scored on gold-relevant items with a gold stance. A missing or unknown
   predicted stance is the category ``(none)``: always wrong. Weighted kappas (linear,
   quadratic) use the codebook's full ordered scale (pitfall 4) and only the items whose
@@ -180,13 +183,20 @@ def _score_themes(
 ) -> dict[str, Any]:
     codes = list(codebook.theme_ids)
     known = set(codes)
-    extra = sorted({label for item in items for label in item.labels} - known)
-    codes += extra  # gold labels missing from the codebook are still scored
     scored = [i for i, item in enumerate(items) if item.relevant is not False]
-    gold_sets = [items[i].labels for i in scored]
-    pred_sets = [preds[i].labels if preds[i].relevant is not False else [] for i in scored]
+    # The codebook's parent rule: with sub_themes_imply_parent, a sub-theme also codes its
+    # parent, on both sides (with_parents returns the codes unchanged when the rule is off).
+    gold_sets = [codebook.with_parents(items[i].labels) for i in scored]
+    pred_sets = [
+        codebook.with_parents(preds[i].labels) if preds[i].relevant is not False else []
+        for i in scored
+    ]
+    extra = sorted({label for labels in gold_sets for label in labels} - known)
+    codes += extra  # gold labels missing from the codebook are still scored
     unknown_predicted = sorted({c for labels in pred_sets for c in labels} - set(codes))
     out: dict[str, Any] = {"n_items": len(scored), "n_codes": len(codes)}
+    if codebook.sub_themes_imply_parent:
+        out["parents_implied"] = True
     if unknown_predicted:
         out["unknown_predicted_codes"] = unknown_predicted
     if not scored:
@@ -365,7 +375,9 @@ def _allowed_codes(codebook: Codebook, item: GoldItem) -> list[str]:
     ]
 
 
-def _stance_side(codebook: Codebook, allowed: list[str] | None, stance: str | None) -> list[str] | None:
+def _stance_side(
+    codebook: Codebook, allowed: list[str] | None, stance: str | None
+) -> list[str] | None:
     """Key points of the argument's own side, when key points are filed by stance.
 
     KPA-2021 track 1 gives each argument with its stance and matches it only against the
@@ -422,9 +434,10 @@ def _score_calibration(
     for item, pred in zip(items, preds, strict=True):
         if item.relevant is False:
             continue
+        gold = set(codebook.with_parents(item.labels))
         for code, value in pred.scores.items():
             conf.append(value)
-            hit.append(code in item.labels)
+            hit.append(code in gold)
     if conf:
         out["themes"] = calibration.calibration(conf, hit)
     stance_pairs = [
