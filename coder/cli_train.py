@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.table import Table
 
-from coder.cli_common import console, db_option, handle_errors, open_store
+from coder.cli_common import console, db_option, err_console, handle_errors, open_store
 
 
 @click.command()
@@ -61,7 +63,68 @@ def train(
         f"Trained [bold]{summary.model_version}[/] on {summary.n_examples} labelled responses "
         f"({summary.source}, codebook v{summary.codebook_version}) in {summary.train_seconds:.1f} s."
     )
+    _print_fields(summary.fields, summary.metrics.get("gate") or {})
     console.print(
         f"Re-proposed {summary.n_reproposed} unreviewed responses "
         f"in {summary.propose_seconds:.1f} s."
     )
+    _print_changes(summary.changes)
+
+
+#: Why a field proposes as it does, by the gate's choice (coder/embedded/gate.py).
+_WHY = {
+    "zero-shot": "kept zero-shot: no trained option beat it out of fold",
+    "augmented": "zero-shot matching with reviewed answers as extra examples",
+    "hybrid": "trained model for codes with enough examples, zero-shot for the rest",
+    "trained": "trained model",
+    "trained+cues": "trained model; the respondent's explicit opening wins",
+}
+
+
+def _print_fields(fields: dict[str, str], gate: dict[str, Any]) -> None:
+    """Which model proposes each field, and the cross-validated scores behind the choice."""
+    if not fields:
+        return
+    table = Table("field", "proposed by", "why", "out-of-fold score per option", box=None)
+    for name in ("themes", "stance", "relevance"):
+        used = fields.get(name, "trained")
+        scores = gate.get(name) or {}
+        shown = ", ".join(
+            f"{option} {'–' if value is None else f'{value:.3f}'}" for option, value in scores.items()
+        )
+        why = _WHY.get(used, used)
+        if gate.get("skipped"):
+            why += f" (gate skipped: {gate['skipped']})"
+        table.add_row(name, used, why, shown or "–")
+    console.print(table)
+    if gate.get("margin") is not None:
+        console.print(
+            f"A trained option replaces a safer one only when it scores more than "
+            f"{gate['margin']:.3f} higher in {gate.get('n_examples', '?')}-answer cross-validation.",
+            highlight=False,
+        )
+
+
+def _print_changes(changes: dict[str, dict[str, list[int]]]) -> None:
+    """Counts per label before -> after re-proposing (so a collapse is seen at once)."""
+    if not changes:
+        return
+    table = Table("field", "label", "before", "after", title="Proposals of unreviewed responses")
+    for name, labels in changes.items():
+        for label, (before, after) in labels.items():
+            if before or after:
+                mark = "" if before == after else (" ▲" if after > before else " ▼")
+                table.add_row(name, label, str(before), f"{after}{mark}")
+    console.print(table)
+    lost = [
+        f"{name} {label!r}"
+        for name, labels in changes.items()
+        for label, (before, after) in labels.items()
+        if before > 0 and after == 0 and name == "stance"
+    ]
+    if lost:
+        err_console.print(
+            f"[yellow]warning:[/] no unreviewed response is proposed as {', '.join(lost)} any "
+            "more (was before): review a few such answers so the model can learn them.",
+            highlight=False,
+        )

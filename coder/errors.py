@@ -23,3 +23,11 @@ class ImportError_(CoderError):
 
 class BackendError(CoderError):
     """A classifier backend is misconfigured or unavailable."""
+
+
+class NoCodebookError(CoderError, LookupError):
+    """The project has no codebook (or not the version asked for).
+
+    Also a LookupError, so code that checked for one keeps working; the CLI prints it as a
+    user error, without a traceback.
+    """

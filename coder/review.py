@@ -732,5 +732,5 @@ def codebook_or_error(store: Store) -> tuple[int, Codebook]:
 
     try:
         return store.codebook()
-    except LookupError as error:
-        raise CoderError(f"{store.path}: {error}") from error
+    except LookupError as error:  # NoCodebookError names the file already
+        raise CoderError(str(error)) from error

@@ -20,6 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from coder import migrations
+from coder.errors import NoCodebookError
 from schemas import Codebook, Labels, Proposal, Response
 
 DEFAULT_DB = "coder.db"
@@ -203,10 +204,12 @@ class Store:
                 "select version, codebook from codebook_versions where version = ?", [version]
             ).fetchone()
         if not row:
-            raise LookupError(
-                "no codebook in this project: run 'coder codebook add FILE' first"
+            raise NoCodebookError(
+                f"{self.path}: no codebook in this project: run 'coder codebook add FILE' "
+                "(or 'coder codebook add --example' for the built-in rapid-insight codebook) "
+                "first"
                 if version is None
-                else f"no codebook version {version}"
+                else f"{self.path}: no codebook version {version}"
             )
         return int(row[0]), Codebook.model_validate_json(row[1])
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,10 @@ class RetrainSummary:
     propose_seconds: float
     source: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: per field (themes, stance, relevance): what proposes it now (see coder/embedded/gate.py)
+    fields: dict[str, str] = field(default_factory=dict)
+    #: per field: label -> [count before, count after] over the re-proposed responses
+    changes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +50,36 @@ def unreviewed_response_ids(store: Store) -> list[str]:
             "order by rowid"
         ).fetchall()
     ]
+
+
+def label_counts(proposals: Iterable[Any]) -> dict[str, Counter[str]]:
+    """Counts per field of a set of proposals: stance values, relevance, themes."""
+    counts: dict[str, Counter[str]] = {
+        "stance": Counter(),
+        "relevance": Counter(),
+        "themes": Counter(),
+    }
+    for proposal in proposals:
+        if proposal is None:
+            continue
+        counts["relevance"]["relevant" if proposal.relevant else "not relevant"] += 1
+        if proposal.relevant:
+            counts["stance"][proposal.stance or "(none)"] += 1
+            counts["themes"].update(proposal.theme_codes or ["(no theme)"])
+    return counts
+
+
+def compare_counts(
+    before: dict[str, Counter[str]], after: dict[str, Counter[str]]
+) -> dict[str, dict[str, list[int]]]:
+    """label -> [before, after] per field, for every label seen in either."""
+    return {
+        name: {
+            label: [before[name][label], after[name][label]]
+            for label in sorted(set(before[name]) | set(after[name]))
+        }
+        for name in before
+    }
 
 
 def retrain_and_repropose(
@@ -63,8 +99,8 @@ def retrain_and_repropose(
     """
     try:
         version, codebook = store.codebook(codebook_version)
-    except LookupError as error:
-        raise CoderError(f"{store.path}: {error}") from error
+    except LookupError as error:  # NoCodebookError names the file already
+        raise CoderError(str(error)) from error
     examples: list[LabelledExample]
     if from_file is not None:
         examples = examples_from_gold_file(from_file, split=split)
@@ -91,18 +127,32 @@ def retrain_and_repropose(
         )
     classifier = classifier or LocalClassifier(store, use_stored_model=False)
     classifier.model_store = store
+    # The zero-shot question prior is learned from all of the project's answers, so the
+    # gate compares the trained model with the zero-shot proposals the project really gets.
+    classifier.prepare(list(store.responses()), codebook)
     started = time.perf_counter()
     state = classifier.fit(examples, codebook)
     train_seconds = time.perf_counter() - started
     model_id = classifier.save(store, codebook_version=version)
     reproposed = 0
     started = time.perf_counter()
+    changes: dict[str, dict[str, list[int]]] = {}
     if repropose:
         pending = unreviewed_response_ids(store)
         run_id = f"retrain-{uuid.uuid4().hex[:8]}"
+        before: dict[str, Counter[str]] = label_counts([])
+        after: dict[str, Counter[str]] = label_counts([])
         for start in range(0, len(pending), BATCH):
-            responses = list(store.responses(ids=pending[start : start + BATCH]))
+            batch_ids = pending[start : start + BATCH]
+            responses = list(store.responses(ids=batch_ids))
+            previous = store.current_proposals(batch_ids)
+            for name, counted in label_counts(
+                stored.proposal for stored in previous.values()
+            ).items():
+                before[name].update(counted)
             results = classifier.propose(responses, codebook)
+            for name, counted in label_counts(result.proposal for result in results).items():
+                after[name].update(counted)
             store.add_proposals(
                 {
                     "response_id": result.response_id,
@@ -119,6 +169,7 @@ def retrain_and_repropose(
                 for result in results
             )
             reproposed += len(results)
+        changes = compare_counts(before, after)
     return RetrainSummary(
         model_version=state.version,
         model_id=model_id,
@@ -129,4 +180,6 @@ def retrain_and_repropose(
         propose_seconds=round(time.perf_counter() - started, 2),
         source=source,
         metrics=state.metrics,
+        fields=dict(state.fields),
+        changes=changes,
     )
