@@ -461,6 +461,7 @@ def _run_eval(
                 llm_options = {"call_logger": call_store.log_llm_call, "run_id": llm_run_id}
                 params["llm_run_id"] = llm_run_id
         make = runner.factory(backend, model, **llm_options)
+        make.unlabelled = ([item.to_response() for item in all_items], codebook)
         pool = _training_pool(all_items, items, train_path, train_by, limit, read_items)
         if train_path:
             params["train"] = str(train_path)

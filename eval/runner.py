@@ -21,7 +21,7 @@ from coder.backends.base import Classifier, ProposalResult, get_classifier
 from coder.errors import BackendError
 from eval.gold import GoldItem
 from eval.scoring import Prediction
-from schemas import Codebook, Labels
+from schemas import Codebook, Labels, Response
 
 ClassifierFactory = Callable[[], Classifier]
 
@@ -123,6 +123,10 @@ class BackendFactory:
         self.model = model
         self.options = options
         self._encoder: CachingEncoder | None = None
+        #: every answer of the gold set, unlabelled, with its codebook: a classifier with
+        #: ``prepare`` learns from them what a project's classifier learns from the
+        #: project's imported answers (the zero-shot question prior), never their labels
+        self.unlabelled: tuple[list[Response], Codebook] | None = None
 
     def encoder(self) -> CachingEncoder:
         """The run's caching MiniLM encoder (loaded on first use; BackendError if missing)."""
@@ -143,9 +147,13 @@ class BackendFactory:
         if self.backend == "local" and "encoder" not in kwargs:
             kwargs["encoder"] = self.encoder()
         try:
-            return get_classifier(self.backend, **kwargs)
+            classifier = get_classifier(self.backend, **kwargs)
         except ImportError as error:
             raise BackendError(f"backend '{self.backend}' is not available: {error}") from None
+        prepare = getattr(classifier, "prepare", None)
+        if self.unlabelled is not None and callable(prepare):
+            prepare(*self.unlabelled)
+        return classifier
 
 
 def factory(backend: str, model: str | None = None, **options: Any) -> BackendFactory:
