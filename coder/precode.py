@@ -140,6 +140,11 @@ def precode(
     remaining = _serve_from_cache(
         store, classifier, codebook, codebook_version, todo, summary, progress
     )
+    prepare = getattr(classifier, "prepare", None)
+    if remaining and callable(prepare):
+        # The embedded model learns from all of the project's answers (unlabelled) how far
+        # each question's text predicts its answers' themes, not only from this batch.
+        prepare(list(store.responses()), codebook)
 
     def store_one(result: ProposalResult, response: Response) -> None:
         _record(summary, result, response)
@@ -230,6 +235,11 @@ def _record(summary: PrecodeSummary, result: ProposalResult, response: Response)
 def _row(
     result: ProposalResult, classifier: Classifier, codebook_version: int, run_id: str | None
 ) -> dict[str, Any]:
+    scrubbed = getattr(classifier, "scrubbed", None)
+    if scrubbed is not None:
+        # The LLM backends mask their API key (and key-shaped strings) in everything stored,
+        # cached answers included; see coder/llm/secrets.py.
+        result = scrubbed(result)
     return {
         "response_id": result.response_id,
         "backend": classifier.backend,

@@ -16,7 +16,8 @@ What is scored, and on which items (each choice is tested in tests/test_eval_cli
 * **Parent rule**: when the codebook's ``sub_themes_imply_parent`` is true, gold and
   predicted theme sets are both expanded with ``Codebook.with_parents`` before scoring
   (a sub-theme also codes its parent); when false (the default) they are scored as given.
-* **Stance** is scored on gold-relevant items with a gold stance. A missing or unknown
+* **Stance** is scored on gold-relevant items with a gold stance, under questions that
+  have one (``has_stance: false`` questions are left out). A missing or unknown
   predicted stance is the category ``(none)``: always wrong. Weighted kappas (linear,
   quadratic) use the codebook's full ordered scale (pitfall 4) and only the items whose
   predicted stance is on the scale (``n_weighted``).
@@ -263,7 +264,12 @@ def _score_stance(
     seed: int,
 ) -> dict[str, Any] | None:
     scored = [
-        i for i, item in enumerate(items) if item.stance is not None and item.relevant is not False
+        i
+        for i, item in enumerate(items)
+        if item.stance is not None
+        and item.relevant is not False
+        # a question that declares no stance (has_stance: false) is not scored on one
+        and codebook.has_stance(item.question)
     ]
     if not scored:
         return None

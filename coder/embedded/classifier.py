@@ -67,6 +67,8 @@ ZERO_SHOT_SPREAD = 0.2
 MIN_STANCE_EXAMPLES = 3
 #: Answers per question needed before the question prior is trusted (see prepare()).
 MIN_QUESTION_ANSWERS = 5
+#: prepare() looks at up to this many answers per question (a seeded sample).
+PRIOR_SAMPLE = 300
 #: Pair features are built for at most this many (response, code) pairs when training.
 MAX_TRAINING_PAIRS = 60_000
 #: Responses whose pair features are built at once during training (bounds memory).
@@ -85,7 +87,11 @@ STANCE_C_CHOICES = (0.5, 2.0)
 
 @dataclass
 class TrainedState:
-    """Everything :meth:`LocalClassifier.fit` learned (pickled into the project)."""
+    """Everything :meth:`LocalClassifier.fit` learned.
+
+    Stored in the project as JSON plus numpy arrays (:mod:`coder.embedded.state_io`), never
+    pickled: a new plain field (dicts, lists, text, numbers, sets) is carried automatically.
+    """
 
     version: str
     encoder_name: str
@@ -324,23 +330,37 @@ class LocalClassifier:
         if not question_ids or not codebook.themes:
             self._question_prior[key] = (question_ids, np.zeros((0, 0)))
             return {}
-        texts = [r.text or "" for r in responses]
-        questions = [r.question for r in responses]
+        # A question's lean is a mean: a seeded sample of each question's answers is as
+        # good as all of them, and keeps a 100k-answer project from encoding everything
+        # before the first proposal.
+        by_question: dict[str | None, list[Response]] = {}
+        for response in responses:
+            by_question.setdefault(response.question, []).append(response)
+        rng = np.random.default_rng(0)
+        sample: list[Response] = []
+        for group in by_question.values():
+            if len(group) > PRIOR_SAMPLE:
+                group = [group[i] for i in sorted(rng.choice(len(group), PRIOR_SAMPLE, False))]
+            sample.extend(group)
+        texts = [r.text or "" for r in sample]
+        questions = [r.question for r in sample]
         codes, per_code = self.code_vectors(codebook)
         embeddings = self.embed(texts)
         scores, _, _ = self._zero_shot_similarity(embeddings, per_code, codes, codebook, None)
         question_vectors = self.embed([codebook.question_text(q) or q for q in question_ids])
-        by_question, _, _ = self._zero_shot_similarity(
+        question_scores, _, _ = self._zero_shot_similarity(
             question_vectors, per_code, codes, codebook, None
         )
         applies = np.array(
             [[t.applies_to(q) for t in codebook.themes] for q in question_ids], dtype=bool
         )
-        centred = np.zeros_like(by_question)
-        for column in range(by_question.shape[1]):
+        centred = np.zeros_like(question_scores)
+        for column in range(question_scores.shape[1]):
             rows = applies[:, column]
             if rows.sum() > 1:
-                centred[rows, column] = by_question[rows, column] - by_question[rows, column].mean()
+                centred[rows, column] = (
+                    question_scores[rows, column] - question_scores[rows, column].mean()
+                )
         overall = scores.mean(axis=0) if len(scores) else np.zeros(len(codes.ids))
         weights: dict[str, float] = {}
         prior = np.zeros_like(centred)

@@ -193,7 +193,6 @@ def choose_fields(
             if score > safer + margin:
                 best, best_score = option, score
             safer = max(safer, score)
-        if baseline is None and all(scores[o] is None for o in choices):
-            best = "trained"  # nothing to judge by (e.g. no stance given): keep the model
+        # Nothing to judge by (e.g. every reviewed answer relevant): zero-shot, the safe side.
         chosen[field] = best
     return chosen, report
