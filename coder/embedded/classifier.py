@@ -361,6 +361,17 @@ class LocalClassifier:
                 centred[rows, column] = (
                     question_scores[rows, column] - question_scores[rows, column].mean()
                 )
+        # A code limited to one question ("Pre-requisites" on Q10) has no other question to
+        # be compared with: it is compared with the question's other, cross-cutting codes
+        # instead. Where every code is limited to its question (ArgKP's key points) there is
+        # nothing to compare, and no prior.
+        for position in range(len(question_ids)):
+            applicable_here = np.flatnonzero(applies[position])
+            single = [c for c in applicable_here if applies[:, c].sum() == 1]
+            if single and len(applicable_here) > len(single):
+                mean_here = question_scores[position, applicable_here].mean()
+                for code_column in single:
+                    centred[position, code_column] = question_scores[position, code_column] - mean_here
         overall = scores.mean(axis=0) if len(scores) else np.zeros(len(codes.ids))
         weights: dict[str, float] = {}
         prior = np.zeros_like(centred)
