@@ -143,7 +143,8 @@ _CROSS_REFERENCE = re.compile(
 _NA_PREFIX = re.compile(r"^\W*(?:n/?a|not applicable|no comments?)\b\W*(?:[-:(,–—]|$)", re.I)
 
 #: Workshop and survey chatter that is never an answer, whatever the codebook: event
-#: logistics, technical trouble, test messages, requests for materials, thanks. Zero-shot
+#: logistics, technical trouble, test messages, requests for materials. (Thanks and "not
+#: sure" are left out: in patient feedback "Very helpful" and "Don't know" are answers.) Zero-shot
 #: relevance compares each response with these and the codebook's own not-relevant
 #: examples (see ``LocalClassifier._zero_shot_relevance``).
 OFF_TOPIC_CHATTER: tuple[str, ...] = (
@@ -156,8 +157,6 @@ OFF_TOPIC_CHATTER: tuple[str, ...] = (
     "The connection keeps dropping.",
     "Can we take a short break?",
     "How do I join the mailing list?",
-    "Thank you for a useful session.",
-    "Not sure what this question means.",
     "The room was too cold.",
 )
 
