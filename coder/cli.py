@@ -48,4 +48,7 @@ cli.add_command(eval_)
 from coder.cli_train import train  # noqa: E402
 
 cli.add_command(train)
+from coder.cli_doctor import doctor  # noqa: E402
+
+cli.add_command(doctor)
 # --- end of command registration ----------------------------------------------------

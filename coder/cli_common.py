@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from coder.atomic import is_sqlite_file
 from coder.errors import CoderError
 from coder.store import Store, default_db_path
 
@@ -45,9 +46,45 @@ def db_option(func: F) -> F:
     )(func)
 
 
-def open_store(db_path: Path | None) -> Store:
-    """Open (creating if needed) the project store."""
-    return Store(db_path or default_db_path())
+#: Commands that may start a new project file; every other command needs an existing one
+#: (``coder status --db typo.db`` must not leave an empty project behind).
+CREATING_COMMANDS = frozenset(
+    {"import", "codebook add", "demo", "train", "eval", "agree"}
+)
+
+
+def _command_name() -> str | None:
+    """The running sub-command ('status', 'codebook show'), or None outside click."""
+    context = click.get_current_context(silent=True)
+    names = []
+    while context is not None and context.parent is not None:
+        names.append(context.info_name or "")
+        context = context.parent
+    return " ".join(reversed(names)) or None
+
+
+def open_store(db_path: Path | None, *, create: bool | None = None) -> Store:
+    """Open the project store.
+
+    ``create`` says whether a missing file may be created; by default only the commands in
+    :data:`CREATING_COMMANDS` may, so a read command on a mistyped path fails with a clear
+    message instead of creating an empty project. A file that is not an SQLite database is
+    refused before SQLite touches it.
+    """
+    path = db_path or default_db_path()
+    if create is None:
+        name = _command_name()
+        create = name is None or name in CREATING_COMMANDS
+    if not path.exists():
+        if not create:
+            raise CoderError(
+                f"{path}: no such project file, so there is no codebook and there are no "
+                "responses to read. Check the path (--db or $CODER_DB); a project is created by "
+                "'coder codebook add', 'coder import' or 'coder demo'"
+            )
+    elif path.is_file() and path.stat().st_size > 0 and not is_sqlite_file(path):
+        raise CoderError(f"{path}: not a coder project (not an SQLite database file)")
+    return Store(path)
 
 
 def handle_errors(func: F) -> F:

@@ -44,7 +44,7 @@ def _ci(ci: Any) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from coder.report import write_atomically
+    from coder.atomic import write_atomically
 
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n"

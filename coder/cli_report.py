@@ -120,23 +120,19 @@ def report(
 def export(db_path: Path | None, fmt: str | None, out_path: Path) -> None:
     """Export every response with its final labels, the model's proposal, reviewer, times,
     confidence and notes (CSV, JSONL, XLSX), or the project for NVivo / ATLAS.ti / MAXQDA /
-    QualCoder as REFI-QDA (.qdpx project, .qdc codebook)."""
-    from coder import refi_qda
+    QualCoder as REFI-QDA (.qdpx project, .qdc codebook).
+
+    CSV cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR)
+    get a leading ' (removed again by 'coder import'); XLSX cells are always text. The file
+    is written atomically, and never over the project or any other SQLite file."""
     from coder.export import export as export_table
+    from coder.export import export_refi_qda
 
     fmt = (fmt or out_path.suffix.lstrip(".")).lower()
     with open_store(db_path) as store:
         if fmt in ("qdpx", "qdc"):
-            try:
-                _, codebook = store.codebook()
-            except LookupError as error:
-                raise CoderError(str(error)) from error
-            if fmt == "qdc":
-                refi_qda.write_qdc(codebook, out_path)
-                console.print(f"wrote {out_path}: {len(codebook.themes)} codes")
-                return
-            count = refi_qda.write_qdpx(store, out_path, codebook)
-            console.print(f"wrote {out_path}: {count} sources")
+            what = export_refi_qda(store, out_path, fmt)
+            console.print(f"wrote {out_path}: {what}")
             return
         count = export_table(store, out_path, fmt)
     console.print(f"wrote {out_path}: {count} responses")

@@ -3,15 +3,23 @@
 Each row holds the labels in force (reviewed, else the model's), the model's own proposal
 beside them, who decided and when, the model's confidence and reviewers' notes, so an analyst
 can audit or re-analyse the coding in any tool.
+
+Exports are safe to open: CSV text cells that a spreadsheet would run as a formula get a
+leading ``'`` (:mod:`coder.cells`; ``coder import`` removes it again from a coder export),
+XLSX cells are typed as text, and every file is written atomically and never over a
+project or any SQLite file (:mod:`coder.atomic`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from pathlib import Path
 from typing import Any, Literal
 
+from coder.atomic import check_output_path, write_atomically
+from coder.cells import neutralise
 from coder.errors import CoderError
 from coder.report.model import CodedResponse, collect_coded
 from coder.store import Store
@@ -115,23 +123,32 @@ def flat_value(value: Any) -> Any:
     return value
 
 
+def csv_value(value: Any) -> Any:
+    """A CSV cell: :func:`flat_value`, with formula-like text neutralised (see coder.cells)."""
+    flat = flat_value(value)
+    return neutralise(flat) if isinstance(flat, str) else flat
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows as CSV (UTF-8 with BOM); text a spreadsheet would run as a formula gets a '."""
     columns = columns_for(rows)
     # utf-8-sig so Excel opens non-ASCII text correctly.
     with path.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({column: flat_value(row.get(column)) for column in columns})
+            writer.writerow({column: csv_value(row.get(column)) for column in columns})
 
 
 def write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows as JSON Lines, values as stored (no spreadsheet escaping)."""
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def write_xlsx(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows as one XLSX sheet; every text is a string cell, never a formula."""
     from openpyxl import Workbook
 
     from coder.report.xlsx import add_rows_sheet
@@ -143,11 +160,39 @@ def write_xlsx(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def export(store: Store, path: Path, fmt: str | None = None) -> int:
-    """Write every response to ``path`` (format from ``fmt`` or the suffix). Returns the count."""
+    """Write every response to ``path`` (format from ``fmt`` or the suffix). Returns the count.
+
+    Refuses a ``path`` that is the project, or any SQLite file; writes atomically.
+    """
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise CoderError(f"{path}: unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    check_output_path(path, protect=[store.path])
     rows = export_rows(store)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    {"csv": write_csv, "jsonl": write_jsonl, "xlsx": write_xlsx}[fmt](rows, path)
+    writer = {"csv": write_csv, "jsonl": write_jsonl, "xlsx": write_xlsx}[fmt]
+    write_atomically(path, functools.partial(writer, rows))
     return len(rows)
+
+
+def export_refi_qda(store: Store, path: Path, fmt: str) -> str:
+    """Write the project as a REFI-QDA project (``qdpx``) or codebook (``qdc``), atomically.
+
+    Returns a one-line summary of what was written.
+    """
+    from coder import refi_qda
+
+    check_output_path(path, protect=[store.path])
+    try:
+        _, codebook = store.codebook()
+    except LookupError as error:
+        raise CoderError(str(error)) from error
+    if fmt == "qdc":
+        write_atomically(path, functools.partial(refi_qda.write_qdc, codebook))
+        return f"{len(codebook.themes)} codes"
+    counted: list[int] = []
+
+    def write(temporary: Path) -> None:
+        counted.append(refi_qda.write_qdpx(store, temporary, codebook))
+
+    write_atomically(path, write)
+    return f"{counted[0]} sources"

@@ -20,6 +20,7 @@ refused (:func:`reimport_conflicts`), since that would hold every answer twice.
 
 from __future__ import annotations
 
+import collections
 import csv
 import difflib
 import functools
@@ -32,6 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from coder.cells import is_coder_export, restore
 from coder.errors import ImportError_
 from schemas import Codebook, Response
 
@@ -87,6 +89,8 @@ class Table:
     header: list[str]
     rows: list[tuple[int, list[Any]]]
     encoding: str
+    #: things read but worth telling the user (each names the file, row and column)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _norm(name: Any) -> str:
@@ -152,17 +156,12 @@ def read_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
         line, column = _position(data, data.index(b"\x00"))
         raise ImportError_(f"{path}: row {line}, column {column}: NUL byte (is this a binary file?)")
     text, used = decode_bytes(data, path, encoding)
-    # Leading '#' lines are comments (e.g. a note on where the data came from).
-    skipped_lines = 0
-    while text.startswith("#"):
-        newline = text.find("\n")
-        text = "" if newline == -1 else text[newline + 1 :]
-        skipped_lines += 1
     if delimiter is None:
         try:
             delimiter = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t").delimiter
         except csv.Error:
             delimiter = ","
+    text, skipped_lines, warnings = _skip_comment_lines(text, path, delimiter)
     # One response may be a long essay; the csv module's default cap is 128 KiB.
     csv.field_size_limit(64 * 1024 * 1024)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -187,7 +186,48 @@ def read_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
         raise ImportError_(
             f"{path}: row {reader.line_num + skipped_lines}: malformed CSV: {error}"
         ) from None
-    return Table(header=header, rows=rows, encoding=used)
+    if is_coder_export(header):
+        # A coder CSV export: undo the quote it put before formula-like cells (coder/cells.py),
+        # so ids and texts come back exactly as they were exported.
+        rows = [(line, [restore(cell) for cell in row]) for line, row in rows]
+    return Table(header=header, rows=rows, encoding=used, warnings=warnings)
+
+
+def _skip_comment_lines(text: str, path: Path, delimiter: str) -> tuple[str, int, list[str]]:
+    """Drop leading '#' comment lines (e.g. a note on where the data came from).
+
+    A '#' line with as many fields (two or more) as the line after it is a header whose
+    first column is called '#...', not a comment: it is kept, with a warning. Every
+    skipped line is reported, so a header is never dropped silently.
+    """
+    skipped = 0
+    warnings: list[str] = []
+    while text.startswith("#"):
+        newline = text.find("\n")
+        line = text if newline == -1 else text[:newline]
+        rest = "" if newline == -1 else text[newline + 1 :]
+        following = rest.split("\n", 1)[0]
+        fields = _field_count(line, delimiter)
+        if fields >= 2 and fields == _field_count(following, delimiter):
+            warnings.append(
+                f"{path}: row {skipped + 1}, column A: the line starts with '#' but has as many "
+                f"fields ({fields}) as the next line, so it is read as the header, not a comment"
+            )
+            break
+        skipped += 1
+        warnings.append(
+            f"{path}: row {skipped}, column A: a line starting with '#' was skipped as a comment "
+            f"({shorten(line, 40)!r})"
+        )
+        text = rest
+    return text, skipped, warnings
+
+
+def _field_count(line: str, delimiter: str) -> int:
+    try:
+        return len(next(csv.reader([line], delimiter=delimiter), []))
+    except csv.Error:
+        return 0
 
 
 def read_xlsx(path: Path, sheet: str | None = None) -> Table:
@@ -213,19 +253,87 @@ def read_xlsx(path: Path, sheet: str | None = None) -> Table:
         header_row = next(iterator, None)
         if header_row is None or not any(cell is not None for cell in header_row):
             raise ImportError_(f"{path}: the sheet {worksheet.title!r} is empty")
-        header = [str(cell).strip() if cell is not None else "" for cell in header_row]
-        while header and not header[-1]:
-            header.pop()
-        rows: list[tuple[int, list[Any]]] = []
+        header = [_xlsx_text(cell).strip() if cell is not None else "" for cell in header_row]
+        raw_rows: list[tuple[int, list[Any]]] = []
+        width = max((i + 1 for i, name in enumerate(header) if name), default=0)
         for number, values in enumerate(iterator, start=2):
-            cells = [("" if value is None else value) for value in values[: len(header)]]
-            cells += [""] * (len(header) - len(cells))
-            if not any(str(cell).strip() for cell in cells):
+            cells = ["" if value is None else value for value in values]
+            filled = [i for i, cell in enumerate(cells) if _xlsx_text(cell).strip()]
+            if not filled:
                 continue
-            rows.append((number, cells))
+            # A column with data but no header is kept (and reported), not cut off.
+            width = max(width, filled[-1] + 1)
+            raw_rows.append((number, cells))
+        header = (header + [""] * width)[:width]
+        rows = [
+            (number, [_xlsx_value(cell) for cell in (cells + [""] * width)[:width]])
+            for number, cells in raw_rows
+        ]
+        warnings = _uncached_formulas(path, workbook, worksheet.title, header, rows)
     finally:
         workbook.close()
-    return Table(header=header, rows=rows, encoding="xlsx")
+    return Table(header=header, rows=rows, encoding="xlsx", warnings=warnings)
+
+
+def _xlsx_text(value: Any) -> str:
+    return _xlsx_value(value) if isinstance(value, bool) else str(value)
+
+
+def _xlsx_value(value: Any) -> Any:
+    # Excel shows a boolean cell as TRUE/FALSE; Python would write True/False.
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return value
+
+
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
+
+
+def _uncached_formulas(
+    path: Path, workbook: Any, title: str, header: list[str], rows: list[tuple[int, list[Any]]]
+) -> list[str]:
+    """Refuse formula cells that have no saved value (they would import as empty text).
+
+    A workbook written by a script (not saved by Excel) holds formulas without their
+    results; read with cached values only, such a cell looks empty. The sheet's XML is
+    scanned for formulas first, so ordinary workbooks are read once.
+    """
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    sheet_path = getattr(workbook[title], "_worksheet_path", None)
+    if sheet_path is None:
+        return []
+    with zipfile.ZipFile(path) as archive, archive.open(sheet_path.lstrip("/")) as sheet_xml:
+        tail = b""
+        while chunk := sheet_xml.read(1 << 20):
+            if _FORMULA_TAG.search(tail + chunk):
+                break
+            tail = chunk[-16:]
+        else:
+            return []
+    by_number = {number: cells for number, cells in rows}
+    formulas = load_workbook(path, read_only=True, data_only=False)
+    try:
+        for number, values in enumerate(formulas[title].iter_rows(values_only=True), start=1):
+            for index, value in enumerate(values):
+                if not (isinstance(value, str) and value.startswith("=")):
+                    continue
+                cached = header[index] if number == 1 and index < len(header) else None
+                if number > 1:
+                    cells = by_number.get(number)
+                    cached = cells[index] if cells is not None and index < len(cells) else ""
+                if cached in (None, ""):
+                    raise ImportError_(
+                        f"{path}: row {number}, column {column_letter(index)}: the cell holds the "
+                        f"formula {shorten(value, 40)!r} without a saved result, so its text is "
+                        "unknown. Open the file in Excel (or LibreOffice), let it calculate, save "
+                        "it, and import again"
+                    )
+    finally:
+        formulas.close()
+    return []
 
 
 def read_jsonl(path: Path, encoding: str | None = None) -> list[tuple[int, dict[str, Any]]]:
@@ -239,13 +347,27 @@ def read_jsonl(path: Path, encoding: str | None = None) -> list[tuple[int, dict[
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_float=JsonNumber, parse_constant=JsonNumber)
         except json.JSONDecodeError as error:
             raise ImportError_(f"{path}: row {number}: invalid JSON: {error.msg} (column {error.colno})") from None
         if not isinstance(record, dict):
             raise ImportError_(f"{path}: row {number}: expected a JSON object, got {type(record).__name__}")
         records.append((number, record))
     return records
+
+
+class JsonNumber(str):
+    """A JSON number with a fraction or exponent, or NaN/Infinity, kept as written.
+
+    ``1.50`` would become the float 1.5 and ``NaN`` the text 'nan'; a response, id or
+    question is text, so it keeps the spelling of the file. Attributes get the number back
+    (:func:`_attribute_values`).
+    """
+
+    __slots__ = ()
+
+    def number(self) -> float:
+        return float(self)
 
 
 def _find(header: Sequence[str], wanted: str | None, candidates: Sequence[str], path: Path, what: str) -> int | None:
@@ -265,6 +387,8 @@ def _find(header: Sequence[str], wanted: str | None, candidates: Sequence[str], 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as JSON writes it (XLSX booleans are text by now)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -533,6 +657,8 @@ def _attribute_values(row: Sequence[Any], names: dict[int, str]) -> dict[str, An
         value = row[index]
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
+        if isinstance(value, JsonNumber):
+            value = value.number()
         attributes[name] = value if isinstance(value, int | float | bool) else _cell(value).strip()
     return attributes
 
@@ -633,7 +759,9 @@ def plan_import(
 
     if not table.rows:
         raise ImportError_(f"{path}: the file has a header but no data rows")
-    duplicates = {h for h in table.header if h and table.header.count(h) > 1}
+    # Counted once (header.count per header is quadratic: 73 s on a 40k-column file).
+    counts = collections.Counter(table.header)
+    duplicates = {h for h, n in counts.items() if h and n > 1}
     if duplicates:
         raise ImportError_(f"{path}: row 1: duplicate column name(s): {', '.join(sorted(duplicates))}")
 
@@ -649,6 +777,7 @@ def plan_import(
         )
         shape = "long" if long_file else "wide"
     plan = ImportPlan(source=path, shape=shape, encoding=table.encoding, mapping={})
+    plan.warnings += table.warnings + _headerless_columns(path, table)
     plan.file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
     if shape == "long":
         if column_map:
@@ -670,6 +799,43 @@ def plan_import(
             )
         seen[response.id] = response.source_row or 0
     return plan
+
+
+def _headerless_columns(path: Path, table: Table) -> list[str]:
+    """A warning per column that holds data under an empty header (it is not imported)."""
+    warnings = []
+    for index, name in enumerate(table.header):
+        if name:
+            continue
+        rows = [number for number, row in table.rows if _cell(row[index]).strip()]
+        if rows:
+            warnings.append(
+                f"{path}: row 1, column {column_letter(index)}: no header, so the column's "
+                f"{len(rows)} non-empty cell(s) (first at row {rows[0]}) are not imported; give "
+                "it a header to keep it"
+            )
+    return warnings
+
+
+def _case_variants(path: Path, table: Table, index: int) -> None:
+    """Refuse question values that differ only in case or spacing ('H1' and 'h1').
+
+    They would be merged into one question (with a codebook) or kept as two (without), and
+    either may be wrong: the file must say which it means.
+    """
+    first: dict[str, tuple[str, int]] = {}
+    for number, row in table.rows:
+        value = _cell(row[index]).strip()
+        if not value:
+            continue
+        key = _norm(value)
+        seen = first.setdefault(key, (value, number))
+        if seen[0] != value:
+            raise ImportError_(
+                f"{path}: row {number}, column {column_letter(index)} {table.header[index]!r}: "
+                f"question {value!r} differs only in case or spacing from {seen[0]!r} (row "
+                f"{seen[1]}); write each question the same way throughout the file"
+            )
 
 
 def _check_question(
@@ -722,10 +888,15 @@ def _plan_long(
     plan.warnings += warnings
     plan.columns += _attribute_plans(table.header, names, dropped)
     fixed = _check_question(fixed_question, codebook, allow_unknown, path, 0, "--question") if fixed_question else None
+    if question_index is not None:
+        _case_variants(path, table, question_index)
+    not_text: list[int] = []
     for number, row in table.rows:
         raw_text = row[text_index]
         if isinstance(raw_text, dict | list):
             raise ImportError_(f"{path}: row {number}, field {text_name!r}: expected text, got {type(raw_text).__name__}")
+        if isinstance(raw_text, bool | int | float | JsonNumber) and table.encoding != "xlsx":
+            not_text.append(number)
         text = _cell(raw_text)
         question = fixed
         if question_index is not None:
@@ -745,6 +916,12 @@ def _plan_long(
                 source_file=str(path.name),
                 source_row=number,
             )
+        )
+    if not_text:
+        plan.warnings.append(
+            f"{path}: row {not_text[0]}, column {column_letter(text_index)} {text_name!r}: "
+            f"{len(not_text)} response(s) are JSON numbers or true/false, not strings; each is "
+            "imported as the text written in the file"
         )
     plan.mapping["attributes"] = sorted({k for r in plan.responses for k in r.attributes})
 
@@ -892,6 +1069,15 @@ def _plan_wide(
             f"{path}: column {letter} {shorten(name, 60)!r} holds free text like a question but {why}; "
             f"kept as a respondent attribute. If it is a question, map it with --map \"{letter}=ID\""
         )
+    by_key: dict[str, int] = {}
+    for index, column in questions.items():
+        other = by_key.setdefault(_norm(column.target), index)
+        if other != index:
+            raise ImportError_(
+                f"{path}: row 1, columns {column_letter(other)} and {column_letter(index)}: questions "
+                f"{questions[other].target!r} and {column.target!r} differ only in case or spacing; "
+                "name them the same way (or map them with --map)"
+            )
     if not questions:
         raise ImportError_(
             f"{path}: no question columns found for a wide (one column per question) file; "

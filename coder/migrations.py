@@ -221,7 +221,7 @@ def m004_embedded_models(db: Database) -> None:
             "n_examples": int,
             "codebook_version": int,
             "trained_at": str,
-            "blob": bytes,  # pickled coder.embedded.training.TrainedState
+            "blob": bytes,  # a TrainedState as JSON + npz (coder/embedded/state_io.py); old rows: pickle, never loaded
         },
         pk="id",
     )

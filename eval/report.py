@@ -161,7 +161,7 @@ def baseline_lines(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]],
 
 
 def _write_text(path: Path, text: str) -> None:
-    from coder.report import write_atomically
+    from coder.atomic import write_atomically
 
     write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,6 +30,20 @@ from coder.errors import BackendError
 #: Codes with fewer positives than this get no per-code model (the pair model scores them).
 #: 3 over 5 in 5-fold CV on NHS dev: themes micro-F1 0.7258 vs 0.7226, macro-F1 0.544 vs 0.538.
 MIN_POSITIVES = 3
+
+_Model = TypeVar("_Model")
+
+
+def learned_parts(model: Any) -> dict[str, Any]:
+    """A model dataclass's fields by name: plain values, numpy/scipy arrays and fitted
+    scikit-learn estimators, which :mod:`coder.embedded.state_io` stores without pickle."""
+    return {item.name: getattr(model, item.name) for item in fields(model)}
+
+
+def from_learned_parts(cls: type[_Model], parts: dict[str, Any]) -> _Model:
+    """``cls`` rebuilt from :func:`learned_parts`; names it lacks (a newer coder's) are ignored."""
+    names = {item.name for item in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{name: value for name, value in parts.items() if name in names})
 
 
 def _word_tfidf() -> TfidfVectorizer:
@@ -137,6 +151,15 @@ class KernelThemeModel:
     thresholds: np.ndarray | None = None
     calibration: np.ndarray | None = None  # (labels, 2): slope, intercept
     cv_f1: np.ndarray | None = None
+
+    def to_parts(self) -> dict[str, Any]:
+        """The learned state by field (see :mod:`coder.embedded.state_io`)."""
+        return learned_parts(self)
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> KernelThemeModel:
+        """The model :meth:`to_parts` described."""
+        return from_learned_parts(cls, parts)
 
     def _tfidf(self, texts: Sequence[str]) -> sp.csr_matrix:
         assert self.vectorizer is not None
@@ -510,6 +533,15 @@ class PairModel:
     #: share of training pairs that were positive
     base_rate: float = 0.0
 
+    def to_parts(self) -> dict[str, Any]:
+        """The learned state by field (see :mod:`coder.embedded.state_io`)."""
+        return learned_parts(self)
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> PairModel:
+        """The model :meth:`to_parts` described."""
+        return from_learned_parts(cls, parts)
+
     def fit(self, features: np.ndarray, truth: np.ndarray) -> PairModel:
         # C=0.1: stronger regularisation generalises better to unseen codes (ArgKP dev
         # motions: strict mAP 0.799 against 0.786 at C=1).
@@ -546,6 +578,15 @@ class LabelModel:
     model: LogisticRegression | None = None
     constant: str | None = None
     extra_width: int = 0
+
+    def to_parts(self) -> dict[str, Any]:
+        """The learned state by field (see :mod:`coder.embedded.state_io`)."""
+        return learned_parts(self)
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> LabelModel:
+        """The model :meth:`to_parts` described."""
+        return from_learned_parts(cls, parts)
 
     def _features(
         self,

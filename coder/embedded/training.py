@@ -1,21 +1,23 @@
 """Labelled examples for the embedded classifier, and where trained models are kept.
 
 Examples come from reviewers' decisions in a project (:func:`examples_from_store`) or from a
-gold-format items file (:func:`examples_from_gold_file`). A trained state is pickled into the
-project's ``models`` table (migration m004): one append-only row per training run, so the
-``model_version`` on every proposal names the exact model that made it, and the project file
-stays the single thing to copy or archive.
+gold-format items file (:func:`examples_from_gold_file`). A trained state is stored in the
+project's ``models`` table (migration m004) as JSON plus numpy arrays
+(:mod:`coder.embedded.state_io`), never as a pickle, so opening a project file received from
+someone else cannot run code: one append-only row per training run, so the ``model_version``
+on every proposal names the exact model that made it, and the project file stays the single
+thing to copy or archive. Rows pickled by older versions are never unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coder.embedded import state_io
 from coder.errors import CoderError
 from coder.jsonl import jsonl_objects
 from coder.store import Store, now
@@ -126,7 +128,7 @@ def save_state(
             "n_examples": n_examples,
             "codebook_version": codebook_version,
             "trained_at": now(),
-            "blob": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
+            "blob": state_io.dumps(state),
         }
     )
     row_id = int(table.last_pk or 0)
@@ -164,12 +166,13 @@ def prune_model_blobs(store: Store, keep: int = KEEP_MODEL_BLOBS) -> int:
 def load_state(store: Store, version: str | None = None) -> Any | None:
     """The latest trained state (or the one with ``version``), or None if none was trained.
 
-    The blob is a pickle written by this project's own ``coder train``; a project file from
-    someone you do not trust should not be opened (the same holds for any pickle).
+    Only the safe format of :mod:`coder.embedded.state_io` is read. A row pickled by an
+    older coder (or planted in a file by someone else) is never unpickled: loading it raises
+    a :class:`CoderError` that says to run ``coder train`` again.
     """
     if "models" not in store.db.table_names():
         return None
-    sql = "select blob from models where backend = 'local'"
+    sql = "select blob, version from models where backend = 'local'"
     params: list[Any] = []
     if version is not None:
         sql += " and version = ?"
@@ -179,17 +182,45 @@ def load_state(store: Store, version: str | None = None) -> Any | None:
     rows = store.db.execute(sql + " order by id desc limit 1", params).fetchall()
     if not rows:
         return None
-    if rows[0][0] is None:
+    blob, found = rows[0]
+    if blob is None:
         raise CoderError(
             f"{store.path}: the local model {version!r} was pruned (only the latest "
             f"{KEEP_MODEL_BLOBS} trained models are kept); run 'coder train' for a new one"
         )
-    try:
-        return pickle.loads(rows[0][0])
-    except Exception as error:  # an old or foreign pickle: say so, do not crash the app
+    kind = state_io.blob_format(bytes(blob))
+    if kind != state_io.FORMAT_NAME:
+        what = (
+            "was stored as a Python pickle by an older version of coder (or planted by someone); "
+            "coder no longer loads pickles, because loading one can run arbitrary code"
+            if kind == "pickle"
+            else "is not in a format this version of coder reads"
+        )
         raise CoderError(
-            f"{store.path}: the stored local model cannot be loaded ({error}); run 'coder train'"
-        ) from error
+            f"{store.path}: the trained local model {found!r} {what}. It was not loaded. Run "
+            "'coder train' again to store a new model in the safe format ('coder doctor' lists "
+            "such rows)"
+        )
+    try:
+        return state_io.loads(bytes(blob))
+    except CoderError as error:
+        raise CoderError(
+            f"{store.path}: the trained local model {found!r} cannot be loaded ({error}); run "
+            "'coder train' again"
+        ) from None
+
+
+def model_storage(store: Store) -> list[dict[str, Any]]:
+    """Every ``models`` row with the format of its blob (see :func:`state_io.blob_format`)."""
+    if "models" not in store.db.table_names():
+        return []
+    return [
+        {"id": row[0], "backend": row[1], "version": row[2], "format": state_io.blob_format(row[3])}
+        # The first bytes tell the format; states are megabytes, so only those are read.
+        for row in store.db.execute(
+            "select id, backend, version, substr(blob, 1, 64) from models order by id"
+        )
+    ]
 
 
 def model_rows(store: Store) -> list[dict[str, Any]]:

@@ -244,6 +244,17 @@ def _result_from_answer(
     info: dict[str, Any],
     answer: dict[str, Any] | None,
 ) -> ProposalResult:
+    # A batch answer may echo the key (in an error body, the model name or the rationale).
+    return classifier.scrubbed(_read_answer(classifier, codebook, response, info, answer))
+
+
+def _read_answer(
+    classifier: LLMClassifier,
+    codebook: Codebook,
+    response: Response,
+    info: dict[str, Any],
+    answer: dict[str, Any] | None,
+) -> ProposalResult:
     provenance = {
         "prompt_template_hash": info["prompt_template_hash"],
         "system_prompt_hash": info["system_prompt_hash"],

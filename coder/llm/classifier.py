@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import hashlib
 import json
+import os
 import time
 import uuid
 import weakref
@@ -40,6 +42,7 @@ from coder.llm.response_model import (
     to_proposal,
 )
 from coder.llm.retry import transport_retrying, validation_retrying
+from coder.llm.secrets import scrub, scrub_value
 from schemas import Codebook, Response
 
 MODES = {
@@ -159,12 +162,27 @@ class LLMClassifier:
         self._memo: dict[tuple[Any, ...], tuple[Codebook, Any]] = {}
         self._api_key: str | None = None
 
+    def secrets(self) -> tuple[str, ...]:
+        """The key(s) this classifier sends, to be scrubbed from whatever is stored."""
+        key = self._api_key or os.environ.get(self.settings.api_key_env)
+        return (key,) if key else ()
+
     def _mask_key(self, text: str) -> str:
         # A proxy or server may quote the key back in an error ("invalid credentials:
         # Bearer sk-..."); errors are stored and printed, the key never is.
-        if self._api_key and len(self._api_key) >= 8:
-            return text.replace(self._api_key, "[API key]")
-        return text
+        return scrub(text, self.secrets())
+
+    def scrubbed(self, result: ProposalResult) -> ProposalResult:
+        """``result`` with the key masked everywhere (a server may echo it in a good answer,
+        e.g. in the model name or the rationale)."""
+        keys = self.secrets()
+        return dataclasses.replace(
+            result,
+            proposal=scrub_value(result.proposal, keys),
+            model_version=scrub(result.model_version, keys) if result.model_version else None,
+            error=scrub(result.error, keys) if result.error else None,
+            params=scrub_value(result.params, keys),
+        )
 
     def _memoised(
         self, codebook: Codebook, key: tuple[Any, ...], compute: Callable[[], Any]
@@ -359,11 +377,13 @@ class LLMClassifier:
                 if response_id in results:  # a duplicated id keeps its first answer
                     continue
                 response = next(r for r in request.responses if r.id == response_id)
-                results[response_id] = ProposalResult(
-                    response_id=response_id,
-                    proposal=to_proposal(item, response_id, response.question),
-                    model_version=model_version,
-                    **self._provenance(response, codebook),
+                results[response_id] = self.scrubbed(
+                    ProposalResult(
+                        response_id=response_id,
+                        proposal=to_proposal(item, response_id, response.question),
+                        model_version=model_version,
+                        **self._provenance(response, codebook),
+                    )
                 )
         except Exception:  # noqa: BLE001 - every item is retried on its own below
             results = {}
@@ -383,11 +403,13 @@ class LLMClassifier:
             items, model_version = await self._call(
                 client, semaphore, codebook, _Planned(response.question, [response]), batch=False
             )
-            return ProposalResult(
-                response_id=response.id,
-                proposal=to_proposal(items[0], response.id, response.question),
-                model_version=model_version,
-                **self._provenance(response, codebook),
+            return self.scrubbed(
+                ProposalResult(
+                    response_id=response.id,
+                    proposal=to_proposal(items[0], response.id, response.question),
+                    model_version=model_version,
+                    **self._provenance(response, codebook),
+                )
             )
         except asyncio.CancelledError:
             raise
@@ -494,8 +516,8 @@ class LLMClassifier:
             error_text = self._mask_key(
                 f"HTTP {status}: {body[:500].decode('utf-8', 'replace') if body else ''}"
             )
-        if self._api_key and body and self._api_key.encode() in body:
-            payload = json.loads(self._mask_key(json.dumps(payload)))
+        # The answer's choices are logged: mask a key echoed anywhere in them.
+        payload = scrub_value(payload, self.secrets())
         self.call_logger(
             run_id=self.run_id,
             backend=self.backend,

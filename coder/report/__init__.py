@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from coder.atomic import write_atomically
 from coder.report.model import ReportData, build_report, collect_coded
 from coder.store import Store
 
 __all__ = ["ReportData", "build_report", "collect_coded", "write_report", "write_reports"]
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then rename it into place.
-
-    A failed or interrupted run leaves the previous report whole instead of a torn file.
-    """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_report(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,50 @@ def corpus() -> list[BadInput]:
             ("codebook", "add"),
             json.dumps(["a", "list", "not", "a", "codebook"]).encode(),
             ("not_a_mapping.json",),
+        ),
+        *hostile_cases(),
+    ]
+
+
+def _sqlite_bytes() -> bytes:
+    connection = sqlite3.connect(":memory:")
+    connection.execute("create table notes (text)")
+    connection.execute("insert into notes values ('a colleague''s project')")
+    data = connection.serialize()
+    connection.close()
+    return bytes(data)
+
+
+def hostile_cases() -> list[BadInput]:
+    """Issue 15: silent mis-imports and data loss that must now be clear errors."""
+    imp = ("import",)
+    return [
+        BadInput(
+            # Written by a script, never opened in Excel: the formula has no saved result,
+            # and read with cached values only it would import as an empty answer.
+            "formula_without_cached_value.xlsx",
+            imp,
+            _xlsx([["id", "question", "response"], ["f1", "H1", '=CONCAT("lead", "ership")']]),
+            ("formula_without_cached_value.xlsx", "row 2", "column C", "formula"),
+        ),
+        BadInput(
+            "question_case_variants.csv",
+            imp,
+            b"id,question,response\nc1,H1,Leadership mattered.\nc2,h1,Data mattered.\n",
+            ("question_case_variants.csv", "row 3", "'h1'", "'H1'"),
+        ),
+        BadInput(
+            "wide_case_variant_headers.csv",
+            (*imp, "--allow-unknown-questions"),
+            b"ID,Hx,hX\n1,Leadership mattered a great deal here,Funding was short all year long\n",
+            ("wide_case_variant_headers.csv", "'Hx'", "'hX'"),
+        ),
+        BadInput(
+            # `coder export --out` at a database: refused, the file stays as it was.
+            "export_over_sqlite.db",
+            ("export", "--format", "csv", "--out"),
+            _sqlite_bytes(),
+            ("export_over_sqlite.db", "SQLite"),
         ),
     ]
 
