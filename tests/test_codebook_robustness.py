@@ -85,15 +85,7 @@ CASES = [
     pytest.param(_own("ward_feedback"), id="ward_feedback"),
     pytest.param(_own("remote_work_staff"), id="remote_work_staff"),
     pytest.param(_own("bus_consultation"), id="bus_consultation"),
-    pytest.param(
-        _own("virtual_wards"),
-        id="virtual_wards",
-        marks=_xfail(
-            "zero-shot themes micro-F1 0.384 < naive nearest theme 0.457 (2026-11-29): the "
-            "question prior pulls answers to their question's common themes (e.g. information "
-            "and reaching_team answers under EXPAND coded home_comfort); the lead is tuning"
-        ),
-    ),
+    pytest.param(_own("virtual_wards"), id="virtual_wards"),
     pytest.param(_rapid_insight, id="gold-rapid_insight_dev"),
     pytest.param(_nhs_sample, id="gold-nhs_pxtextmining_v6-1500", marks=pytest.mark.slow),
     pytest.param(_argkp_dev, id="gold-argkp_2021-dev", marks=pytest.mark.slow),

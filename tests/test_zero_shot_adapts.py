@@ -80,6 +80,10 @@ def _two_topic_codebook(group_limited: bool) -> Codebook:
             Theme(id="food", label="Food", definition="Meals and drinks for patients.",
                   questions=["F"] if group_limited else None),
             Theme(id="staff", label="Staff", definition="How kind and helpful staff were."),
+            Theme(id="clean", label="Cleanliness", definition="How clean the wards and toilets were."),
+            Theme(id="noise", label="Noise", definition="Noise at night and on the ward."),
+            Theme(id="waiting", label="Waiting", definition="Waiting times for appointments."),
+            Theme(id="signs", label="Signage", definition="Finding the way around the site."),
         ],
     )
 
@@ -98,16 +102,35 @@ def _answers() -> list[Response]:
 def test_question_prior_follows_questions_whose_answers_follow_their_text() -> None:
     classifier = LocalClassifier()
     weights = classifier.prepare(_answers(), _two_topic_codebook(False))
-    assert weights["P"] > 0.5 and weights["F"] > 0.5
+    assert weights["P"] > 0.3 and weights["F"] > 0.3
     # Too few answers to a question: no prior, whatever its text says.
     fresh = LocalClassifier(encoder=classifier.encoder)
     assert fresh.prepare(_answers()[:3], _two_topic_codebook(False)) == {"P": 0.0, "F": 0.0}
-    # Themes limited to one question (as ArgKP's key points): nothing to compare, no prior.
+    # Every code limited to one question (as ArgKP's key points): nothing to compare, no prior.
     limited = LocalClassifier(encoder=classifier.encoder)
-    codebook = _two_topic_codebook(True)
+    base = _two_topic_codebook(True)
+    codebook = base.model_copy(
+        update={"themes": [t if t.questions else t.model_copy(update={"questions": ["P"]})
+                           for t in base.themes]}
+    )
     limited.prepare(_answers(), codebook)
-    rows = limited._prior_rows(["x"], ["P"], codebook)
-    assert np.allclose(rows[0, :2], 0.0)
+    rows = limited._prior_rows(["x", "y"], ["P", "F"], codebook)
+    assert np.allclose(rows, 0.0)
+
+
+def test_question_prior_stays_off_when_answers_spread_over_many_codes() -> None:
+    # Both questions name parking, but their answers are about everything: the question's
+    # text says little about any one answer, so cross-cutting codes get no push.
+    codebook = _two_topic_codebook(False)
+    spread = [
+        "Staff were kind and patient.", "The toilets were filthy.", "Too noisy to sleep at night.",
+        "Waited four hours to be seen.", "Could not find the clinic, signs were confusing.",
+        "The food was cold.", "Nurses were lovely.", "Wards were spotless.",
+    ]
+    responses = [Response(id=f"s{i}", text=t, question="P") for i, t in enumerate(spread)]
+    classifier = LocalClassifier()
+    weights = classifier.prepare(responses, codebook)
+    assert weights["P"] < 0.2
 
 
 def _examples(count: int) -> list[LabelledExample]:

@@ -67,6 +67,12 @@ ZERO_SHOT_SPREAD = 0.2
 MIN_STANCE_EXAMPLES = 3
 #: Answers per question needed before the question prior is trusted (see prepare()).
 MIN_QUESTION_ANSWERS = 5
+#: _concentration(): where, in units of the chance maximum, the question prior starts to
+#: apply to cross-cutting codes, and over how wide a range it reaches full strength.
+#: (Chosen on the four small codebooks in tests/codebooks and rapid_insight_dev together:
+#: from 1.0 to 1.5 no set moves by more than 0.05; 1.3 keeps every one above its baseline.)
+CONCENTRATION_FLOOR = 1.3
+CONCENTRATION_RANGE = 0.2
 #: prepare() looks at up to this many answers per question (a seeded sample).
 PRIOR_SAMPLE = 300
 #: Pair features are built for at most this many (response, code) pairs when training.
@@ -128,6 +134,28 @@ class ThemeScores:
     source: np.ndarray
     #: raw kernel ridge scores, columns in the theme model's label order (None: no model)
     kernel_scores: np.ndarray | None = None
+
+
+def _concentration(lean: np.ndarray) -> float:
+    """How far a question's answers concentrate on one code, from 0 to 1.
+
+    ``lean`` is how much more the question's answers match each code than all answers do.
+    The top code's lean, in standard deviations of the other codes' leans above their mean,
+    is set against what the top of that many values reaches by chance (about sqrt(2 ln n)).
+    Near chance, the answers spread over many codes (a survey question about virtual wards:
+    comfort, safety, equipment, carers...) and the question's text says little about any one
+    answer; well above it (a hypothesis whose answers nearly all discuss its one theme), the
+    question prior applies in full.
+    """
+    if len(lean) < 3:
+        return 0.0
+    order = np.argsort(lean)
+    rest = lean[order[:-1]]
+    if float(rest.std()) == 0.0:
+        return 1.0
+    top = float((lean[order[-1]] - rest.mean()) / rest.std())
+    ratio = top / float(np.sqrt(2 * np.log(len(lean))))
+    return float(np.clip((ratio - CONCENTRATION_FLOOR) / CONCENTRATION_RANGE, 0.0, 1.0))
 
 
 class LocalClassifier:
@@ -373,19 +401,24 @@ class LocalClassifier:
                 for code_column in single:
                     centred[position, code_column] = question_scores[position, code_column] - mean_here
         overall = scores.mean(axis=0) if len(scores) else np.zeros(len(codes.ids))
+        limited = applies.sum(axis=0) == 1  # codes that apply to one question only
         weights: dict[str, float] = {}
         prior = np.zeros_like(centred)
         for position, qid in enumerate(question_ids):
             answers = [i for i, q in enumerate(questions) if q == qid]
             here = applies[position] & (centred[position] != 0)
-            weight = 0.0
+            weight = concentration = 0.0
             if len(answers) >= MIN_QUESTION_ANSWERS and here.sum() > 2:
                 lean = scores[answers].mean(axis=0) - overall
                 a, b = centred[position, here], lean[here]
                 if a.std() > 0 and b.std() > 0:
                     weight = max(0.0, float(np.corrcoef(a, b)[0, 1]))
-            weights[qid] = round(weight, 3)
-            prior[position] = weight * centred[position]
+                concentration = _concentration(lean[applies[position]])
+            # Codes limited to this question keep the agreement weight; cross-cutting codes
+            # are pushed only as far as the answers concentrate on one of them.
+            scale = np.where(limited, 1.0, concentration)
+            prior[position] = weight * scale * centred[position]
+            weights[qid] = round(weight * concentration, 3)
         self._question_prior[key] = (question_ids, prior)
         return weights
 
