@@ -15,6 +15,7 @@ from coder.embedded.retrain import retrain_and_repropose
 from coder.embedded.training import LabelledExample
 from coder.store import Store
 from schemas import Codebook, Labels, Question, Response, Theme
+from schemas.codebook import StanceScale, StanceValue
 
 H = load_codebook(builtin_codebook_path())
 
@@ -214,3 +215,25 @@ def test_train_reports_fields_and_label_changes(tmp_path: Path) -> None:
     stance = summary.changes["stance"]
     assert stance["does_not_resonate"][0] == 2 and stance["does_not_resonate"][1] == 2
     store.close()
+
+
+def test_explicit_openings_work_on_any_agree_disagree_scale() -> None:
+    from coder.embedded.features import canonical_stances
+
+    assert canonical_stances([("support", "Support"), ("partly", "Partly"), ("oppose", "Oppose")]) == {
+        "resonates": "support", "partly": "partly", "does_not_resonate": "oppose"
+    }
+    # A 5-point sentiment scale cannot be read from "Yes" / "No": no mapping at all.
+    five = [("very_positive", ""), ("positive", ""), ("neutral", ""), ("negative", ""), ("very_negative", "")]
+    assert canonical_stances(five) == {}
+    codebook = _two_topic_codebook(False).model_copy(
+        update={"stance": StanceScale(values=[StanceValue(id="support"), StanceValue(id="partly"),
+                                              StanceValue(id="oppose")])}
+    )
+    responses = [
+        Response(id="s", text="Yes, absolutely - free parking would help.", question="P"),
+        Response(id="p", text="Yes, but only for staff on night shifts.", question="P"),
+        Response(id="o", text="No. Parking is not the problem here.", question="P"),
+    ]
+    by_id = {r.response_id: r.proposal for r in LocalClassifier().propose(responses, codebook)}
+    assert [by_id[k].stance for k in "spo"] == ["support", "partly", "oppose"]  # type: ignore[union-attr]

@@ -22,6 +22,7 @@ from coder.backends.base import ProposalResult
 from coder.embedded.encoder import FAST_MODEL_NAME, MODEL_NAME, Encoder, get_encoder
 from coder.embedded.features import (
     OFF_TOPIC_CHATTER,
+    canonical_stances,
     content_words,
     non_answer_reason,
     parse_examples,
@@ -134,6 +135,13 @@ class ThemeScores:
     source: np.ndarray
     #: raw kernel ridge scores, columns in the theme model's label order (None: no model)
     kernel_scores: np.ndarray | None = None
+
+
+def stance_mapping(codebook: Codebook) -> dict[str, str]:
+    """The codebook's stance values placed on the default scale (for explicit openings)."""
+    if codebook.stance is None:
+        return {}
+    return canonical_stances([(v.id, v.label or "") for v in codebook.stance.values])
 
 
 def _concentration(lean: np.ndarray) -> float:
@@ -852,6 +860,7 @@ class LocalClassifier:
                 stances[row] = stance_classes[best[row]]
                 stance_confidence[row] = stance_probs[row, best[row]]
             stance_mode = self._mode("stance")
+            mapping = stance_mapping(codebook)
             trained_stance = state is not None and state.stance_model is not None
             counts = (getattr(state, "stance_counts", None) or {}) if state is not None else {}
             for row, text in enumerate(texts):
@@ -859,7 +868,7 @@ class LocalClassifier:
                 # opening ("Partly.", "Yes, but", "Not really") is the respondent's own
                 # answer. With a trained model it wins when the gate chose so, and always
                 # for a value reviewers gave too rarely for the model to learn.
-                cue = stance_cue(text, stance_ids)
+                cue = stance_cue(text, stance_ids, mapping)
                 if cue is None:
                     continue
                 if (
@@ -966,11 +975,12 @@ class LocalClassifier:
         question_vectors = self.embed([codebook.question_text(q) or "" for q in questions])
         to_question = (embeddings * question_vectors).sum(axis=1)
         stance_ids = codebook.stance_ids
+        mapping = stance_mapping(codebook)
         for row in range(len(embeddings)):
             if reasons[row] is not None:
                 continue
             text = texts[row] if row < len(texts) else ""
-            if stance_only(text) or stance_cue(text, stance_ids) is not None:
+            if stance_only(text) or stance_cue(text, stance_ids, mapping) is not None:
                 continue
             here = list(candidates[row]) if row < len(candidates) else []
             on_topic = max(

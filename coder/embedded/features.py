@@ -88,14 +88,56 @@ _STANCE_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-def stance_cue(text: str, stance_ids: list[str]) -> str | None:
+#: Words in a stance value's id or label that place it on the default scale, so that the
+#: explicit-opening cues work on any agree/partly/disagree-like scale (support / partly /
+#: oppose, agree / disagree, pro / con, positive / mixed / negative). Checked in this order:
+#: "does_not_resonate" is a disagreement before it is a resonance.
+_CANONICAL_STANCE: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("unclear", re.compile(r"unclear|unsure|don.?t.know|no.view|neither|not.stated", re.I)),
+    (
+        "does_not_resonate",
+        re.compile(r"not|disagree|oppos|against|\bcon\b|negative|reject|\bno\b", re.I),
+    ),
+    ("partly", re.compile(r"partl|partial|mixed|some|conditional|qualified|neutral", re.I)),
+    (
+        "resonates",
+        re.compile(r"resonat|agree|support|\bpro\b|favou?r|positive|\byes\b|for\b", re.I),
+    ),
+)
+
+
+def canonical_stances(values: list[tuple[str, str]]) -> dict[str, str]:
+    """Default-scale class -> this scale's value id, for values whose id or label says so.
+
+    ``values`` are (id, label) pairs. A class two values claim is left out (ambiguous).
+    """
+    found: dict[str, list[str]] = {}
+    for value_id, label in values:
+        words = f"{value_id.replace('_', ' ')} {label}"
+        for canonical, pattern in _CANONICAL_STANCE:
+            if pattern.search(words):
+                found.setdefault(canonical, []).append(value_id)
+                break
+    mapping = {canonical: ids[0] for canonical, ids in found.items() if len(ids) == 1}
+    # Only a scale with both poles is one the openings can be read on (a 5-point sentiment
+    # scale, whose "positive" and "very positive" both claim agreement, is not).
+    if "resonates" not in mapping or "does_not_resonate" not in mapping:
+        return {}
+    return mapping
+
+
+def stance_cue(
+    text: str, stance_ids: list[str], mapping: dict[str, str] | None = None
+) -> str | None:
     """The stance an explicit opening gives ("Partly.", "Yes, but", "Not really"), if any.
 
-    Only for scales that use coder's default stance ids; other scales get None.
+    Without ``mapping`` only scales that use coder's default stance ids get a cue; with one
+    (from :func:`canonical_stances`), any scale whose values it places does.
     """
     for stance, pattern in _STANCE_CUES:
-        if stance in stance_ids and pattern.search(text or ""):
-            return stance
+        target = stance if mapping is None else mapping.get(stance)
+        if target is not None and target in stance_ids and pattern.search(text or ""):
+            return target
     return None
 
 
