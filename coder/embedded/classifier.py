@@ -457,7 +457,7 @@ class LocalClassifier:
 
         # Relevance: the plain rules decide blanks; a model learns the rest when it can.
         relevance_model = None
-        ruled = [non_answer_reason(text) is not None for text in texts]
+        ruled = [non_answer_reason(text, soft=False) is not None for text in texts]
         rel_rows = [
             index
             for index, example in enumerate(examples)
@@ -806,7 +806,12 @@ class LocalClassifier:
         state = self.state
         texts = [response.text or "" for response in responses]
         questions = [response.question for response in responses]
-        reasons = [non_answer_reason(text) for text in texts]
+        trained_relevance = (
+            state is not None
+            and state.relevance_model is not None
+            and self._mode("relevance") == "trained"
+        )
+        reasons = [non_answer_reason(text, soft=not trained_relevance) for text in texts]
         theme_mode = self._mode("themes")
         if state is None or state.pair_model is None or theme_mode != "trained":
             # Zero-shot matches each sentence on its own: encoded alone, a sentence's vector

@@ -182,7 +182,7 @@ _CROSS_REFERENCE = re.compile(
     re.IGNORECASE,
 )
 #: "n/a - not my area", "N/A (not applicable to us)": a non-answer with a reason.
-_NA_PREFIX = re.compile(r"^\W*(?:n/?a|not applicable|no comments?)\b\W*(?:[-:(,–—]|$)", re.I)
+_NA_PREFIX = re.compile(r"^\W*(?:n/?a|not applicable)\b\W*(?:[-:(,–—]|$)", re.I)
 
 #: Workshop and survey chatter that is never an answer, whatever the codebook: event
 #: logistics, technical trouble, test messages, requests for materials. (Thanks and "not
@@ -203,9 +203,13 @@ OFF_TOPIC_CHATTER: tuple[str, ...] = (
 )
 
 
-def non_answer_reason(text: str | None) -> str | None:
-    """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only, a bare
-    cross-reference such as 'see previous answer'), or None."""
+def non_answer_reason(text: str | None, *, soft: bool = True) -> str | None:
+    """Why ``text`` cannot be coded (blank, 'did not answer', punctuation only), or None.
+
+    With ``soft`` (the zero-shot default) also a bare cross-reference ("see previous
+    answer", "As above") and "N/A - not my area": conventions differ between codebooks (an
+    NHS coder keeps "As above." as relevant), so a trained relevance model decides those.
+    """
     stripped = (text or "").strip()
     if not stripped:
         return "blank"
@@ -216,6 +220,8 @@ def non_answer_reason(text: str | None) -> str | None:
     normalised = " ".join(stripped.lower().strip(string.punctuation + " ").split())
     if normalised in NON_ANSWERS or stripped.lower() in NON_ANSWERS:
         return f"non-answer ({stripped[:40]!r})"
+    if not soft:
+        return None
     if _NA_PREFIX.match(stripped) and len(normalised.split()) <= 8:
         return f"non-answer ({stripped[:40]!r})"
     if _CROSS_REFERENCE.match(stripped):

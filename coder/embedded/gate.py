@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: NHS and ArgKP it beats zero-shot by far from a few hundred labels), and cross-validating
 #: a large fit would multiply training time.
 GATE_MAX_EXAMPLES = 400
+#: How many standard errors of the paired per-answer differences a riskier option's mean
+#: gain must exceed (0.5: a one-sided chance of about 70% that the gain is real).
+GATE_Z = 0.5
 #: Folds of the gate's cross-validation (fewer when there are fewer answers).
 GATE_FOLDS = 5
 
@@ -106,6 +109,51 @@ def relevance_f1(
     return float(np.mean(scores))
 
 
+def theme_item_f1(
+    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
+) -> np.ndarray:
+    """Per relevant example, the F1 of its proposed theme set (1 when both are empty)."""
+    values = []
+    for example, proposal in zip(examples, proposals, strict=True):
+        if example.relevant is False:
+            continue
+        applies = {t.id for t in codebook.themes_for(example.question)}
+        gold = set(codebook.with_parents(list(example.themes))) & applies
+        guess = set(codebook.with_parents([t.code for t in proposal.themes])) if proposal else set()
+        guess &= applies
+        gold -= set(example.uncertain_themes)
+        guess -= set(example.uncertain_themes)
+        both = len(gold) + len(guess)
+        values.append(1.0 if both == 0 else 2 * len(gold & guess) / both)
+    return np.array(values)
+
+
+def stance_item_correct(
+    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
+) -> np.ndarray:
+    """Per example with a stance (as :func:`stance_accuracy` counts them), 1 if right."""
+    return np.array(
+        [
+            float(example.stance == (proposal.stance if proposal else None))
+            for example, proposal in zip(examples, proposals, strict=True)
+            if example.relevant is not False
+            and example.stance is not None
+            and codebook.has_stance(example.question)
+        ]
+    )
+
+
+def _clearly_better(candidate: np.ndarray, other: np.ndarray) -> bool:
+    """True when ``candidate`` beats ``other`` on the same items by more than GATE_Z
+    standard errors of the paired per-item differences."""
+    if len(candidate) < 2 or len(candidate) != len(other):
+        return False
+    difference = candidate - other
+    gain = float(difference.mean())
+    noise = float(difference.std(ddof=1)) / float(np.sqrt(len(difference)))
+    return gain > 0 and gain > GATE_Z * noise
+
+
 def _folds(count: int, k: int, seed: int = 0) -> list[np.ndarray]:
     order = np.random.default_rng(seed).permutation(count)
     return [order[i::k] for i in range(k)]
@@ -172,27 +220,35 @@ def choose_fields(
         "stance": lambda p: stance_accuracy(examples, p, codebook),
         "relevance": lambda p: relevance_f1(examples, p),
     }
+    item_scores: dict[str, Callable[[Sequence[Proposal | None]], np.ndarray]] = {
+        "themes": lambda p: theme_item_f1(examples, p, codebook),
+        "stance": lambda p: stance_item_correct(examples, p, codebook),
+        "relevance": lambda p: np.array(
+            [(e.relevant is not False) == (bool(x.relevant) if x else True) for e, x in zip(examples, p, strict=True)],
+            dtype=float,
+        ),
+    }
     chosen: dict[str, str] = {}
     for field, choices in options.items():
         scores = {option: scorers[field](out_of_fold[(field, option)]) for option in choices}
         report[field] = {option: None if v is None else round(v, 3) for option, v in scores.items()}
-        baseline = scores["zero-shot"]
+        per_item = {option: item_scores[field](out_of_fold[(field, option)]) for option in choices}
+        # A riskier option must beat every safer one out of fold, on the same answers, by
+        # more than the noise of that comparison: the mean per-answer gain must exceed
+        # GATE_Z standard errors of the paired differences (answers both get right or wrong add no
+        # noise). A tie keeps the safer option; zero-shot cannot have overfitted.
         best = "zero-shot"
-        best_score = baseline if baseline is not None else -1.0
-        # A riskier option must beat the safer one out of fold by more than the noise of
-        # a figure measured on this many answers (the standard error of a proportion near
-        # 0.5: 0.16 at 10 answers, 0.08 at 40, 0.025 at 400): a tie keeps the safer
-        # option, and zero-shot cannot have overfitted.
-        margin = float(np.sqrt(0.25 / count))
-        report["margin"] = round(margin, 3)
-        safer = best_score
+        safer = ["zero-shot"] if scores["zero-shot"] is not None else []
         for option in choices:
-            score = scores[option]
-            if option == "zero-shot" or score is None:
+            if option == "zero-shot" or scores[option] is None:
                 continue
-            if score > safer + margin:
-                best, best_score = option, score
-            safer = max(safer, score)
+            if all(
+                _clearly_better(per_item[option], per_item[other])
+                and scores[option] > (scores[other] or 0.0)  # type: ignore[operator]
+                for other in safer
+            ):
+                best = option
+            safer.append(option)
         # Nothing to judge by (e.g. every reviewed answer relevant): zero-shot, the safe side.
         chosen[field] = best
     return chosen, report
