@@ -97,10 +97,11 @@ def _print_fields(fields: dict[str, str], gate: dict[str, Any]) -> None:
             why += f" (gate skipped: {gate['skipped']})"
         table.add_row(name, used, why, shown or "–")
     console.print(table)
-    if gate.get("margin") is not None:
+    if gate.get("n_examples") and not gate.get("skipped"):
         console.print(
-            f"A trained option replaces a safer one only when it scores more than "
-            f"{gate['margin']:.3f} higher in {gate.get('n_examples', '?')}-answer cross-validation.",
+            "A trained option replaces a safer one only when it beats it on the same "
+            f"answers, out of fold in {gate['n_examples']}-answer cross-validation, by more "
+            "than the noise of that comparison.",
             highlight=False,
         )
 

@@ -162,7 +162,7 @@ def test_training_on_a_skewed_handful_keeps_zero_shot_where_it_is_not_beaten() -
     assert set(state.fields) == {"themes", "stance", "relevance"}
     assert state.fields["stance"] == "zero-shot"  # 4 x partly cannot beat the openings
     gate = state.metrics["gate"]
-    assert gate["margin"] > 0.2 and "zero-shot" in gate["stance"]
+    assert gate["n_examples"] == 5 and "zero-shot" in gate["stance"]
     probe = [Response(id="n", text="Not really - some innovations are point solutions.", question="H1")]
     proposal = classifier.propose(probe, H)[0].proposal
     assert proposal is not None and proposal.stance == "does_not_resonate"
@@ -183,8 +183,8 @@ def test_gate_prefers_the_safer_option_on_a_tie() -> None:
     assert calls and report["n_examples"] == 8
     for name, chosen in fields.items():
         scores = report[name]
-        if chosen != "zero-shot":  # a trained option must beat zero-shot by the margin
-            assert scores[chosen] > scores["zero-shot"] + report["margin"]
+        if chosen != "zero-shot":  # a trained option must beat zero-shot out of fold
+            assert scores[chosen] > scores["zero-shot"]
     assert theme_f1(_examples(2), [None, None], H) == 0.0
 
 
