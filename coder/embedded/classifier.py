@@ -806,11 +806,10 @@ class LocalClassifier:
         state = self.state
         texts = [response.text or "" for response in responses]
         questions = [response.question for response in responses]
-        trained_relevance = (
-            state is not None
-            and state.relevance_model is not None
-            and self._mode("relevance") == "trained"
-        )
+        # Trained relevance: the reviewers' model, else only the plain rules (their labels
+        # gave no pattern beyond blanks and "did not answer" to learn); zero-shot relevance
+        # adds cross-references and off-topic matching (see _zero_shot_relevance).
+        trained_relevance = state is not None and self._mode("relevance") == "trained"
         reasons = [non_answer_reason(text, soft=not trained_relevance) for text in texts]
         theme_mode = self._mode("themes")
         if state is None or state.pair_model is None or theme_mode != "trained":
@@ -832,17 +831,14 @@ class LocalClassifier:
         # Relevance.
         relevant = np.ones(count, dtype=bool)
         relevance_confidence = np.full(count, 0.8)
-        if (
-            state is not None
-            and state.relevance_model is not None
-            and self._mode("relevance") == "trained"
-        ):
-            model_probs = state.relevance_model.probabilities(texts, embeddings, questions)
-            true_column = state.relevance_model.classes.index("True")
-            relevant = model_probs[:, true_column] >= 0.5
-            relevance_confidence = np.maximum(
-                model_probs[:, true_column], 1 - model_probs[:, true_column]
-            )
+        if trained_relevance:
+            if state is not None and state.relevance_model is not None:
+                model_probs = state.relevance_model.probabilities(texts, embeddings, questions)
+                true_column = state.relevance_model.classes.index("True")
+                relevant = model_probs[:, true_column] >= 0.5
+                relevance_confidence = np.maximum(
+                    model_probs[:, true_column], 1 - model_probs[:, true_column]
+                )
         else:
             self._zero_shot_relevance(
                 embeddings, similarity, codebook, reasons, texts, questions, candidates
