@@ -93,6 +93,8 @@ def _print_fields(fields: dict[str, str], gate: dict[str, Any]) -> None:
             f"{option} {'–' if value is None else f'{value:.3f}'}" for option, value in scores.items()
         )
         why = _WHY.get(used, used)
+        if scores and all(value is None for value in scores.values()):
+            why = "kept zero-shot: the reviewed answers give nothing to judge by"
         if gate.get("skipped"):
             why += f" (gate skipped: {gate['skipped']})"
         table.add_row(name, used, why, shown or "–")
