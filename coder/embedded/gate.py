@@ -54,20 +54,29 @@ def _responses(examples: Sequence[LabelledExample]) -> list[Response]:
     ]
 
 
+def _theme_sets(
+    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
+) -> list[tuple[set[str], set[str]]]:
+    """Per relevant example, (reviewed, proposed) theme sets as scored: limited to the codes
+    that apply to its question, parents added by the codebook's rule, uncertain codes out."""
+    pairs = []
+    for example, proposal in zip(examples, proposals, strict=True):
+        if example.relevant is False:
+            continue
+        applies = {t.id for t in codebook.themes_for(example.question)}
+        uncertain = set(example.uncertain_themes)
+        gold = set(codebook.with_parents(list(example.themes))) & applies
+        guess = set(codebook.with_parents([t.code for t in proposal.themes])) if proposal else set()
+        pairs.append((gold - uncertain, (guess & applies) - uncertain))
+    return pairs
+
+
 def theme_f1(
     examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
 ) -> float | None:
     """Micro-F1 of proposed themes on the examples reviewers called relevant (None: no data)."""
     tp = fp = fn = 0
-    for example, proposal in zip(examples, proposals, strict=True):
-        if example.relevant is False:
-            continue
-        applies = {t.id for t in codebook.themes_for(example.question)}
-        gold = set(codebook.with_parents(list(example.themes))) & applies
-        gold -= set(example.uncertain_themes)
-        guess = set(codebook.with_parents([t.code for t in proposal.themes])) if proposal else set()
-        guess &= applies
-        guess -= set(example.uncertain_themes)
+    for gold, guess in _theme_sets(examples, proposals, codebook):
         tp += len(gold & guess)
         fp += len(guess - gold)
         fn += len(gold - guess)
@@ -76,20 +85,27 @@ def theme_f1(
     return 2 * tp / (2 * tp + fp + fn)
 
 
+def stance_item_correct(
+    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
+) -> np.ndarray:
+    """Per relevant example with a stance under a question that has one: 1 if right."""
+    return np.array(
+        [
+            float(example.stance == (proposal.stance if proposal else None))
+            for example, proposal in zip(examples, proposals, strict=True)
+            if example.relevant is not False
+            and example.stance is not None
+            and codebook.has_stance(example.question)
+        ]
+    )
+
+
 def stance_accuracy(
     examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
 ) -> float | None:
     """Stance accuracy on relevant examples that carry a stance (None: no data)."""
-    pairs = [
-        (example.stance, proposal.stance if proposal else None)
-        for example, proposal in zip(examples, proposals, strict=True)
-        if example.relevant is not False
-        and example.stance is not None
-        and codebook.has_stance(example.question)
-    ]
-    if not pairs:
-        return None
-    return float(np.mean([gold == guess for gold, guess in pairs]))
+    correct = stance_item_correct(examples, proposals, codebook)
+    return float(correct.mean()) if len(correct) else None
 
 
 def relevance_f1(
@@ -113,32 +129,10 @@ def theme_item_f1(
     examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
 ) -> np.ndarray:
     """Per relevant example, the F1 of its proposed theme set (1 when both are empty)."""
-    values = []
-    for example, proposal in zip(examples, proposals, strict=True):
-        if example.relevant is False:
-            continue
-        applies = {t.id for t in codebook.themes_for(example.question)}
-        gold = set(codebook.with_parents(list(example.themes))) & applies
-        guess = set(codebook.with_parents([t.code for t in proposal.themes])) if proposal else set()
-        guess &= applies
-        gold -= set(example.uncertain_themes)
-        guess -= set(example.uncertain_themes)
-        both = len(gold) + len(guess)
-        values.append(1.0 if both == 0 else 2 * len(gold & guess) / both)
-    return np.array(values)
-
-
-def stance_item_correct(
-    examples: Sequence[LabelledExample], proposals: Sequence[Proposal | None], codebook: Codebook
-) -> np.ndarray:
-    """Per example with a stance (as :func:`stance_accuracy` counts them), 1 if right."""
     return np.array(
         [
-            float(example.stance == (proposal.stance if proposal else None))
-            for example, proposal in zip(examples, proposals, strict=True)
-            if example.relevant is not False
-            and example.stance is not None
-            and codebook.has_stance(example.question)
+            1.0 if not (gold or guess) else 2 * len(gold & guess) / (len(gold) + len(guess))
+            for gold, guess in _theme_sets(examples, proposals, codebook)
         ]
     )
 
