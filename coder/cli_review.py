@@ -119,4 +119,6 @@ def review(
         app.run()
     finally:
         session.close()
+        summary = session.summary()
         store.close()
+    click.echo(summary)

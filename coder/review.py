@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from coder.store import Store, StoredDecision, StoredProposal, _decision_from_row
@@ -39,6 +41,7 @@ _STATUS_OF_ACTION = {
 }
 
 REASON_CODES: dict[str, str] = {
+    "group": "Group action (queue)",
     "wrong_theme": "Wrong theme",
     "missed_theme": "Missed theme",
     "wrong_stance": "Wrong stance",
@@ -186,6 +189,16 @@ class ReviewIndex:
         )
         return {rid: tuple(themes.split("\x1f")) if themes else () for rid, themes in rows}
 
+    def proposed_stances(self, entries: Sequence[QueueEntry]) -> dict[str, str | None]:
+        """Proposed stance of a few entries (for a table page)."""
+        ids = [entry.proposal_id for entry in entries if entry.proposal_id is not None]
+        rows = self.store.db.conn.execute(
+            "select response_id, json_extract(output, '$.stance') from proposals"
+            " where id in (select value from json_each(?))",
+            [json.dumps(ids)],
+        )
+        return dict(rows.fetchall())
+
     def with_proposed_theme(self, theme: str) -> set[str]:
         """Response ids whose current proposal has ``theme``."""
         pattern = '%"code":' + json.dumps(theme) + "%"
@@ -257,6 +270,7 @@ class QueueFilter:
     disagreement: bool = False
     min_confidence: float | None = None
     max_confidence: float | None = None
+    same: str | None = None  # answers whose text equals this one (case, edge punctuation aside)
     text: str = ""
 
     def describe(self) -> str:
@@ -272,12 +286,14 @@ class QueueFilter:
             parts.append(f"conf>={self.min_confidence:g}")
         if self.max_confidence is not None:
             parts.append(f"conf<={self.max_confidence:g}")
+        if self.same is not None:
+            parts.append("same:" + (self.same if self.same.isalnum() else json.dumps(self.same)))
         if self.text:
             parts.append(self.text)
         return " ".join(parts)
 
 
-_FILTER_TOKEN = re.compile(r"^(question|q|theme|t|status|s|tag|reviewer|r):(.+)$")
+_FILTER_TOKEN = re.compile(r"^(question|q|theme|t|status|s|tag|reviewer|r|same):(.+)$")
 _CONF_TOKEN = re.compile(r"^conf(?:idence)?(<=|>=|<|>)([0-9.]+)$")
 
 
@@ -285,14 +301,22 @@ def parse_filter(text: str) -> QueueFilter:
     """Parse ``status:unreviewed question:H1 theme:cost tag:x reviewer:ana disagree conf<0.6 words``.
 
     Unknown words become a text search. Keys may be shortened to their first letter.
+    ``same:yes`` or ``same:"strongly agree"`` keeps the answers that say exactly that.
     """
     result = QueueFilter()
     words = []
     aliases = {"q": "question", "t": "theme", "s": "status", "r": "reviewer"}
-    for token in text.split():
+    try:
+        # Quotes group words, so `same:"not really"` is one token.
+        tokens = shlex.split(text)
+    except ValueError:  # an unbalanced quote: read the words as typed
+        tokens = text.split()
+    for token in tokens:
         match = _FILTER_TOKEN.match(token)
         conf = _CONF_TOKEN.match(token)
-        if match:
+        if match and match.group(1) == "same":
+            result.same = normalised_answer(match.group(2))
+        elif match:
             key = aliases.get(match.group(1), match.group(1))
             setattr(result, key, match.group(2).lstrip("#"))
         elif conf:
@@ -322,6 +346,21 @@ def order_entries(entries: Sequence[QueueEntry], order: str = "confidence") -> l
     )
 
 
+#: Characters that do not make two short answers different ("Yes." and "yes!").
+_EDGE_CHARACTERS = " .!?,;:-\t\r\n\"'"
+
+
+def normalised_answer(text: str) -> str:
+    """An answer as the ``same:`` filter compares it: lower case, edge punctuation removed."""
+    return text.strip(_EDGE_CHARACTERS).lower()
+
+
+def same_text_matches(store: Store, text: str) -> set[str]:
+    """Ids of responses that say exactly ``text`` (case and edge punctuation aside)."""
+    sql = "select id from responses where lower(trim(text, ?)) = ?"
+    return {row[0] for row in store.db.conn.execute(sql, [_EDGE_CHARACTERS, text])}
+
+
 def text_matches(store: Store, text: str, limit: int | None = None) -> set[str]:
     """Ids of responses whose text or id contains ``text`` (case-insensitive)."""
     sql = "select id from responses where text like ? escape '\\' or id = ?"
@@ -342,6 +381,7 @@ def filter_entries(
     """The entries that pass ``queue_filter``, in their given order."""
     f = queue_filter
     text_ids = text_matches(index.store, f.text) if f.text else None
+    same_ids = same_text_matches(index.store, f.same) if f.same is not None else None
     theme_ids = index.with_proposed_theme(f.theme) if f.theme else set()
     result = []
     for entry in entries:
@@ -377,6 +417,8 @@ def filter_entries(
         if f.disagreement and not entry.disagreement():
             continue
         if text_ids is not None and entry.response_id not in text_ids:
+            continue
+        if same_ids is not None and entry.response_id not in same_ids:
             continue
         result.append(entry)
     return result
@@ -421,7 +463,7 @@ class Progress:
         if self.skipped:
             parts.append(f"{self.skipped:,} skipped")
         if self.flagged:
-            parts.append(f"{self.flagged:,} quotes")
+            parts.append(f"{self.flagged:,} quote" + ("" if self.flagged == 1 else "s"))
         return " · ".join(parts)
 
 
@@ -651,6 +693,256 @@ def bulk_accept(
             )
     index.sync()
     return len(stamp_rows)
+
+
+# --- sessions -----------------------------------------------------------------------
+
+#: A pause longer than this between one reviewer's decisions starts a new session.
+SESSION_GAP_SECONDS = 30 * 60
+
+
+@dataclass(frozen=True)
+class ReviewerSession:
+    """One reviewer's stretch of work, read back from the decisions' times."""
+
+    reviewer: str
+    started: str
+    ended: str
+    decisions: int
+    accepted: int  # accept / bulk_accept: the model's proposal unchanged
+    corrected: int
+
+    @property
+    def seconds(self) -> float:
+        return (_parse_time(self.ended) - _parse_time(self.started)).total_seconds()
+
+    def describe(self) -> str:
+        """One line, e.g. 'ann 2026-11-29 10:02-10:40 · 85 decisions (134/h) · 71% accepted'."""
+        start, end = _parse_time(self.started), _parse_time(self.ended)
+        when = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
+        parts = [f"{self.reviewer} {when}", f"{self.decisions:,} decisions"]
+        if self.seconds >= 60:
+            parts[-1] += f" ({self.decisions / self.seconds * 3600:,.0f}/h)"
+        judged = self.accepted + self.corrected
+        if judged:
+            parts.append(f"{self.accepted / judged:.0%} accepted unchanged")
+        return " · ".join(parts)
+
+
+def _parse_time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def reviewer_sessions(
+    store: Store, gap_seconds: float = SESSION_GAP_SECONDS
+) -> list[ReviewerSession]:
+    """Each reviewer's sessions, oldest first (a gap of ``gap_seconds`` splits them)."""
+    rows = store.db.conn.execute(
+        "select reviewer, action, created_at from decisions where action != 'undo'"
+        " order by reviewer, id"
+    ).fetchall()
+    sessions: list[ReviewerSession] = []
+    current: dict[str, Any] | None = None
+
+    def close() -> None:
+        if current is not None:
+            sessions.append(ReviewerSession(**current))
+
+    for reviewer, action, created_at in rows:
+        stamp = _parse_time(created_at)
+        if (
+            current is None
+            or current["reviewer"] != reviewer
+            or (stamp - _parse_time(current["ended"])).total_seconds() > gap_seconds
+        ):
+            close()
+            current = {
+                "reviewer": reviewer,
+                "started": created_at,
+                "ended": created_at,
+                "decisions": 0,
+                "accepted": 0,
+                "corrected": 0,
+            }
+        current["ended"] = created_at
+        current["decisions"] += 1
+        current["accepted"] += action in ("accept", "bulk_accept")
+        current["corrected"] += action == "correct"
+    close()
+    sessions.sort(key=lambda session: session.started)
+    return sessions
+
+
+def quit_summary(progress: Progress, actions: Counter[str]) -> str:
+    """What the reviewer did this session and what is left, printed when the app closes."""
+    done = sum(actions.values())
+    minutes = progress.session_seconds / 60
+    lines = [f"This session: {done:,} decision(s) in {minutes:,.0f} min"]
+    rate = progress.rate_per_hour
+    if rate is not None and progress.session_seconds >= 60:
+        lines[0] += f" ({rate:,.0f}/h)"
+    kinds = [
+        (actions["accept"] + actions["bulk_accept"], "accepted unchanged"),
+        (actions["correct"], "corrected"),
+        (actions["skip"], "skipped"),
+        (actions["flag_quote"], "flagged as quotes"),
+        (actions["note"], "notes"),
+        (actions["undo"], "undone"),
+    ]
+    detail = ", ".join(f"{count:,} {what}" for count, what in kinds if count)
+    if detail:
+        lines[0] += ": " + detail
+    left = progress.total - progress.reviewed
+    line = f"Project: {progress.reviewed:,} of {progress.total:,} reviewed, {left:,} left"
+    if left and rate and progress.session_seconds >= 60:
+        line += f" (about {left / rate:,.1f} h at this pace)"
+    lines.append(line + ".")
+    return "\n".join(lines)
+
+
+# --- group actions ------------------------------------------------------------------
+
+#: What a group action can do to every answer shown in the queue.
+GROUP_KINDS = {
+    "accept": "Accept the model's proposal",
+    "not_relevant": "Exclude as not relevant",
+    "stance": "Set the stance to",
+    "add_theme": "Add the theme",
+    "remove_theme": "Remove the theme",
+}
+
+
+@dataclass(frozen=True)
+class GroupChange:
+    """One change applied to many answers at once (e.g. every "Yes" gets stance 'resonates')."""
+
+    kind: str  # a key of GROUP_KINDS
+    value: str | None = None  # the stance or theme id; the reason for 'not_relevant'
+
+    def describe(self) -> str:
+        text = GROUP_KINDS[self.kind]
+        if self.kind == "not_relevant":
+            return text + (f" ({self.value})" if self.value else "")
+        return f"{text} {self.value}" if self.value else text
+
+    def applies_to(self, entry: QueueEntry, reviewer: str, codebook: Codebook) -> bool:
+        """Whether this change means anything for ``entry`` (Q10 has no stance, etc.)."""
+        if self.kind == "accept":
+            return entry.proposal_id is not None and entry.status(reviewer) in (
+                "unreviewed",
+                "skipped",
+            )
+        if self.kind == "stance":
+            return codebook.has_stance(entry.question)
+        if self.kind in ("add_theme", "remove_theme"):
+            return any(theme.id == self.value for theme in codebook.themes_for(entry.question))
+        return True
+
+    def apply(self, labels: Labels) -> Labels:
+        """The labels after this change."""
+        if self.kind == "not_relevant":
+            return labels.model_copy(
+                update={"relevant": False, "relevance_reason": self.value, "themes": []}
+            )
+        if self.kind == "stance":
+            return labels.model_copy(update={"stance": self.value})
+        themes = set(labels.themes)
+        if self.kind == "add_theme" and self.value:
+            themes.add(self.value)
+            # Coding a theme means the answer is relevant after all.
+            return labels.model_copy(
+                update={"themes": sorted(themes), "relevant": True, "relevance_reason": None}
+            )
+        if self.kind == "remove_theme":
+            themes.discard(self.value or "")
+        return labels.model_copy(update={"themes": sorted(themes)})
+
+
+def group_candidates(
+    entries: Sequence[QueueEntry], reviewer: str, codebook: Codebook, change: GroupChange
+) -> list[QueueEntry]:
+    """The entries a group change would touch."""
+    return [entry for entry in entries if change.applies_to(entry, reviewer, codebook)]
+
+
+def apply_group(
+    store: Store,
+    index: ReviewIndex,
+    entries: Sequence[QueueEntry],
+    reviewer: str,
+    change: GroupChange,
+    *,
+    blind: bool = False,
+    actions: Counter[str] | None = None,
+) -> list[int]:
+    """Write ``change`` for every entry in one transaction. Returns the decision ids.
+
+    ``actions``, when given, counts the actions written (for the session summary).
+
+    Each answer gets its own decision (so traceability and undo stay per answer):
+    'accept'/'bulk_accept' when the result is the model's proposal unchanged, else
+    'correct' with the reason code 'group'. Answers the change leaves as they are get
+    no decision.
+    """
+    ids = [entry.response_id for entry in entries]
+    proposals = store.current_proposals(ids)
+    rows: list[tuple[QueueEntry, int | None, str, Labels]] = []
+    for entry in entries:
+        stored = proposals.get(entry.response_id)
+        proposal = stored.proposal if stored is not None and not blind else None
+        state = entry.state(reviewer)
+        if state.labels_json:
+            before = Labels.model_validate_json(state.labels_json)
+        elif proposal is not None:
+            before = canonical_labels(Labels.from_proposal(proposal))
+        else:
+            before = Labels(question=entry.question)
+        after = canonical_labels(
+            Labels.from_proposal(proposal)
+            if change.kind == "accept" and proposal
+            else change.apply(before)
+        )
+        if state.status in REVIEWED and same_labels(before, after):
+            continue
+        proposed = proposal is not None and same_labels(after, Labels.from_proposal(proposal))
+        action = "bulk_accept" if proposed else "correct"
+        rows.append((entry, stored.id if stored is not None else None, action, after))
+    decision_ids = []
+    with store.db.atomic():
+        for entry, proposal_id, action, labels in rows:
+            decision_ids.append(
+                store.add_decision(
+                    response_id=entry.response_id,
+                    reviewer=reviewer,
+                    action=action,
+                    labels=labels,
+                    proposal_id=proposal_id,
+                    reason_code="group" if action == "correct" else None,
+                )
+            )
+            if actions is not None:
+                actions[action] += 1
+    index.sync()
+    return decision_ids
+
+
+def undo_group(store: Store, index: ReviewIndex, decision_ids: Sequence[int], reviewer: str) -> int:
+    """Cancel several decisions in one transaction (one undo step). Returns how many."""
+    undone = 0
+    with store.db.atomic():
+        for decision_id in decision_ids:
+            decision = undoable_decision(store, decision_id)
+            if decision is None:
+                continue
+            store.add_decision(
+                response_id=decision.response_id,
+                reviewer=reviewer,
+                action="undo",
+                undoes=decision.id,
+            )
+            undone += 1
+    index.sync()
+    return undone
 
 
 # --- adjudication -------------------------------------------------------------------

@@ -74,6 +74,9 @@ class ReviewApp(App[None]):
         # Installed once: building the table screen costs more than refilling it.
         if not self.is_screen_installed("queue"):
             self.install_screen(QueueScreen(self.session), "queue")
+        queue = self.get_screen("queue")
+        assert isinstance(queue, QueueScreen)
+        queue.opening = True
         self.push_screen("queue", lambda _: self.redraw())
 
     def open_adjudication(self) -> None:

@@ -7,29 +7,43 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+#: Names Textual's own formatting leaves lower-case or spelled out.
+_KEY_NAMES = {
+    "enter": "Enter",
+    "escape": "Esc",
+    "space": "Space",
+    "tab": "Tab",
+    "pageup": "PgUp",
+    "pagedown": "PgDn",
+    "home": "Home",
+    "end": "End",
+    "delete": "Del",
+    "backspace": "Backspace",
+}
+
+
+def key_name(key: str) -> str:
+    """How a key looks on the keyboard: '.' not 'full_stop', 'Ctrl+Z' not 'ctrl+z'."""
+    *modifiers, base = key.strip().split("+")
+    if base in _KEY_NAMES:
+        name = _KEY_NAMES[base]
+    elif len(base) > 1 and base[0] == "f" and base[1:].isdigit():
+        name = base.upper()  # F1
+    else:
+        name = format_key(base)  # 'comma' -> ',', 'left' -> '←'
+        if modifiers and len(name) == 1:
+            name = name.upper()  # Ctrl+Z, as printed on the key
+    return "+".join([*(modifier.capitalize() for modifier in modifiers), name])
 
 
 def _key_display(binding: Binding) -> str:
     if binding.key_display:
         return binding.key_display
-    keys = binding.key.split(",")
-    names = {
-        "enter": "Enter",
-        "escape": "Esc",
-        "left": "←",
-        "right": "→",
-        "space": "Space",
-        "question_mark": "?",
-        "slash": "/",
-        "ctrl+p": "Ctrl+P",
-        "ctrl+z": "Ctrl+Z",
-        "pageup": "PgUp",
-        "pagedown": "PgDn",
-        "f1": "F1",
-    }
-    return " ".join(names.get(key.strip(), key.strip()) for key in keys)
+    return " ".join(key_name(key) for key in binding.key.split(","))
 
 
 def bindings_table(title: str, bindings: list[BindingType]) -> Table:

@@ -55,7 +55,10 @@ def render_proposal(item: ReviewItem, codebook: Codebook, blind: bool) -> Text:
     out.append("Hypothesis: ", style="bold")
     out.append(_question_label(codebook, proposal.question) + "\n")
     out.append("Stance: ", style="bold")
-    out.append(str(proposal.stance or "—"))
+    if not codebook.has_stance(proposal.question) and not proposal.stance:
+        out.append("not asked for this question", style="dim")
+    else:
+        out.append(str(proposal.stance or "—"))
     if proposal.stance_confidence is not None:
         out.append(f" ({proposal.stance_confidence:.2f})", style="dim")
     out.append("\nRelevant: ", style="bold")
@@ -109,10 +112,13 @@ def render_labels(
         style=value_style(proposal is not None and proposal.question != draft.question),
     )
     out.append("\nStance: ", style="bold")
-    out.append(
-        str(draft.stance or "—"),
-        style=value_style(proposal is not None and proposal.stance != draft.stance),
-    )
+    if not codebook.has_stance(draft.question) and not draft.stance:
+        out.append("not asked for this question", style="dim")
+    else:
+        out.append(
+            str(draft.stance or "—"),
+            style=value_style(proposal is not None and proposal.stance != draft.stance),
+        )
     out.append("\nRelevant: ", style="bold")
     relevant_changed = proposal is not None and proposal.relevant != draft.relevant
     if draft.relevant:

@@ -25,6 +25,7 @@ class QueueRow:
     flagged: bool
     confidence: float | None
     question: str
+    stance: str
     themes: str
     snippet: str
 
@@ -43,6 +44,7 @@ def queue_page(session: ReviewSession, page: int, page_size: int = PAGE_SIZE) ->
     if not entries:
         return []
     proposed = session.index.proposed_themes(entries)
+    stances = {} if session.blind else session.index.proposed_stances(entries)
     snippets = dict(
         session.store.db.conn.execute(
             "select id, substr(replace(text, char(10), ' '), 1, ?) from responses"
@@ -54,11 +56,14 @@ def queue_page(session: ReviewSession, page: int, page_size: int = PAGE_SIZE) ->
     for entry in entries:
         state = entry.state(session.reviewer)
         if state.labels_json:
-            themes = tuple(json.loads(state.labels_json).get("themes") or ())
+            labels = json.loads(state.labels_json)
+            themes = tuple(labels.get("themes") or ())
+            stance = labels.get("stance")
         elif session.blind:
-            themes = ()
+            themes, stance = (), None
         else:
             themes = proposed.get(entry.response_id, ())
+            stance = stances.get(entry.response_id)
         snippet = snippets.get(entry.response_id) or ""
         if len(snippet) > SNIPPET:
             snippet = snippet[: SNIPPET - 1] + "…"
@@ -69,6 +74,7 @@ def queue_page(session: ReviewSession, page: int, page_size: int = PAGE_SIZE) ->
                 flagged=state.flagged,
                 confidence=None if session.blind else entry.confidence,
                 question=entry.question or "",
+                stance=stance or "",
                 themes=", ".join(themes),
                 snippet=snippet,
             )

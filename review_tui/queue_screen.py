@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from coder import review
 from coder.review import parse_filter
 from review_tui.confirm import ConfirmScreen
+from review_tui.pickers import ChoicePicker, ThemePicker
 from review_tui.prompt import PromptScreen
 from review_tui.queue import PAGE_SIZE, page_count, page_of, queue_page
 from review_tui.session import ReviewSession
@@ -25,7 +26,9 @@ STATUS_STYLE = {
 }
 FILTER_HINT = (
     "status:unreviewed|accepted|corrected|skipped|flagged  question:H1  theme:ID  tag:X  "
-    "reviewer:NAME  disagree  conf<0.6  words"
+    "reviewer:NAME  disagree\n"
+    'conf<0.6  same:"not really"  any words        ↓ or Enter: to the table   '
+    "= same text   g group action"
 )
 
 
@@ -57,6 +60,23 @@ class QueueScreen(Screen[None]):
             tooltip="Least confident first / import order",
         ),
         Binding(
+            "equals_sign",
+            "same_text",
+            "Same text",
+            key_display="=",
+            id="queue.same_text",
+            tooltip="Show the answers that say exactly what the highlighted one says",
+        ),
+        Binding(
+            "g",
+            "group",
+            "Group",
+            id="queue.group",
+            tooltip="Label every answer shown at once (one undo step)",
+        ),
+        Binding("u", "undo", "Undo", id="queue.undo", tooltip="Undo the last decision or group"),
+        Binding("down", "to_table", "Table", show=False),
+        Binding(
             "b",
             "bulk_accept",
             "Bulk accept",
@@ -84,6 +104,7 @@ class QueueScreen(Screen[None]):
         super().__init__()
         self.session = session
         self.page = 0
+        self.opening = True  # set by the app each time the queue is opened
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status-bar")
@@ -103,7 +124,8 @@ class QueueScreen(Screen[None]):
         table.add_column("status", key="status", width=12)
         table.add_column("conf", key="conf", width=5)
         table.add_column("question", key="question", width=8)
-        table.add_column("themes", key="themes", width=34)
+        table.add_column("stance", key="stance", width=12)
+        table.add_column("themes", key="themes", width=30)
         table.add_column("text", key="text")
 
     def on_screen_resume(self) -> None:
@@ -112,7 +134,11 @@ class QueueScreen(Screen[None]):
         self.query_one("#queue-filter", Input).value = self.session.queue_filter.describe()
         self.page = page_of(self.session, self.session.position)
         self.fill()
-        self.query_one(DataTable).focus()
+        if self.opening:
+            # Typing goes to the filter at once (`question:H5` must not reach the table's
+            # keys); Enter or ↓ moves to the table. Back from a dialog, focus stays put.
+            self.opening = False
+            self.query_one("#queue-filter", Input).focus()
 
     def fill(self) -> None:
         """Show the current page and put the cursor on the item under review."""
@@ -130,6 +156,7 @@ class QueueScreen(Screen[None]):
                 status,
                 confidence,
                 row.question,
+                row.stance,
                 row.themes,
                 row.snippet,
                 key=row.response_id,
@@ -156,6 +183,12 @@ class QueueScreen(Screen[None]):
             return bool(self.session.view)
         if action == "bulk_accept":
             return not self.session.blind and bool(self.session.view)
+        if action in ("same_text", "group"):
+            return bool(self.session.view)
+        if action == "undo":
+            return self.session.can_undo
+        if action == "to_table":
+            return self.focused is self.query_one("#queue-filter", Input)
         return True
 
     # --- actions -------------------------------------------------------------------------
@@ -165,7 +198,8 @@ class QueueScreen(Screen[None]):
         self.query_one(DataTable).focus()
 
     def apply_filter(self, text: str) -> int:
-        count = self.session.set_filter(parse_filter(text))
+        # The filter has focus when the queue opens, so a habitual `/` lands in the box.
+        count = self.session.set_filter(parse_filter(text.lstrip("/")))
         self.page = page_of(self.session, self.session.position)
         self.fill()
         return count
@@ -183,6 +217,95 @@ class QueueScreen(Screen[None]):
     def _open(self, response_id: str) -> None:
         self.session.go_to(response_id)
         self.dismiss()
+
+    def action_to_table(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def _highlighted(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_same_text(self) -> None:
+        """Filter to the answers identical to the highlighted one ("Yes", "Agree")."""
+        response_id = self._highlighted()
+        if response_id is None:
+            return
+        text = self.session.store.response(response_id).text
+        queue_filter = parse_filter(self.query_one("#queue-filter", Input).value)
+        queue_filter.same = review.normalised_answer(text)
+        queue_filter.text = ""
+        count = self.session.set_filter(queue_filter)
+        self.query_one("#queue-filter", Input).value = queue_filter.describe()
+        self.page = page_of(self.session, self.session.position)
+        self.fill()
+        self.query_one(DataTable).focus()
+        self.notify(f"{count:,} answer(s) say the same. g labels them together.")
+
+    def action_undo(self) -> None:
+        message = self.session.undo()
+        self.notify(message.capitalize() + ".")
+        self.fill()
+
+    def action_group(self) -> None:
+        """Pick a change, confirm, and write it for every answer the filter shows."""
+        session = self.session
+        kinds = [
+            (kind, text)
+            for kind, text in review.GROUP_KINDS.items()
+            if not (session.blind and kind == "accept")
+            and not (kind == "stance" and session.codebook.stance is None)
+        ]
+
+        def kind_chosen(kind: str | None) -> None:
+            if kind is None:
+                return
+            if kind == "stance" and session.codebook.stance is not None:
+                choices = [(v.id, v.label or v.id) for v in session.codebook.stance.values]
+                self.app.push_screen(
+                    ChoicePicker("Stance for every answer shown", choices, None),
+                    lambda value: self._confirm_group(review.GroupChange(kind, value), value),
+                )
+            elif kind in ("add_theme", "remove_theme"):
+                themes = session.codebook.themes_for(session.queue_filter.question)
+                self.app.push_screen(
+                    ThemePicker(themes, set()),
+                    lambda value: self._confirm_group(review.GroupChange(kind, value), value),
+                )
+            elif kind == "not_relevant":
+                self.app.push_screen(
+                    PromptScreen("Exclude every answer shown: why?", "e.g. did not answer"),
+                    lambda reason: self._confirm_group(
+                        review.GroupChange(kind, reason or None), reason
+                    ),
+                )
+            else:
+                self._confirm_group(review.GroupChange(kind), kind)
+
+        self.app.push_screen(ChoicePicker("Group action", kinds, None), kind_chosen)
+
+    def _confirm_group(self, change: review.GroupChange, answer: str | None) -> None:
+        if answer is None:
+            return  # the picker was cancelled
+        candidates = self.session.group_candidates(change)
+        if not candidates:
+            self.notify("No answer shown here takes that change.", severity="warning")
+            return
+        message = Text(
+            f"{change.describe()} for {len(candidates):,} answer(s) in the current filter "
+            f"({self.session.queue_filter.describe() or 'everything'})?\n"
+            f"Each answer gets its own decision by {self.session.reviewer}; "
+            "u undoes the whole group in one step."
+        )
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                written = self.session.apply_group(change, candidates)
+                self.notify(f"Changed {written:,} answer(s). u undoes them together.")
+                self.fill()
+
+        self.app.push_screen(ConfirmScreen("Group action", message), confirmed)
 
     def action_focus_filter(self) -> None:
         self.query_one("#queue-filter", Input).focus()
@@ -226,19 +349,16 @@ class QueueScreen(Screen[None]):
                 f"confidence ≥ {threshold:g} in the current filter "
                 f"({self.session.queue_filter.describe() or 'everything'})?\n"
                 f"{len(candidates):,} item(s) will change; each gets a 'bulk_accept' decision "
-                f"by {self.session.reviewer} (undo is per item)."
+                f"by {self.session.reviewer} (u undoes them together)."
             )
 
             def confirmed(answer: bool | None) -> None:
                 if answer:
-                    written = review.bulk_accept(
-                        self.session.store, self.session.index, candidates, self.session.reviewer
-                    )
-                    self.session.recount()
+                    written = self.session.apply_group(review.GroupChange("accept"), candidates)
                     self.notify(f"Accepted {written:,} proposal(s).")
                     self.fill()
 
-            self.app.push_screen(ConfirmScreen("Bulk accept", message), confirmed)
+            self.app.push_screen(ConfirmScreen("Bulk accept", Text(message)), confirmed)
 
         self.app.push_screen(
             PromptScreen(

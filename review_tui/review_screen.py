@@ -198,6 +198,7 @@ class ReviewScreen(Screen[None]):
             session.item is not None,
             min(len(session.applicable_themes()), 10),
             session.can_undo,
+            session.codebook.has_stance(session.draft.question),
             session.position > 0,
             session.position < len(session.view) - 1,
         )
@@ -220,8 +221,8 @@ class ReviewScreen(Screen[None]):
             "skip",
             "definitions",
         ):
-            if action == "stance" and not session.codebook.stance_ids:
-                return False
+            if action == "stance" and not session.codebook.has_stance(session.draft.question):
+                return False  # no scale, or a question that asks for ideas (Q10)
             return has_item
         if action == "adjudicate":
             return not session.blind
@@ -264,7 +265,7 @@ class ReviewScreen(Screen[None]):
 
     def action_stance(self) -> None:
         codebook = self.session.codebook
-        if codebook.stance is None:
+        if codebook.stance is None or not codebook.has_stance(self.session.draft.question):
             return
         choices = [(value.id, value.label or value.id) for value in codebook.stance.values]
 

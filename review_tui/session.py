@@ -14,6 +14,7 @@ Flags, notes and skips are written at once.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,8 +58,10 @@ class ReviewSession:
         self.item: ReviewItem | None = None
         self.draft: Labels = Labels()
         self.draft_history: list[Labels] = []
-        self.undo_stack: list[int] = []  # this session's decisions, newest last
+        # This session's decisions, newest last; a group action is one step of many ids.
+        self.undo_stack: list[list[int]] = []
         self.session_decisions = 0
+        self.session_actions: Counter[str] = Counter()  # for the summary on quit
         self.started = time.monotonic()
         self._progress = review.progress(self.index, reviewer)
         self.load_current()
@@ -121,7 +124,13 @@ class ReviewSession:
 
     def set_question(self, question: str | None) -> None:
         allowed = {theme.id for theme in self.codebook.themes_for(question)}
-        self._edit(question=question, themes=[t for t in self.draft.themes if t in allowed])
+        # A question that asks for ideas (has_stance: false) takes no stance.
+        stance = self.draft.stance if self.codebook.has_stance(question) else None
+        self._edit(
+            question=question,
+            themes=[t for t in self.draft.themes if t in allowed],
+            stance=stance,
+        )
 
     def set_relevant(self, relevant: bool, reason: str | None = None) -> None:
         if relevant:
@@ -142,8 +151,9 @@ class ReviewSession:
             action=action,
             **fields,  # type: ignore[arg-type]
         )
-        self.undo_stack.append(decision_id)
+        self.undo_stack.append([decision_id])
         self.session_decisions += 1
+        self.session_actions[action] += 1
         after = self.entry.state(self.reviewer)
         self._count(before_status, before_flag, -1)
         self._count(after.status, after.flagged, +1)
@@ -213,13 +223,38 @@ class ReviewSession:
         if self.item is None:
             return False
         flagged = not self.draft.quote
-        labels = self.draft.model_copy(update={"quote": flagged})
+        # The flag is written on the labels in force; unsaved edits stay a draft (and
+        # stay marked as edited) until the reviewer accepts them.
+        labels = self.item.labels.model_copy(update={"quote": flagged})
         self._record("flag_quote" if flagged else "unflag_quote", labels=labels)
-        # The flag is written; the rest of the draft stays a draft.
-        draft = labels
+        draft = self.draft.model_copy(update={"quote": flagged})
+        history = self.draft_history
         self.load_current()
-        self.draft = draft
+        self.draft, self.draft_history = draft, history
         return flagged
+
+    def group_candidates(self, change: review.GroupChange) -> list[QueueEntry]:
+        """The answers shown in the queue that a group change would touch."""
+        return review.group_candidates(self.view, self.reviewer, self.codebook, change)
+
+    def apply_group(self, change: review.GroupChange, entries: Sequence[QueueEntry]) -> int:
+        """Write ``change`` for ``entries`` as one undo step. Returns how many changed."""
+        self._leave()
+        ids = review.apply_group(
+            self.store,
+            self.index,
+            entries,
+            self.reviewer,
+            change,
+            blind=self.blind,
+            actions=self.session_actions,
+        )
+        if ids:
+            self.undo_stack.append(ids)
+            self.session_decisions += len(ids)
+        self.recount()
+        self.load_current()
+        return len(ids)
 
     def add_note(self, text: str) -> None:
         if self.item is not None and text.strip():
@@ -232,7 +267,17 @@ class ReviewSession:
             self.draft = self.draft_history.pop()
             return "edit undone"
         while self.undo_stack:
-            decision_id = self.undo_stack.pop()
+            step = self.undo_stack.pop()
+            if len(step) > 1:
+                undone = review.undo_group(self.store, self.index, step, self.reviewer)
+                if not undone:
+                    continue
+                self.session_decisions += undone
+                self.session_actions["undo"] += undone
+                self.recount()
+                self.set_filter(self.queue_filter, keep_position=True)
+                return f"group action undone ({undone:,} answers)"
+            decision_id = step[0]
             decision = review.undoable_decision(self.store, decision_id)
             if decision is None:
                 continue
@@ -246,6 +291,7 @@ class ReviewSession:
             self._count(before_status, before_flag, -1)
             self._count(after.status, after.flagged, +1)
             self.session_decisions += 1
+            self.session_actions["undo"] += 1
             self.go_to(response_id, commit=False)
             return f"decision {decision_id} undone"
         return "nothing to undo"
@@ -333,6 +379,7 @@ class ReviewSession:
         self.reviewer = reviewer
         self.undo_stack = []
         self.session_decisions = 0
+        self.session_actions = Counter()
         self.started = time.monotonic()
         self.recount()
         self.set_filter(self.queue_filter)
@@ -356,3 +403,7 @@ class ReviewSession:
     def close(self) -> None:
         """Commit any unsaved edits (called on quit)."""
         self._leave()
+
+    def summary(self) -> str:
+        """This session's work and what is left (printed after the app closes)."""
+        return review.quit_summary(self.progress(), self.session_actions)

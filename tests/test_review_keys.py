@@ -295,7 +295,8 @@ async def test_queue_filter_bulk_accept_with_confirmation(store: Store) -> None:
 async def test_queue_enter_opens_item(store: Store) -> None:
     app = review_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("l", "down", "down", "enter")
+        # The filter has focus when the queue opens; the first ↓ moves to the table.
+        await pilot.press("l", "down", "down", "down", "enter")
         assert isinstance(app.screen, ReviewScreen)
         assert app.session.position == 2
 

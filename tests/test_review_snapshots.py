@@ -48,6 +48,19 @@ def test_queue_screen(snap_compare: Any, store: Store) -> None:
     assert snap_compare(review_app(store), press=["l"], terminal_size=SIZE)
 
 
+def test_queue_screen_with_stance_column(snap_compare: Any, builtin_store: Store) -> None:
+    assert snap_compare(review_app(builtin_store), press=["l", "down"], terminal_size=SIZE)
+
+
+def test_group_action_picker(snap_compare: Any, builtin_store: Store) -> None:
+    assert snap_compare(review_app(builtin_store), press=["l", "down", "g"], terminal_size=SIZE)
+
+
+def test_group_action_confirmation(snap_compare: Any, builtin_store: Store) -> None:
+    press = ["l", *"question:H2", "enter", "g", "3", "1"]
+    assert snap_compare(review_app(builtin_store), press=press, terminal_size=SIZE)
+
+
 def test_help_screen(snap_compare: Any, store: Store) -> None:
     assert snap_compare(review_app(store), press=["question_mark"], terminal_size=SIZE)
 
@@ -57,7 +70,7 @@ def test_definitions_screen(snap_compare: Any, store: Store) -> None:
 
 
 def test_confirmation_screen(snap_compare: Any, store: Store) -> None:
-    assert snap_compare(review_app(store), press=["l", "b", "0", "enter"], terminal_size=SIZE)
+    assert snap_compare(review_app(store), press=["l", "down", "b", "0", "enter"], terminal_size=SIZE)
 
 
 def test_adjudication_screen(snap_compare: Any, store: Store) -> None:
