@@ -51,4 +51,7 @@ cli.add_command(train)
 from coder.cli_doctor import doctor  # noqa: E402
 
 cli.add_command(doctor)
+from coder.cli_backends import backends  # noqa: E402
+
+cli.add_command(backends)
 # --- end of command registration ----------------------------------------------------

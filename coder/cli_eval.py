@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from coder.cli_backends import BackendChoice
 from coder.cli_common import (
     console,
     db_option,
@@ -251,10 +252,10 @@ class _EvalGroup(click.Group):
 )
 @click.option(
     "--backend",
-    type=click.Choice(["local", "openai"]),
+    type=BackendChoice(),
     default="local",
     show_default=True,
-    help="Classifier backend to run.",
+    help="Classifier backend to run (a plugin's too: 'coder backends').",
 )
 @click.option("--model", default=None, help="Model name (openai backend).")
 @click.option(

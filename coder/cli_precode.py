@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from coder.backends.base import Classifier, ProposalResult, get_classifier
+from coder.cli_backends import BackendChoice, parse_plugin_options
 from coder.cli_common import (
     console,
     db_option,
@@ -91,16 +92,25 @@ def _build_classifier(backend: str, options: dict[str, Any], store: Store | None
             return get_classifier("local", **local_options)
         except ImportError as error:
             raise BackendError(f"the local backend is not available: {error}") from error
-    return get_classifier("openai", **options)
+    return get_classifier(backend, **options)
 
 
 @click.command("precode")
 @db_option
 @click.option(
     "--backend",
-    type=click.Choice(["local", "openai"]),
+    type=BackendChoice(),
     default=None,
-    help="'local' (offline, default) or 'openai' (any OpenAI-compatible endpoint).",
+    help="'local' (offline, default), 'openai' (any OpenAI-compatible endpoint) or a "
+    "plugin's backend ('coder backends' lists them).",
+)
+@click.option(
+    "-o",
+    "--option",
+    "plugin_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for a plugin backend (repeatable).",
 )
 @click.option("--model", default=None, help="Model name (openai backend), e.g. gpt-4o-mini.")
 @click.option(
@@ -187,6 +197,7 @@ def precode_command(
     max_attempts: int | None,
     initial_wait: float | None,
     request_timeout: float | None,
+    plugin_options: tuple[str, ...] = (),
 ) -> None:
     """Propose labels for responses that have none for the current codebook version.
 
@@ -224,6 +235,14 @@ def precode_command(
         "request_timeout": request_timeout,
     }
     options = {key: value for key, value in options.items() if value is not None}
+    if backend not in ("local", "openai"):
+        # A plugin backend: it gets --model and its own -o KEY=VALUE options.
+        ignored = sorted(set(options) - {"model"})
+        if ignored:
+            raise BackendError(f"option(s) for the openai backend only: {', '.join(ignored)}")
+        options.update(parse_plugin_options(plugin_options))
+    elif plugin_options:
+        raise BackendError("-o/--option is for plugin backends ('coder backends' lists them)")
     if backend == "local":
         ignored = sorted(set(options) - {"model"})
         if ignored:

@@ -9,5 +9,12 @@ only talk to this interface.
 from __future__ import annotations
 
 from coder.backends.base import Classifier, ProposalResult, get_classifier
+from coder.backends.registry import available_backends, backend_names
 
-__all__ = ["Classifier", "ProposalResult", "get_classifier"]
+__all__ = [
+    "Classifier",
+    "ProposalResult",
+    "available_backends",
+    "backend_names",
+    "get_classifier",
+]

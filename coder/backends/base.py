@@ -42,13 +42,11 @@ class Classifier(Protocol):
 
 
 def get_classifier(name: str, **options: Any) -> Classifier:
-    """Build a backend by name: 'local' (default, offline) or 'openai'."""
-    if name == "local":
-        from coder.embedded.classifier import LocalClassifier
+    """Build a backend by name: 'local' (default, offline), 'openai', or a plugin's.
 
-        return LocalClassifier(**options)
-    if name == "openai":
-        from coder.llm.classifier import LLMClassifier
+    Backends are looked up in the ``coder.backends`` entry-point group
+    (:mod:`coder.backends.registry`); a BackendError names the ones available.
+    """
+    from coder.backends.registry import load_backend
 
-        return LLMClassifier(**options)
-    raise ValueError(f"unknown backend {name!r}: choose 'local' or 'openai'")
+    return load_backend(name)(**options)  # type: ignore[no-any-return]
