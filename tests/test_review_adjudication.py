@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,16 @@ from review_tui.adjudication_screen import AdjudicationScreen
 from review_tui.review_screen import ReviewScreen
 from schemas import Labels
 from tests.review_data import build_project, review_app, small_codebook
+
+
+async def wait_until(pilot: Any, condition: Callable[[], bool], steps: int = 3000) -> None:
+    """Let the app run until ``condition`` holds: a poll, not a fixed sleep (30 s at most)."""
+    for _ in range(steps):
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError("condition not reached")
+
 
 SIZE = (120, 40)
 
@@ -77,10 +89,10 @@ async def test_palette_jumps_to_a_response_by_text_and_filters(store: Store) -> 
         # The palette's provider offers a jump for text it finds.
         await pilot.press("ctrl+p")
         await pilot.press(*"Did not answer")
-        await pilot.pause(0.5)
         from textual.command import CommandPalette
 
-        assert isinstance(app.screen, CommandPalette)
+        # Wait for the condition (the palette is up), not for a fixed time.
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press("escape")
         app.switch_reviewer("ann")
         assert app.session.reviewer == "ann"
