@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from coder.atomic import is_sqlite_file
 from coder.errors import CoderError
-from coder.store import Store, default_db_path
+from coder.store import Store, default_db_path, describe_sqlite_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,15 +89,26 @@ def open_store(db_path: Path | None, *, create: bool | None = None) -> Store:
 
 
 def handle_errors(func: F) -> F:
-    """Turn :class:`CoderError` into a clear message and exit code 1, without a traceback."""
+    """Turn :class:`CoderError` into a clear message and exit code 1, without a traceback.
+
+    An SQLite error that escapes the library (the project file turned read-only, locked
+    past the busy timeout, damaged or on a full disk while a command ran) is reported the
+    same way, naming the project file: SQLite has already rolled the transaction back.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except CoderError as error:
-            err_console.print("[bold red]Error:[/]", end=" ")
-            err_console.print(str(error), highlight=False, markup=False, soft_wrap=True)
-            sys.exit(1)
+            _print_error(str(error))
+        except sqlite3.Error as error:
+            _print_error(describe_sqlite_error(kwargs.get("db_path") or default_db_path(), error))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(message: str) -> None:
+    err_console.print("[bold red]Error:[/]", end=" ")
+    err_console.print(message, highlight=False, markup=False, soft_wrap=True)
+    sys.exit(1)

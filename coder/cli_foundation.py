@@ -24,6 +24,9 @@ from coder.codebook import (
 )
 from coder.errors import BackendError, CoderError
 from coder.importer import (
+    MAX_CELL_CHARS,
+    MAX_UNZIPPED_MB,
+    ImportLimits,
     ImportPlan,
     check_reimport,
     parse_column_map,
@@ -228,13 +231,18 @@ def codebook_convert(path: Path, out: Path | None) -> None:
               help="Keep questions the codebook does not list (wide files: free-text columns become "
                    "questions named by their header).")
 @click.option("--dry-run", is_flag=True, help="Show the column mapping and a preview; write nothing.")
+@click.option("--max-cell-chars", type=click.IntRange(min=1), default=MAX_CELL_CHARS, show_default=True,
+              help="Refuse a file with a longer cell (protects memory from broken or hostile files).")
+@click.option("--max-unzipped-mb", type=click.IntRange(min=1), default=MAX_UNZIPPED_MB, show_default=True,
+              help="Refuse an XLSX that unzips to more than this many megabytes (a zip bomb).")
 @db_option
 @handle_errors
 def import_(
     path: Path, shape: str | None, text_column: str | None, question_column: str | None,
     question: str | None, column_map: tuple[str, ...], question_columns: str | None, id_column: str | None,
     respondent_column: str | None, attributes: tuple[str, ...], sheet: str | None,
-    encoding: str | None, allow_unknown_questions: bool, dry_run: bool, db_path: Path | None,
+    encoding: str | None, allow_unknown_questions: bool, dry_run: bool, max_cell_chars: int,
+    max_unzipped_mb: int, db_path: Path | None,
 ) -> None:
     """Import responses from a CSV, XLSX or JSONL file.
 
@@ -245,7 +253,8 @@ def import_(
     --map "D=H1". Role and organisation columns become the attributes role, organisation
     and organisation_type. Hashtags in the text (#NHSSomerset) become tags. Re-importing
     a file adds nothing twice; re-importing it under other question ids is refused. A bad
-    file changes nothing and names the row and field.
+    file changes nothing and names the row and field. Files in UTF-8, Windows-1252, or
+    UTF-16 with a byte-order mark (Excel's "Unicode Text") are read without --encoding.
     """
     with open_store(db_path) as store:
         try:
@@ -267,6 +276,7 @@ def import_(
             sheet=sheet,
             encoding=encoding,
             allow_unknown_questions=allow_unknown_questions,
+            limits=ImportLimits(max_cell_chars=max_cell_chars, max_unzipped_mb=max_unzipped_mb),
         )
         console.print(
             f"{path}: {plan.shape} shape, encoding {plan.encoding}, {len(plan.responses)} responses",

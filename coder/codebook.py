@@ -13,6 +13,8 @@ one error per run.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from coder.errors import CodebookError
+from coder.jsonl import bom_encoding, find_problem, line_and_column, loads_checked
 from schemas import Codebook, RelevanceRule, StanceScale, StanceValue, Theme
 
 if TYPE_CHECKING:
@@ -36,17 +39,33 @@ def builtin_codebook_path() -> Path:
 
 
 def read_codebook_file(path: Path) -> Any:
-    """Parse a YAML or JSON file into plain data, with a clear error on bad syntax."""
+    """Parse a YAML or JSON file into plain data, with a clear error on bad syntax.
+
+    Hostile content is a :class:`CodebookError` too, never a traceback: nesting deeper than
+    Python's parsers go, integers longer than Python converts, lone surrogates, and YAML
+    aliases that expand to millions of values (see :func:`coder.jsonl.find_problem`).
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CodebookError(str(path), ["file not found"]) from None
+    except OSError as error:
+        raise CodebookError(str(path), [f"cannot read the file: {error.strerror or error}"]) from None
+    encoding = bom_encoding(data) or "utf-8"
+    try:
+        text = data.decode(encoding)
     except UnicodeDecodeError as error:
-        raise CodebookError(str(path), [f"not UTF-8 text (byte {error.start})"]) from None
+        line, column = line_and_column(data, error.start)
+        raise CodebookError(
+            str(path), [f"line {line}, column {column}: not {encoding} text (byte 0x{data[error.start]:02x})"]
+        ) from None
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            parsed = loads_checked(text)
+        else:
+            parsed = yaml.safe_load(text)
+    except RecursionError:
+        raise CodebookError(str(path), ["nested too deeply to read (thousands of levels)"]) from None
     except json.JSONDecodeError as error:
         raise CodebookError(
             str(path), [f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"]
@@ -56,6 +75,18 @@ def read_codebook_file(path: Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise CodebookError(str(path), [f"invalid YAML{where}: {problem}"]) from None
+    except ValueError as error:
+        # loads_checked's own messages; or PyYAML's int() of a number longer than Python
+        # converts (sys.get_int_max_str_digits).
+        message = str(error)
+        if "integer string conversion" in message:
+            message = (f"a number with more than {sys.get_int_max_str_digits()} digits; "
+                       "write it in quotes if it is meant as text")
+        raise CodebookError(str(path), [message]) from None
+    problem = find_problem(parsed)
+    if problem is not None:
+        raise CodebookError(str(path), [problem])
+    return parsed
 
 
 def is_gold_format(data: Any) -> bool:
@@ -67,8 +98,12 @@ def from_gold_format(data: dict[str, Any]) -> dict[str, Any]:
     """Convert gold ``codebook.json`` data to coder's codebook shape."""
     stance = data.get("stance")
     relevance = data.get("relevance")
-    themes = []
-    for code in data.get("codes") or []:
+    codes = data.get("codes") or []
+    if not isinstance(codes, list):
+        # Left as it is, for the checker to report ('themes: Input should be a valid list').
+        return {**data, "name": data.get("name") or "gold codebook", "themes": codes, "codes": None}
+    themes: list[Any] = []
+    for code in codes:
         if not isinstance(code, dict):
             themes.append(code)  # left for the checker to report
             continue
@@ -87,9 +122,10 @@ def from_gold_format(data: dict[str, Any]) -> dict[str, Any]:
                 "questions": [group] if group else None,
             }
         )
+    raw_questions = data.get("questions") or []
     questions = [
         {"id": q.get("id"), "text": q.get("text") or q.get("id")} if isinstance(q, dict) else q
-        for q in data.get("questions") or []
+        for q in (raw_questions if isinstance(raw_questions, list) else [])
     ]
     # Groups that are not listed as questions still need to exist for the check.
     known = {q.get("id") for q in questions if isinstance(q, dict)}
@@ -103,22 +139,27 @@ def from_gold_format(data: dict[str, Any]) -> dict[str, Any]:
         "description": data.get("description") or "",
         "questions": questions,
         "themes": themes,
-        "stance": (
-            StanceScale(
-                values=[StanceValue(id=value) for value in stance.get("values", [])],
-                ordered=True,
-                description=stance.get("description") or "",
-            ).model_dump()
-            if isinstance(stance, dict)
-            else None
-        ),
-        "relevance": (
-            RelevanceRule(description=relevance.get("description") or "").model_dump()
-            if isinstance(relevance, dict)
-            else None
+        "stance": _gold_part(lambda raw: StanceScale(
+            values=[StanceValue(id=value) for value in raw.get("values", [])],
+            ordered=True,
+            description=raw.get("description") or "",
+        ).model_dump(), stance),
+        "relevance": _gold_part(
+            lambda raw: RelevanceRule(description=raw.get("description") or "").model_dump(), relevance
         ),
     }
     return converted
+
+
+def _gold_part(build: Callable[[dict[str, Any]], dict[str, Any]], raw: Any) -> Any:
+    """A converted gold stance/relevance block; a malformed one is passed on as it is, so
+    the checker reports it with its field path instead of the conversion failing."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return build(raw)
+    except (ValidationError, TypeError):
+        return raw
 
 
 def _loc(loc: tuple[Any, ...], data: Any) -> str:

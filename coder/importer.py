@@ -29,12 +29,13 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from coder.cells import is_coder_export, restore
 from coder.errors import ImportError_
+from coder.jsonl import bom_encoding, line_and_column, parse_jsonl
 from schemas import Codebook, Response
 
 Shape = Literal["long", "wide"]
@@ -82,6 +83,26 @@ class ImportPlan:
         return [c for c in self.columns if c.role == "question" and not c.exact]
 
 
+#: Default caps on what one import may take (see :class:`ImportLimits`).
+MAX_CELL_CHARS = 2_000_000
+MAX_UNZIPPED_MB = 1024
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """Caps that keep a hostile or broken file from taking all memory and time.
+
+    ``max_cell_chars``: the longest cell (any format). Excel itself stops at 32,767
+    characters; the default of two million keeps a pasted document, refuses a 1 GB cell.
+    ``max_unzipped_mb``: what an XLSX may unzip to (its parts' declared sizes, which
+    Python's zip reader never exceeds); a 1 MB zip bomb can unzip to gigabytes.
+    Both are named in the error, with the option that raises them.
+    """
+
+    max_cell_chars: int = MAX_CELL_CHARS
+    max_unzipped_mb: int = MAX_UNZIPPED_MB
+
+
 @dataclass
 class Table:
     """A rectangular table read from a file: header and rows with their source row numbers."""
@@ -94,20 +115,32 @@ class Table:
 
 
 def _norm(name: Any) -> str:
-    return re.sub(r"\s+", " ", str(name or "")).strip().lower()
+    # str.split() splits at the same (Unicode) whitespace as re's \s, several times faster:
+    # this runs several times per column, and files may have 40,000 columns.
+    return " ".join(str(name or "").split()).lower()
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:
-    line = data.count(b"\n", 0, offset) + 1
-    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return line, column
+    return line_and_column(data, offset)
 
 
 def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> tuple[str, str]:
     """Decode file bytes: UTF-8 (with or without BOM) or cp1252 (Excel's default).
 
+    A byte-order mark wins over everything: Excel's "Unicode Text" is UTF-16 with a BOM
+    (and tabs between cells), whatever ``--encoding`` says about UTF-16's byte order.
     Returns (text, encoding). Bad bytes raise an error naming file, line and column.
     """
+    announced = bom_encoding(data)
+    if announced is not None and announced != "utf-8-sig" and (encoding is None or _wide_encoding(encoding)):
+        try:
+            return data.decode(announced), announced
+        except UnicodeDecodeError as error:
+            line, column = _position(data, error.start)
+            raise ImportError_(
+                f"{path}: row {line}, column {column}: bytes that are not valid {announced} text "
+                f"({error.reason}), although the file starts with a {announced.upper()} byte-order mark"
+            ) from None
     if encoding:
         try:
             return data.decode(encoding), encoding
@@ -147,28 +180,42 @@ def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> tuple[
         ) from None
 
 
-def read_csv(path: Path, encoding: str | None = None, delimiter: str | None = None) -> Table:
+def read_csv(
+    path: Path, encoding: str | None = None, delimiter: str | None = None,
+    limits: ImportLimits | None = None,
+) -> Table:
     """Read a CSV file into a :class:`Table`, checking every row's shape."""
-    data = path.read_bytes()
+    limits = limits or ImportLimits()
+    data = _read_bytes(path)
     if not data.strip():
         raise ImportError_(f"{path}: the file is empty")
-    if b"\x00" in data:
+    if b"\x00" in data and bom_encoding(data) in (None, "utf-8-sig") and not _wide_encoding(encoding):
         line, column = _position(data, data.index(b"\x00"))
-        raise ImportError_(f"{path}: row {line}, column {column}: NUL byte (is this a binary file?)")
+        hint = "is this a binary file?"
+        if data[1:200:2].count(0) > 0.8 * len(data[1:200:2]) or data[0:200:2].count(0) > 0.8 * len(data[0:200:2]):
+            hint = ("it looks like UTF-16 text without a byte-order mark; pass --encoding utf-16-le "
+                    "(or utf-16-be)")
+        raise ImportError_(f"{path}: row {line}, column {column}: NUL byte ({hint})")
     text, used = decode_bytes(data, path, encoding)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ImportError_(f"{path}: row {line}: a NUL character in the text (is this a binary file?)")
     if delimiter is None:
         try:
             delimiter = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t").delimiter
         except csv.Error:
             delimiter = ","
     text, skipped_lines, warnings = _skip_comment_lines(text, path, delimiter)
-    # One response may be a long essay; the csv module's default cap is 128 KiB.
-    csv.field_size_limit(64 * 1024 * 1024)
+    # One response may be a long essay (the csv module's default cap is 128 KiB), but not
+    # without end: the cap bounds the memory one cell can take.
+    csv.field_size_limit(limits.max_cell_chars)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except csv.Error as error:
         raise ImportError_(f"{path}: row 1: malformed CSV header: {error}") from None
+    except StopIteration:
+        raise ImportError_(f"{path}: the file is empty (no header row)") from None
     header = [h.strip() for h in header]
     rows: list[tuple[int, list[Any]]] = []
     try:
@@ -183,6 +230,12 @@ def read_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
                 )
             rows.append((line, row))
     except csv.Error as error:
+        if "field larger than field limit" in str(error):
+            raise ImportError_(
+                f"{path}: row {reader.line_num + skipped_lines}: a cell is longer than "
+                f"{limits.max_cell_chars:,} characters, the limit; if it is genuine, raise the "
+                "limit with --max-cell-chars"
+            ) from None
         raise ImportError_(
             f"{path}: row {reader.line_num + skipped_lines}: malformed CSV: {error}"
         ) from None
@@ -230,16 +283,23 @@ def _field_count(line: str, delimiter: str) -> int:
         return 0
 
 
-def read_xlsx(path: Path, sheet: str | None = None) -> Table:
-    """Read the first (or named) sheet of an XLSX workbook into a :class:`Table`."""
-    import zipfile
+def read_xlsx(path: Path, sheet: str | None = None, limits: ImportLimits | None = None) -> Table:
+    """Read the first (or named) sheet of an XLSX workbook into a :class:`Table`.
 
+    The archive is checked first (:func:`_inspect_xlsx`: unzipped size, longest text run),
+    so a zip bomb is refused before anything is inflated into memory. openpyxl parses the
+    XML with defusedxml (a dependency), so entity bombs and external entities (XXE) raise
+    instead of expanding; like every other malformed part, they become an
+    :class:`ImportError_` naming the file.
+    """
     from openpyxl import load_workbook
 
+    limits = limits or ImportLimits()
+    formulas = _inspect_xlsx(path, limits)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
-        raise ImportError_(f"{path}: not a readable XLSX workbook ({error})") from None
+    except Exception as error:  # noqa: BLE001 - openpyxl raises anything on a damaged file
+        raise ImportError_(f"{path}: not a readable XLSX workbook ({_xlsx_problem(error)})") from None
     try:
         if sheet is not None:
             if sheet not in workbook.sheetnames:
@@ -247,32 +307,129 @@ def read_xlsx(path: Path, sheet: str | None = None) -> Table:
                     f"{path}: no sheet named {sheet!r} (sheets: {', '.join(workbook.sheetnames)})"
                 )
             worksheet = workbook[sheet]
+        elif not workbook.worksheets:
+            raise ImportError_(f"{path}: the workbook has no worksheet")
         else:
             worksheet = workbook.worksheets[0]
-        iterator = worksheet.iter_rows(values_only=True)
-        header_row = next(iterator, None)
+        header_row, raw_rows = _sheet_rows(path, worksheet)
         if header_row is None or not any(cell is not None for cell in header_row):
             raise ImportError_(f"{path}: the sheet {worksheet.title!r} is empty")
         header = [_xlsx_text(cell).strip() if cell is not None else "" for cell in header_row]
-        raw_rows: list[tuple[int, list[Any]]] = []
         width = max((i + 1 for i, name in enumerate(header) if name), default=0)
-        for number, values in enumerate(iterator, start=2):
-            cells = ["" if value is None else value for value in values]
+        for _, cells in raw_rows:
             filled = [i for i, cell in enumerate(cells) if _xlsx_text(cell).strip()]
-            if not filled:
-                continue
             # A column with data but no header is kept (and reported), not cut off.
             width = max(width, filled[-1] + 1)
-            raw_rows.append((number, cells))
         header = (header + [""] * width)[:width]
         rows = [
             (number, [_xlsx_value(cell) for cell in (cells + [""] * width)[:width]])
             for number, cells in raw_rows
         ]
-        warnings = _uncached_formulas(path, workbook, worksheet.title, header, rows)
+        sheet_path = getattr(worksheet, "_worksheet_path", None)
+        warnings: list[str] = []
+        if sheet_path is not None and formulas.get(sheet_path.lstrip("/")):
+            warnings = _uncached_formulas(path, worksheet.title, header, rows)
     finally:
         workbook.close()
     return Table(header=header, rows=rows, encoding="xlsx", warnings=warnings)
+
+
+def _sheet_rows(path: Path, worksheet: Any) -> tuple[tuple[Any, ...] | None, list[tuple[int, list[Any]]]]:
+    """The header row and the non-empty rows (with their numbers) of a read-only sheet."""
+    rows: list[tuple[int, list[Any]]] = []
+    header: tuple[Any, ...] | None = None
+    try:
+        for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
+            if number == 1:
+                header = values
+                continue
+            if any(value is not None and _xlsx_text(value).strip() for value in values):
+                rows.append((number, ["" if value is None else value for value in values]))
+    except Exception as error:  # noqa: BLE001 - openpyxl raises anything on a damaged sheet
+        raise ImportError_(
+            f"{path}: sheet {worksheet.title!r} of the XLSX workbook is not readable "
+            f"({_xlsx_problem(error)}); is the file damaged? Open and save it in Excel, or export "
+            "it as CSV"
+        ) from None
+    return header, rows
+
+
+def _xlsx_problem(error: BaseException) -> str:
+    """What went wrong inside an XLSX, in words (the exception type when it says nothing)."""
+    name = type(error).__name__
+    if name in ("EntitiesForbidden", "ExternalReferenceForbidden", "DTDForbidden", "NotSupportedError"):
+        return ("its XML declares entities or external references (an XML bomb or XXE attack?); "
+                "Excel never writes these, so the file was refused")
+    if name == "ParseError":
+        return f"malformed XML: {error}"
+    if isinstance(error, RecursionError):
+        return "XML nested too deeply"
+    text = str(error).strip()
+    return f"{name}: {shorten(text, 200)}" if text else name
+
+
+def _inspect_xlsx(path: Path, limits: ImportLimits) -> dict[str, bool]:
+    """Check an XLSX archive before openpyxl reads it; returns part name -> holds formulas.
+
+    Refuses an archive whose parts unzip to more than ``limits.max_unzipped_mb`` (the
+    declared sizes are what Python's zip reader will inflate at most: more data fails its
+    CRC check) and a part with a text run longer than a cell may be, so a bomb is stopped
+    after a few megabytes are inflated, not after a gigabyte is parsed. The same pass notes
+    which parts hold formulas (``<f>`` elements), for :func:`_uncached_formulas`.
+    """
+    import zipfile
+    import zlib
+
+    limit = limits.max_unzipped_mb * 1024 * 1024
+    # UTF-8 takes at most 4 bytes a character, and markup around a text is short.
+    longest_run = 4 * limits.max_cell_chars + 4096
+    formulas: dict[str, bool] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+            total = sum(info.file_size for info in parts)
+            if total > limit:
+                raise ImportError_(
+                    f"{path}: the workbook unzips to {total / 1024 / 1024:,.0f} MB, more than the "
+                    f"limit of {limits.max_unzipped_mb:,} MB (is it a zip bomb?); if it is genuine, "
+                    "raise the limit with --max-unzipped-mb"
+                )
+            for info in parts:
+                if not info.filename.endswith((".xml", ".rels")):
+                    continue
+                formulas[info.filename] = _scan_part(path, archive, info, longest_run, limits)
+    except ImportError_:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError,
+            ValueError) as error:
+        raise ImportError_(f"{path}: not a readable XLSX workbook ({_xlsx_problem(error)})") from None
+    return formulas
+
+
+def _scan_part(path: Path, archive: Any, info: Any, longest_run: int, limits: ImportLimits) -> bool:
+    """Stream one XML part: refuse an over-long text run; say whether it holds a formula."""
+    formula = False
+    run = 0
+    tail = b""
+    with archive.open(info) as part:
+        while chunk := part.read(1 << 20):
+            pieces = chunk.split(b"<")
+            if len(pieces) == 1:
+                run += len(chunk)
+                longest = run
+            else:
+                longest = max(run + len(pieces[0]), max(map(len, pieces[1:-1]), default=0))
+                run = len(pieces[-1])
+                longest = max(longest, run)
+            if longest > longest_run:
+                raise ImportError_(
+                    f"{path}: {info.filename}: a cell holds more than {limits.max_cell_chars:,} "
+                    "characters, the limit; if it is genuine, raise the limit with --max-cell-chars"
+                )
+            if not formula and _FORMULA_TAG.search(tail + chunk):
+                formula = True
+            tail = chunk[-16:]
+    return formula
 
 
 def _xlsx_text(value: Any) -> str:
@@ -290,31 +447,21 @@ _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
 
 
 def _uncached_formulas(
-    path: Path, workbook: Any, title: str, header: list[str], rows: list[tuple[int, list[Any]]]
+    path: Path, title: str, header: list[str], rows: list[tuple[int, list[Any]]]
 ) -> list[str]:
     """Refuse formula cells that have no saved value (they would import as empty text).
 
     A workbook written by a script (not saved by Excel) holds formulas without their
-    results; read with cached values only, such a cell looks empty. The sheet's XML is
-    scanned for formulas first, so ordinary workbooks are read once.
+    results; read with cached values only, such a cell looks empty. Called only for a sheet
+    whose XML holds formulas (:func:`_inspect_xlsx`), so ordinary workbooks are read once.
     """
-    import zipfile
-
     from openpyxl import load_workbook
 
-    sheet_path = getattr(workbook[title], "_worksheet_path", None)
-    if sheet_path is None:
-        return []
-    with zipfile.ZipFile(path) as archive, archive.open(sheet_path.lstrip("/")) as sheet_xml:
-        tail = b""
-        while chunk := sheet_xml.read(1 << 20):
-            if _FORMULA_TAG.search(tail + chunk):
-                break
-            tail = chunk[-16:]
-        else:
-            return []
     by_number = {number: cells for number, cells in rows}
-    formulas = load_workbook(path, read_only=True, data_only=False)
+    try:
+        formulas = load_workbook(path, read_only=True, data_only=False)
+    except Exception as error:  # noqa: BLE001 - read once already; damage shows as anything
+        raise ImportError_(f"{path}: not a readable XLSX workbook ({_xlsx_problem(error)})") from None
     try:
         for number, values in enumerate(formulas[title].iter_rows(values_only=True), start=1):
             for index, value in enumerate(values):
@@ -338,22 +485,27 @@ def _uncached_formulas(
 
 def read_jsonl(path: Path, encoding: str | None = None) -> list[tuple[int, dict[str, Any]]]:
     """Read a JSON Lines file: one object per line."""
-    data = path.read_bytes()
+    data = _read_bytes(path)
     if not data.strip():
         raise ImportError_(f"{path}: the file is empty")
     text, _ = decode_bytes(data, path, encoding)
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line, parse_float=JsonNumber, parse_constant=JsonNumber)
-        except json.JSONDecodeError as error:
-            raise ImportError_(f"{path}: row {number}: invalid JSON: {error.msg} (column {error.colno})") from None
-        if not isinstance(record, dict):
-            raise ImportError_(f"{path}: row {number}: expected a JSON object, got {type(record).__name__}")
-        records.append((number, record))
-    return records
+    # coder/jsonl.py splits at newlines only (not at U+2028 or form feed, which strings may
+    # hold) and refuses hostile content (deep nesting, huge integers, lone surrogates).
+    return list(parse_jsonl(text, path, ImportError_, row_word="row",
+                            parse_float=JsonNumber, parse_constant=JsonNumber))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImportError_(f"{path}: cannot read the file: {error.strerror or error}") from None
+
+
+def _wide_encoding(encoding: str | None) -> bool:
+    """True for an encoding whose text holds NUL bytes (UTF-16, UTF-32)."""
+    name = (encoding or "").lower().replace("_", "-")
+    return name.startswith(("utf-16", "utf16", "utf-32", "utf32"))
 
 
 class JsonNumber(str):
@@ -444,6 +596,7 @@ QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "
                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
                         "\u2013": "-", "\u2014": "-", "\u00a0": " "})
 NUMBER_PREFIX = re.compile(r"^(?:hypothesis|question|h|q)\s*(\d+)\b")
+PUNCTUATION = re.compile(r"[^\w\s]|_")
 ENUMERATION = re.compile(r"^(?:(?:hypothesis|question|h|q)\s*)?\d+\s*[.):\-]\s*")
 # Word-level similarity a header must reach to be taken as a question whose text it nearly
 # repeats. Between the built-in codebook's ten question texts the highest is 0.23, while a
@@ -483,10 +636,15 @@ class HeaderMatch:
 def normalise_text(text: Any) -> str:
     """Text for tolerant comparison: lower case, straight quotes, no punctuation or
     enumeration prefix ('1.', 'Hypothesis 2:'), single spaces."""
-    value = _norm(text).translate(QUOTES)
-    value = ENUMERATION.sub("", value)
-    value = re.sub(r"[^\w\s]|_", " ", value)
-    return re.sub(r"\s+", " ", value).strip()
+    return _normalise_text(text if type(text) is str else str(text or ""))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalise_text(text: str) -> str:
+    # Memoised: each header is normalised by several checks (question match, role and
+    # organisation names, free text), and question values repeat on every row.
+    value = ENUMERATION.sub("", _norm(text).translate(QUOTES))
+    return " ".join(PUNCTUATION.sub(" ", value).split())
 
 
 def match_question(header: str, codebook: Codebook | None) -> str | None:
@@ -506,8 +664,34 @@ def match_question_header(header: str, codebook: Codebook | None) -> HeaderMatch
         return HeaderMatch(None)
     # Question values repeat on every row of a long file, so the matching is memoised
     # on the (immutable) question list.
-    questions = tuple((q.id, q.short_name, q.text) for q in codebook.questions)
-    return _match_header(header, questions)
+    return _match_header(header, _question_key(codebook))
+
+
+_LAST_QUESTIONS: list[Any] = [None, ()]
+
+
+def _question_key(codebook: Codebook) -> tuple[tuple[str, str | None, str], ...]:
+    """(id, short name, text) of each question, hashable; rebuilt only for another codebook
+    (a wide file asks once per column)."""
+    if _LAST_QUESTIONS[0] is not codebook.questions:
+        _LAST_QUESTIONS[:] = [codebook.questions, tuple((q.id, q.short_name, q.text) for q in codebook.questions)]
+    key: tuple[tuple[str, str | None, str], ...] = _LAST_QUESTIONS[1]
+    return key
+
+
+@functools.lru_cache(maxsize=64)
+def _exact_names(questions: tuple[tuple[str, str | None, str], ...]) -> dict[str, HeaderMatch]:
+    """Normalised id, short name and text of each question -> its match, first one winning
+    (as the question-by-question comparison did). Built once per codebook: normalising
+    every question again for each header made a 40,000-column file take over a minute."""
+    names: dict[str, HeaderMatch] = {}
+    for qid, short_name, qtext in questions:
+        names.setdefault(_norm(qid), HeaderMatch(qid, "id"))
+        if short_name:
+            names.setdefault(_norm(short_name), HeaderMatch(qid, "short name"))
+        names.setdefault(_norm(qtext), HeaderMatch(qid, "exact text"))
+    names.pop("", None)
+    return names
 
 
 @functools.lru_cache(maxsize=4096)
@@ -515,13 +699,9 @@ def _match_header(header: str, questions: tuple[tuple[str, str | None, str], ...
     text = _norm(header)
     if not text:
         return HeaderMatch(None)
-    for qid, short_name, qtext in questions:
-        if text == _norm(qid):
-            return HeaderMatch(qid, "id")
-        if short_name and text == _norm(short_name):
-            return HeaderMatch(qid, "short name")
-        if text == _norm(qtext):
-            return HeaderMatch(qid, "exact text")
+    exact = _exact_names(questions).get(text)
+    if exact is not None:
+        return exact
     by_number: str | None = None
     number = NUMBER_PREFIX.match(text)
     if number:
@@ -609,7 +789,7 @@ def _looks_like_free_text(header: str, cells: Sequence[Any]) -> bool:
     """A column that holds answers: a header as long as a hypothesis, or mostly long cells."""
     if len(normalise_text(header)) >= 80:
         return True
-    filled = [_cell(cell).split() for cell in cells if _cell(cell).strip()]
+    filled = [words for cell in cells if (words := (cell if type(cell) is str else _cell(cell)).split())]
     return bool(filled) and sum(len(words) >= 5 for words in filled) * 2 >= len(filled)
 
 
@@ -625,6 +805,7 @@ def _attribute_columns(
     names: dict[int, str] = {}
     dropped: dict[int, str] = {}
     warnings: list[str] = []
+    taken: set[str] = set()  # names.values(), as a set: a scan per column is quadratic
     for index, name in enumerate(header):
         if index in used:
             continue
@@ -640,7 +821,7 @@ def _attribute_columns(
             dropped[index] = "personal data (keep it with --attribute)"
             continue
         target = recognised or name
-        if target in names.values():
+        if target in taken:
             if recognised is not None:
                 warnings.append(
                     f"column {column_letter(index)} {name!r} also looks like the {recognised} column; "
@@ -648,6 +829,7 @@ def _attribute_columns(
                 )
             target = name
         names[index] = target
+        taken.add(target)
     return names, dropped, warnings
 
 
@@ -655,6 +837,11 @@ def _attribute_values(row: Sequence[Any], names: dict[int, str]) -> dict[str, An
     attributes: dict[str, Any] = {}
     for index, name in names.items():
         value = row[index]
+        if type(value) is str:  # the common case (CSV cells), kept short: wide files have 40k columns
+            value = value.strip()
+            if value:
+                attributes[name] = value
+            continue
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if isinstance(value, JsonNumber):
@@ -730,16 +917,22 @@ def plan_import(
     sheet: str | None = None,
     encoding: str | None = None,
     allow_unknown_questions: bool = False,
+    limits: ImportLimits | None = None,
 ) -> ImportPlan:
     """Read and check a file; return the responses it holds. Writes nothing.
+
+    ``limits`` caps cell length and an XLSX's unzipped size (:class:`ImportLimits`).
 
     ``column_map`` pairs a column (letter or exact header) with a question id, as
     ``--map "D=H1"`` does; it implies the wide shape. ``question_columns`` may be the raw
     comma-separated ``--question-columns`` value: it is split knowing the headers.
     """
     path = Path(path)
+    limits = limits or ImportLimits()
     if not path.exists():
         raise ImportError_(f"{path}: file not found")
+    if not path.is_file():
+        raise ImportError_(f"{path}: not a file")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         records = read_jsonl(path, encoding)
@@ -751,11 +944,12 @@ def plan_import(
         rows = [(number, [record.get(key) for key in keys]) for number, record in records]
         table = Table(header=keys, rows=rows, encoding="utf-8")
     elif suffix in (".xlsx", ".xlsm"):
-        table = read_xlsx(path, sheet)
+        table = read_xlsx(path, sheet, limits)
     elif suffix in (".csv", ".tsv", ".txt"):
-        table = read_csv(path, encoding, "\t" if suffix == ".tsv" else None)
+        table = read_csv(path, encoding, "\t" if suffix == ".tsv" else None, limits)
     else:
         raise ImportError_(f"{path}: unsupported file type {suffix!r} (use .csv, .xlsx or .jsonl)")
+    _check_cell_sizes(path, table, limits)
 
     if not table.rows:
         raise ImportError_(f"{path}: the file has a header but no data rows")
@@ -788,7 +982,9 @@ def plan_import(
         _plan_wide(plan, table, codebook, id_column, respondent_column, question_columns,
                    column_map or (), attribute_columns, allow_unknown_questions)
     plan.columns.sort(key=lambda c: column_index(c.letter) or 0)
-    plan.mapping["columns"] = [asdict(c) for c in plan.columns]
+    # vars() rather than dataclasses.asdict: the fields are plain values, and asdict's deep
+    # copy took most of a second on a 10,000-column file.
+    plan.mapping["columns"] = [dict(vars(c)) for c in plan.columns]
 
     seen: dict[str, int] = {}
     for response in plan.responses:
@@ -799,6 +995,19 @@ def plan_import(
             )
         seen[response.id] = response.source_row or 0
     return plan
+
+
+def _check_cell_sizes(path: Path, table: Table, limits: ImportLimits) -> None:
+    """Refuse a cell longer than ``limits.max_cell_chars``, naming its row and column."""
+    cap = limits.max_cell_chars
+    for number, row in [(1, table.header), *table.rows]:
+        for index, cell in enumerate(row):
+            if isinstance(cell, str) and len(cell) > cap:
+                raise ImportError_(
+                    f"{path}: row {number}, column {column_letter(index)}: the cell holds "
+                    f"{len(cell):,} characters, more than the limit of {cap:,}; if it is "
+                    "genuine, raise the limit with --max-cell-chars"
+                )
 
 
 def _headerless_columns(path: Path, table: Table) -> list[str]:

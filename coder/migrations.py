@@ -152,6 +152,11 @@ def apply(db: Database) -> None:
     migrations.apply(db)
 
 
+def names() -> list[str]:
+    """Names of every migration this coder knows, oldest first."""
+    return [migration.name for migration in migrations._migrations]
+
+
 @migrations(name="m002_llm_redaction_and_batches")
 def m002_llm_redaction_and_batches(db: Database) -> None:
     # The text actually sent to a non-local LLM endpoint, PII replaced by markers,
@@ -226,3 +231,23 @@ def m004_embedded_models(db: Database) -> None:
         pk="id",
     )
     db.table("models").create_index(["version"])
+
+
+@migrations(name="m005_finetuned_encoders")
+def m005_finetuned_encoders(db: Database) -> None:
+    # Fine-tuned sentence encoders (`coder train --fine-tune`) as ONNX bytes, so a colleague
+    # without the fine-tuning extra runs them on onnxruntime. A row is never updated: a
+    # trained model's encoder_name names its row, and the sha256 is checked on load.
+    db.table("encoders").create(
+        {
+            "name": str,  # 'minilm-l6-ft-<sha256[:12]>'
+            "base": str,  # the starting weights and their package
+            "sha256": str,  # of onnx
+            "quantized": int,  # 1: dynamic int8 graph (texts run one at a time)
+            "params": str,  # JSON: fine-tuning settings
+            "metrics": str,  # JSON: steps, losses, times, int8-vs-float cosine, library versions
+            "created_at": str,
+            "onnx": bytes,
+        },
+        pk="name",
+    )

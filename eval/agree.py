@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from coder.errors import CoderError
+from coder.jsonl import parse_jsonl
 from eval import agreement, bootstrap, multilabel
 
 CODER_COLUMNS = ("coder", "rater", "annotator", "reviewer", "observer", "judge")
@@ -115,17 +116,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
     rows: list[tuple[int, dict[str, Any]]] = []
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{"):
         columns: list[str] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise AgreeInputError(
-                    f"{path}, line {number}: not valid JSON ({error.msg})"
-                ) from None
-            if not isinstance(data, dict):
-                raise AgreeInputError(f"{path}, line {number}: expected a JSON object")
+        for number, data in parse_jsonl(text, path, AgreeInputError):
             for key in data:
                 if key not in columns:
                     columns.append(key)

@@ -22,13 +22,20 @@ WORDS = "pathway adoption evidence leadership data funding patients staff system
 
 @dataclass(frozen=True)
 class BadInput:
-    """One file, the ``coder`` arguments that read it, and what the error must name."""
+    """One file, the ``coder`` arguments that read it, and what the error must name.
+
+    ``{dir}`` in ``command`` stands for the corpus folder (helper files such as
+    ``good.csv`` live there). A ``project`` case is a project file: it is passed as
+    ``--db`` and ``command`` is complete; it must come out byte for byte unchanged.
+    """
 
     name: str
     command: tuple[str, ...]  # coder sub-command and options; the file path is appended
     content: bytes
     expect: tuple[str, ...] = field(default_factory=tuple)  # substrings of the error
     ok: bool = False  # True: the file must be accepted
+    project: bool = False  # True: the file is the project (--db), not an input
+    db: bool = True  # False: the command takes no --db
 
 
 def _xlsx(rows: list[list[object]]) -> bytes:
@@ -152,6 +159,7 @@ def corpus() -> list[BadInput]:
             ("not_a_mapping.json",),
         ),
         *hostile_cases(),
+        *more_cases(),
     ]
 
 
@@ -200,13 +208,33 @@ def hostile_cases() -> list[BadInput]:
 
 def write_corpus(folder: Path) -> list[tuple[BadInput, Path]]:
     """Write every case into ``folder``; returns (case, path) pairs."""
+    from tests.bad_inputs.more import HELPER_FILES
+
     folder.mkdir(parents=True, exist_ok=True)
+    for name, content in HELPER_FILES().items():
+        (folder / name).write_bytes(content)
     written = []
     for case in corpus():
         path = folder / case.name
         path.write_bytes(case.content)
         written.append((case, path))
     return written
+
+
+def command_line(case: BadInput, path: Path, project: Path) -> list[str]:
+    """The ``coder`` arguments that run ``case`` (its file at ``path``) against ``project``."""
+    args = [arg.replace("{dir}", str(path.parent)) for arg in case.command]
+    if case.project:
+        return [*args, "--db", str(path)]
+    return [*args, str(path), *(["--db", str(project)] if case.db else [])]
+
+
+def more_cases() -> list[BadInput]:
+    """Issue 15 items 8-13: hostile XML, zip bombs, deep nesting, huge numbers, surrogates,
+    encodings, damaged or foreign project files (tests/bad_inputs/more.py)."""
+    from tests.bad_inputs.more import cases
+
+    return cases()
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use
