@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -377,6 +378,10 @@ def project_status(store: Store) -> dict[str, object]:
     by_question = dict(
         db.execute("select coalesce(question, '(none)'), count(*) from responses group by 1 order by 1").fetchall()
     )
+    from coder.review import reviewer_sessions
+
+    # The last few review sessions: who, when, how many and how fast (coder/review.py).
+    sessions = reviewer_sessions(store)[-STATUS_SESSIONS:]
     return {
         "codebook_version": version,
         "responses": total,
@@ -385,7 +390,14 @@ def project_status(store: Store) -> dict[str, object]:
         "reviewed": reviewed,
         "decisions": db.execute("select count(*) from decisions").fetchone()[0],
         "by_question": by_question,
+        "sessions": [
+            {**asdict(session), "line": session.describe()} for session in sessions
+        ],
     }
+
+
+#: How many of the latest review sessions `coder status` lists.
+STATUS_SESSIONS = 5
 
 
 @click.command("status")
@@ -409,6 +421,12 @@ def status(as_json: bool, db_path: Path | None) -> None:
     assert isinstance(by_question, dict)
     if by_question:
         console.print("  by question: " + ", ".join(f"{k} {v}" for k, v in by_question.items()), highlight=False)
+    sessions = info["sessions"]
+    assert isinstance(sessions, list)
+    if sessions:
+        console.print("  review sessions (latest last):")
+        for session in sessions:
+            console.print(f"    {session['line']}", highlight=False, markup=False)
 
 
 @click.command("demo")

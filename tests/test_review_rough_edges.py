@@ -239,3 +239,20 @@ def test_reviewer_sessions_split_on_a_long_pause(tmp_path: Path) -> None:
     sessions = review.reviewer_sessions(store)
     assert [(s.reviewer, s.decisions) for s in sessions] == [("ann", 2), ("ann", 1)]
     assert "ann 2026-11-29 10:00-10:05 · 2 decisions" in sessions[0].describe()
+
+
+def test_status_lists_review_sessions(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from coder.cli import cli
+
+    store = workshop_project(tmp_path / "w.db")
+    app_store_path = str(store.path)
+    store.add_decision(response_id="a1", reviewer="ann", action="accept")
+    store.add_decision(response_id="a2", reviewer="ann", action="correct")
+    store.close()
+    result = CliRunner().invoke(cli, ["status", "--db", app_store_path])
+    assert result.exit_code == 0, result.output
+    assert "review sessions" in result.output
+    assert "ann " in result.output and "2 decisions" in result.output
+    assert "50% accepted unchanged" in result.output
