@@ -36,7 +36,7 @@ def test_review_help_lists_keys() -> None:
 
 
 def test_keymap_file_is_checked(tmp_path: Path) -> None:
-    from coder.cli_review import load_keymap
+    from coder.cli.review import load_keymap
     from coder.errors import CoderError
 
     good = tmp_path / "keys.yaml"

@@ -64,6 +64,16 @@ def _command_name() -> str | None:
     return " ".join(reversed(names)) or None
 
 
+def project_path(db_path: Path | None) -> Path:
+    """The project file: the command's --db, else ``coder --db`` before the command, else
+    $CODER_DB or ./coder.db."""
+    if db_path is not None:
+        return db_path
+    context = click.get_current_context(silent=True)
+    given = context.find_root().meta.get("coder.db") if context is not None else None
+    return Path(given) if given is not None else default_db_path()
+
+
 def open_store(db_path: Path | None, *, create: bool | None = None) -> Store:
     """Open the project store.
 
@@ -72,7 +82,7 @@ def open_store(db_path: Path | None, *, create: bool | None = None) -> Store:
     message instead of creating an empty project. A file that is not an SQLite database is
     refused before SQLite touches it.
     """
-    path = db_path or default_db_path()
+    path = project_path(db_path)
     if create is None:
         name = _command_name()
         create = name is None or name in CREATING_COMMANDS
@@ -103,7 +113,7 @@ def handle_errors(func: F) -> F:
         except CoderError as error:
             _print_error(str(error))
         except sqlite3.Error as error:
-            _print_error(describe_sqlite_error(kwargs.get("db_path") or default_db_path(), error))
+            _print_error(describe_sqlite_error(project_path(kwargs.get("db_path")), error))
 
     return wrapper  # type: ignore[return-value]
 

@@ -16,8 +16,8 @@ from rich.progress import (
 )
 
 from coder.backends.base import Classifier, ProposalResult, get_classifier
-from coder.cli_backends import BackendChoice, parse_plugin_options
-from coder.cli_common import (
+from coder.cli.backends import BackendChoice, parse_plugin_options
+from coder.cli.common import (
     console,
     db_option,
     err_console,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from coder.cli_common import console, db_option, handle_errors
-from coder.store import default_db_path
+from coder.cli.common import console, db_option, handle_errors, project_path
 
 _STYLE = {"ok": "green", "warning": "yellow", "problem": "bold red"}
 
@@ -25,7 +24,7 @@ def doctor(db_path: Path | None, as_json: bool) -> None:
     anything is wrong."""
     from coder.doctor import check_project, healthy
 
-    path = db_path or default_db_path()
+    path = project_path(db_path)
     findings = check_project(path)
     if as_json:
         print(json.dumps({"path": str(path), "findings": [asdict(f) for f in findings]}, indent=2))

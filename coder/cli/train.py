@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from coder.cli_common import console, db_option, err_console, handle_errors, open_store
+from coder.cli.common import console, db_option, err_console, handle_errors, open_store
 
 
 @click.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from coder.cli_common import db_option, err_console, handle_errors, open_store
+from coder.cli.common import db_option, err_console, handle_errors, open_store
 from coder.errors import CoderError
 
 

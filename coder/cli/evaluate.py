@@ -12,8 +12,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from coder.cli_backends import BackendChoice
-from coder.cli_common import (
+from coder.cli.backends import BackendChoice
+from coder.cli.common import (
     console,
     db_option,
     err_console,

@@ -1,4 +1,4 @@
-"""CLI: ``coder report``, ``coder export``, ``coder discover`` and ``coder codebook import-qdc``."""
+"""CLI: ``coder report``, ``coder export`` and ``coder discover``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from coder.cli_common import console, db_option, handle_errors, open_store
+from coder.cli.common import console, db_option, handle_errors, open_store
 from coder.errors import CoderError
 
 REPORT_FORMATS = ("md", "html", "xlsx")
@@ -149,7 +149,7 @@ def export(db_path: Path | None, fmt: str | None, out_path: Path) -> None:
     help="Model proposals below this confidence count as not covered well.",
 )
 @click.option("--question", default=None, help="Only responses to this question id.")
-@click.option("--max-clusters", default=8, show_default=True, type=int)
+@click.option("--max-clusters", default=8, show_default=True, type=int, help="Most candidate themes proposed.")
 @click.option("--min-size", default=2, show_default=True, type=int, help="Smallest cluster kept.")
 @click.option(
     "--backend",
@@ -331,41 +331,3 @@ def discover_reject(ctx: click.Context, candidate_id: int, db_path: Path | None)
     with open_store(_db(ctx, db_path)) as store:
         discovery.reject(store, candidate_id)
     console.print(f"Rejected candidate {candidate_id}.")
-
-
-# --- codebook import-qdc -----------------------------------------------------------------
-@click.command("import-qdc")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the codebook as YAML here (default: print it).",
-)
-@click.option("--name", default=None, help="Codebook name (default: the file name).")
-@handle_errors
-def import_qdc(path: Path, out_path: Path | None, name: str | None) -> None:
-    """Convert a REFI-QDA codebook (.qdc from NVivo, ATLAS.ti, MAXQDA, QualCoder) to a coder
-    codebook: nested codes become themes with a parent, descriptions become definitions."""
-    from coder.codebook import codebook_to_yaml
-    from coder.refi_qda import qdc_to_codebook
-
-    codebook = qdc_to_codebook(path.read_bytes(), name=name or path.stem, source=str(path))
-    text = codebook_to_yaml(codebook)
-    if out_path is None:
-        click.echo(text)
-        return
-    out_path.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out_path}: {len(codebook.themes)} themes (add questions before use)")
-
-
-def register_codebook_commands() -> None:
-    """Attach ``import-qdc`` to the lead's ``codebook`` group."""
-    from coder.cli_foundation import codebook
-
-    if "import-qdc" not in codebook.commands:
-        codebook.add_command(import_qdc)
-
-
-register_codebook_commands()

@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from coder.cli_common import console, handle_errors
+from coder.cli.common import console, handle_errors
 
 
 @click.command("backends")
