@@ -1,14 +1,14 @@
 """Active learning hook: retrain the embedded classifier every N decisions, in a worker.
 
-The training function lives in the core (``coder.embedded.training``); this module only
+The training function lives in the core (``coder.embedded.retrain``); this module only
 counts decisions, runs it off the UI thread and reorders the queue by the new
-uncertainty (least confident first) when it finishes.
+uncertainty (least confident first) when it finishes. Any function with the same
+signature can be given instead (the tests give a fake one).
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,17 +18,12 @@ from review_tui.session import ReviewSession
 if TYPE_CHECKING:
     from review_tui.app import ReviewApp
 
-RETRAIN_MODULE = "coder.embedded.training"
-RETRAIN_FUNCTION = "retrain_and_repropose"
 
+def core_retrain_function() -> Callable[..., Any]:
+    """The core's retrain function (imported when first needed: it loads the encoder)."""
+    from coder.embedded.retrain import retrain_and_repropose
 
-def find_retrain_function() -> Callable[..., Any] | None:
-    """The core's retrain function, or None when this build has none."""
-    try:
-        module = importlib.import_module(RETRAIN_MODULE)
-    except ImportError:
-        return None
-    return getattr(module, RETRAIN_FUNCTION, None)
+    return retrain_and_repropose
 
 
 class Retrainer:
@@ -42,11 +37,10 @@ class Retrainer:
         self.running = False
 
     @classmethod
-    def create(cls, session: ReviewSession, every: int) -> Retrainer | None:
-        function = find_retrain_function()
-        if function is None:
-            return None
-        return cls(session, every, function)
+    def create(
+        cls, session: ReviewSession, every: int, function: Callable[..., Any] | None = None
+    ) -> Retrainer:
+        return cls(session, every, function or core_retrain_function())
 
     def decision_made(self, app: ReviewApp) -> None:
         self.count += 1

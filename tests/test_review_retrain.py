@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coder.store import Store
-from review_tui.retrain import Retrainer, find_retrain_function
+from review_tui.retrain import Retrainer, core_retrain_function
 from tests.review_data import build_project, review_app, small_codebook
 
 
@@ -45,11 +45,7 @@ async def test_retrain_every_two_decisions_reorders_queue(tmp_path: Path) -> Non
         assert item.proposal.model == "retrained"
 
 
-def test_hook_finds_the_core_function_when_it_exists() -> None:
-    function = find_retrain_function()
-    try:
-        from coder.embedded import training
-    except ImportError:
-        assert function is None
-        return
-    assert function is getattr(training, "retrain_and_repropose", None)
+def test_hook_uses_the_core_retrain_function() -> None:
+    from coder.embedded import retrain
+
+    assert core_retrain_function() is retrain.retrain_and_repropose

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from coder.cli.common import db_option, err_console, handle_errors, open_store
+from coder.cli.common import db_option, handle_errors, open_store
 from coder.errors import CoderError
 
 
@@ -96,7 +96,6 @@ def review(
     """
     from coder.review import parse_filter
     from review_tui.app import ReviewApp
-    from review_tui.retrain import find_retrain_function
     from review_tui.session import ReviewSession
 
     store = open_store(db_path)
@@ -105,9 +104,6 @@ def review(
     session = ReviewSession(store, reviewer or default_reviewer(), blind=blind, order=order)
     if filter_text:
         session.set_filter(parse_filter(filter_text))
-    if retrain_every and find_retrain_function() is None:
-        err_console.print("--retrain-every: this build has no retrain function; ignored.")
-        retrain_every = 0
     keys = load_keymap(keymap) if keymap else None
     app = ReviewApp(
         session,
