@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from coder import review_queries as queries
 from coder.store import Store, StoredDecision, StoredProposal, _decision_from_row
 from schemas import Codebook, Labels, Proposal, Response
 
@@ -117,15 +118,6 @@ def same_labels(first: Labels, second: Labels) -> bool:
 
 # --- the index -----------------------------------------------------------------------
 
-# Two plain scans (no JSON work in SQL): ~0.2 s for 100,000 responses. Proposed theme
-# codes are read later, only for the rows a table page shows or a theme filter needs.
-_RESPONSES_SQL = "select id, question, tags from responses order by rowid"
-_PROPOSALS_SQL = "select id, response_id, confidence from proposals where status = 'ok' order by id"
-
-_DECISIONS_SQL = (
-    "select id, response_id, reviewer, action, labels, undoes from decisions"
-    " where id > ? order by id"
-)
 
 
 def _apply_decisions(entry: QueueEntry, rows: Iterable[Sequence[Any]], undone: set[int]) -> None:
@@ -164,14 +156,13 @@ class ReviewIndex:
 
     def load(self) -> None:
         """Read the whole index: one scan of responses, proposals and decisions each."""
-        conn = self.store.db.conn
         latest: dict[str, tuple[int, float | None]] = {}
-        for proposal_id, response_id, confidence in conn.execute(_PROPOSALS_SQL):
+        for proposal_id, response_id, confidence in queries.ok_proposals(self.store):
             latest[response_id] = (proposal_id, confidence)
         missing = (None, None)
         entries = [
             QueueEntry(rid, position, question, tags, *latest.get(rid, missing))
-            for position, (rid, question, tags) in enumerate(conn.execute(_RESPONSES_SQL))
+            for position, (rid, question, tags) in enumerate(queries.response_keys(self.store))
         ]
         self.entries = entries
         self.by_id = {entry.response_id: entry for entry in entries}
@@ -181,41 +172,24 @@ class ReviewIndex:
     def proposed_themes(self, entries: Sequence[QueueEntry]) -> dict[str, tuple[str, ...]]:
         """Proposed theme codes of a few entries (for a table page)."""
         ids = [entry.proposal_id for entry in entries if entry.proposal_id is not None]
-        rows = self.store.db.conn.execute(
-            "select response_id, (select group_concat(json_extract(t.value, '$.code'), char(31))"
-            " from json_each(output, '$.themes') t) from proposals"
-            " where id in (select value from json_each(?))",
-            [json.dumps(ids)],
-        )
-        return {rid: tuple(themes.split("\x1f")) if themes else () for rid, themes in rows}
+        return queries.proposed_themes(self.store, ids)
 
     def proposed_stances(self, entries: Sequence[QueueEntry]) -> dict[str, str | None]:
         """Proposed stance of a few entries (for a table page)."""
         ids = [entry.proposal_id for entry in entries if entry.proposal_id is not None]
-        rows = self.store.db.conn.execute(
-            "select response_id, json_extract(output, '$.stance') from proposals"
-            " where id in (select value from json_each(?))",
-            [json.dumps(ids)],
-        )
-        return dict(rows.fetchall())
+        return queries.proposed_stances(self.store, ids)
 
     def with_proposed_theme(self, theme: str) -> set[str]:
         """Response ids whose current proposal has ``theme``."""
-        pattern = '%"code":' + json.dumps(theme) + "%"
-        rows = self.store.db.conn.execute(
-            "select id, response_id from proposals where status = 'ok' and output like ?",
-            [pattern],
-        )
         return {
             rid
-            for pid, rid in rows
+            for pid, rid in queries.proposals_with_theme(self.store, theme)
             if (entry := self.by_id.get(rid)) is not None and entry.proposal_id == pid
         }
 
     def sync(self) -> set[str]:
         """Fold in decisions added since the last sync (by anyone). Returns changed ids."""
-        conn = self.store.db.conn
-        rows = conn.execute(_DECISIONS_SQL, [self.last_decision_id]).fetchall()
+        rows = queries.decisions_after(self.store, self.last_decision_id)
         if not rows:
             return set()
         self.last_decision_id = rows[-1][0]
@@ -238,11 +212,7 @@ class ReviewIndex:
     def refresh(self, response_id: str) -> QueueEntry:
         """Recompute one entry from its decisions (after an undo, or another process)."""
         entry = self.by_id[response_id]
-        rows = self.store.db.conn.execute(
-            "select id, response_id, reviewer, action, labels, undoes from decisions"
-            " where response_id = ? order by id",
-            [response_id],
-        ).fetchall()
+        rows = queries.decisions_of(self.store, response_id)
         undone = {row[5] for row in rows if row[5] is not None}
         _apply_decisions(entry, rows, undone)
         return entry
@@ -357,19 +327,12 @@ def normalised_answer(text: str) -> str:
 
 def same_text_matches(store: Store, text: str) -> set[str]:
     """Ids of responses that say exactly ``text`` (case and edge punctuation aside)."""
-    sql = "select id from responses where lower(trim(text, ?)) = ?"
-    return {row[0] for row in store.db.conn.execute(sql, [_EDGE_CHARACTERS, text])}
+    return queries.responses_saying(store, text, _EDGE_CHARACTERS)
 
 
 def text_matches(store: Store, text: str, limit: int | None = None) -> set[str]:
     """Ids of responses whose text or id contains ``text`` (case-insensitive)."""
-    sql = "select id from responses where text like ? escape '\\' or id = ?"
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    params: list[Any] = [pattern, text]
-    if limit is not None:
-        sql += " limit ?"
-        params.append(limit)
-    return {row[0] for row in store.db.conn.execute(sql, params)}
+    return queries.responses_containing(store, text, limit)
 
 
 def filter_entries(
@@ -528,12 +491,7 @@ def load_item(store: Store, entry: QueueEntry, reviewer: str, blind: bool = Fals
         labels = proposed_labels(response, proposal.proposal if proposal else None, blind)
     notes = [
         (name, note)
-        for name, note in store.db.conn.execute(
-            "select reviewer, note from decisions d where response_id = ? and action = 'note'"
-            " and not exists (select 1 from decisions u"
-            " where u.response_id = d.response_id and u.undoes = d.id) order by id",
-            [entry.response_id],
-        )
+        for name, note in queries.notes_in_force(store, entry.response_id)
         if not blind or name == reviewer
     ]
     return ReviewItem(
@@ -612,16 +570,12 @@ def record_decision(
 
 def undoable_decision(store: Store, decision_id: int) -> StoredDecision | None:
     """The decision, unless it is an undo itself or already undone."""
-    rows = list(store.db.query("select * from decisions where id = ?", [decision_id]))
-    if not rows or rows[0]["action"] == "undo":
+    row = queries.decision_row(store, decision_id)
+    if row is None or row["action"] == "undo":
         return None
-    # Undos of a decision share its response id: this stays on the (response_id, ...) index.
-    if store.db.conn.execute(
-        "select 1 from decisions where response_id = ? and undoes = ? limit 1",
-        [rows[0]["response_id"], decision_id],
-    ).fetchone():
+    if queries.is_undone(store, row["response_id"], decision_id):
         return None
-    return _decision_from_row(rows[0])
+    return _decision_from_row(row)
 
 
 def undo(store: Store, index: ReviewIndex, decision_id: int, reviewer: str) -> str | None:
@@ -737,10 +691,7 @@ def reviewer_sessions(
     store: Store, gap_seconds: float = SESSION_GAP_SECONDS
 ) -> list[ReviewerSession]:
     """Each reviewer's sessions, oldest first (a gap of ``gap_seconds`` splits them)."""
-    rows = store.db.conn.execute(
-        "select reviewer, action, created_at from decisions where action != 'undo'"
-        " order by reviewer, id"
-    ).fetchall()
+    rows = queries.decision_times(store)
     sessions: list[ReviewerSession] = []
     current: dict[str, Any] | None = None
 

@@ -310,6 +310,30 @@ class Store:
     def count_responses(self) -> int:
         return int(self.db.execute("select count(*) from responses").fetchone()[0])
 
+    def count_decisions(self) -> int:
+        return int(self.db.execute("select count(*) from decisions").fetchone()[0])
+
+    def proposal_counts(self) -> tuple[int, int]:
+        """(responses with a successful proposal, responses whose every proposal failed)."""
+        proposed = self.db.execute(
+            "select count(distinct response_id) from proposals where status = 'ok'"
+        ).fetchone()[0]
+        failed = self.db.execute(
+            "select count(distinct response_id) from proposals where status = 'failed'"
+            " and response_id not in (select response_id from proposals where status = 'ok')"
+        ).fetchone()[0]
+        return int(proposed), int(failed)
+
+    def responses_by_question(self) -> dict[str, int]:
+        """How many responses each question has ('(none)' for none), by question id."""
+        sql = "select coalesce(question, '(none)'), count(*) from responses group by 1 order by 1"
+        return dict(self.db.execute(sql).fetchall())
+
+    def ok_proposal_ids(self) -> list[tuple[int, str]]:
+        """(proposal id, response id) of every successful proposal, oldest first."""
+        sql = "select id, response_id from proposals where status = 'ok' order by id"
+        return [(int(pid), rid) for pid, rid in self.db.execute(sql).fetchall()]
+
     def response_batches(self, size: int = 2000) -> Iterator[list[Response]]:
         """All responses in import order, ``size`` at a time (keyset paging on rowid), so a
         reader of a large project holds one batch, not the project."""

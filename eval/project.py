@@ -30,14 +30,12 @@ def _labels_of_proposal(proposal: Proposal) -> Labels:
 
 def _first_proposals(store: Store) -> dict[str, Proposal]:
     out: dict[str, Proposal] = {}
-    for row in store.db.query(
-        "select id, response_id from proposals where status = 'ok' order by id"
-    ):
-        if row["response_id"] in out:
+    for proposal_id, response_id in store.ok_proposal_ids():
+        if response_id in out:
             continue
-        stored = store.proposal(row["id"])
+        stored = store.proposal(proposal_id)
         if stored.proposal is not None:
-            out[row["response_id"]] = stored.proposal
+            out[response_id] = stored.proposal
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from coder import review_queries
 from coder.review import QueueEntry
 from review_tui.session import ReviewSession
 
@@ -45,12 +46,8 @@ def queue_page(session: ReviewSession, page: int, page_size: int = PAGE_SIZE) ->
         return []
     proposed = session.index.proposed_themes(entries)
     stances = {} if session.blind else session.index.proposed_stances(entries)
-    snippets = dict(
-        session.store.db.conn.execute(
-            "select id, substr(replace(text, char(10), ' '), 1, ?) from responses"
-            " where id in (select value from json_each(?))",
-            [SNIPPET + 1, json.dumps([entry.response_id for entry in entries])],
-        ).fetchall()
+    snippets = review_queries.snippets(
+        session.store, [entry.response_id for entry in entries], SNIPPET + 1
     )
     rows = []
     for entry in entries:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -22,7 +21,6 @@ from coder.importer import (
     run_import,
     shorten,
 )
-from coder.store import Store
 
 
 @click.command("import")
@@ -177,53 +175,14 @@ def responses(question: str | None, limit: int, as_json: bool, db_path: Path | N
     console.print(table)
 
 
-def project_status(store: Store) -> dict[str, object]:
-    """Counts that say where a project stands."""
-    db = store.db
-    try:
-        version, _ = store.codebook()
-    except LookupError:
-        version = None
-    total = store.count_responses()
-    proposed = db.execute(
-        "select count(distinct response_id) from proposals where status = 'ok'"
-    ).fetchone()[0]
-    failed = db.execute(
-        """select count(distinct response_id) from proposals where status = 'failed'
-           and response_id not in (select response_id from proposals where status = 'ok')"""
-    ).fetchone()[0]
-    reviewed = len(store.final_labels())
-    by_question = dict(
-        db.execute("select coalesce(question, '(none)'), count(*) from responses group by 1 order by 1").fetchall()
-    )
-    from coder.review import reviewer_sessions
-
-    # The last few review sessions: who, when, how many and how fast (coder/review.py).
-    sessions = reviewer_sessions(store)[-STATUS_SESSIONS:]
-    return {
-        "codebook_version": version,
-        "responses": total,
-        "proposed": proposed,
-        "failed": failed,
-        "reviewed": reviewed,
-        "decisions": db.execute("select count(*) from decisions").fetchone()[0],
-        "by_question": by_question,
-        "sessions": [
-            {**asdict(session), "line": session.describe()} for session in sessions
-        ],
-    }
-
-
-#: How many of the latest review sessions `coder status` lists.
-STATUS_SESSIONS = 5
-
-
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 @handle_errors
 def status(as_json: bool, db_path: Path | None) -> None:
     """Show where the project stands: responses, proposals, reviews."""
+    from coder.status import project_status
+
     with open_store(db_path) as store:
         info = project_status(store)
         path = store.path
