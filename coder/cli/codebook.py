@@ -177,7 +177,7 @@ def codebook_example(out: Path | None) -> None:
     text = builtin_codebook_path().read_text(encoding="utf-8")
     if out:
         out.write_text(text, encoding="utf-8")
-        console.print(f"Wrote {out}")
+        err_console.print(f"Wrote {out}", highlight=False, markup=False)
     else:
         click.echo(text, nl=False)
 
@@ -192,7 +192,7 @@ def codebook_convert(path: Path, out: Path | None) -> None:
     text = codebook_to_yaml(load_codebook(path))
     if out:
         out.write_text(text, encoding="utf-8")
-        console.print(f"Wrote {out}")
+        err_console.print(f"Wrote {out}", highlight=False, markup=False)
     else:
         click.echo(text, nl=False)
 
@@ -220,4 +220,8 @@ def import_qdc(path: Path, out_path: Path | None, name: str | None) -> None:
         click.echo(text)
         return
     out_path.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out_path}: {len(codebook.themes)} themes (add questions before use)")
+    err_console.print(
+        f"Wrote {out_path}: {len(codebook.themes)} themes (add questions before use)",
+        highlight=False,
+        markup=False,
+    )
