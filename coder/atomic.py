@@ -6,11 +6,14 @@ directory, flushed to disk, then renamed over the target with ``os.replace``, wh
 atomic on POSIX and Windows. A crash, a kill -9 or a full disk leaves either the old file
 or the complete new one, never a torn one. :func:`check_output_path` refuses an output
 path that is the project itself, one of its SQLite side files, or any SQLite database,
-so ``coder export --out coder.db`` cannot destroy a project.
+so ``coder export --out coder.db`` cannot destroy a project. A write that fails — a full
+disk, a quota, a read-only folder — is a :class:`OutputError` that names the file and says
+the old one is intact; the temporary file is removed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -22,6 +25,27 @@ from coder.errors import CoderError
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: Files SQLite keeps beside a database (write-ahead log, shared memory, rollback journal).
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+#: errno values that mean "no room": a full disk, a quota, a file size limit.
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class OutputError(CoderError):
+    """An output file could not be written; the file it would replace is unchanged."""
+
+
+def _failed(path: Path, existed: bool, error: OSError) -> OutputError:
+    kept = (
+        f"the previous {path.name} is unchanged"
+        if existed
+        else f"no {path.name} was written"
+    )
+    if error.errno in NO_SPACE:
+        reason = f"not enough disk space ({error.strerror or error})"
+        advice = "free some space (or choose another --out) and run it again"
+    else:
+        reason = error.strerror or str(error)
+        advice = "check the folder exists and is writable, or choose another --out"
+    return OutputError(f"{path}: cannot write: {reason}; {kept}. {advice}.")
 
 
 def is_sqlite_file(path: Path) -> bool:
@@ -69,8 +93,12 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     The temporary file is fsynced before the rename, and gets the permissions a new file
     would get (``mkstemp`` makes it owner-only) or those of the file it replaces.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _failed(path, existed, error) from error
     os.close(handle)
     temporary = Path(name)
     try:
@@ -85,6 +113,9 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
             mode = 0o666 & ~umask
         os.chmod(temporary, mode)
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise _failed(path, existed, error) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -6,22 +6,26 @@ can audit or re-analyse the coding in any tool.
 
 Exports are safe to open: CSV text cells that a spreadsheet would run as a formula get a
 leading ``'`` (:mod:`coder.cells`; ``coder import`` removes it again from a coder export),
-XLSX cells are typed as text, and every file is written atomically and never over a
-project or any SQLite file (:mod:`coder.atomic`).
+XLSX cells are typed as text (characters XML cannot hold shown as U+FFFD), and every file
+is written atomically and never over a project or any SQLite file (:mod:`coder.atomic`).
+
+Rows are streamed: the store is read a batch of responses at a time
+(:func:`coder.report.model.iter_coded`) and each format writes rows as they come (the XLSX
+sheet through :mod:`coder.xlsx_stream`), so memory grows with a batch, not the project.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from coder.atomic import check_output_path, write_atomically
 from coder.cells import neutralise
 from coder.errors import CoderError
-from coder.report.model import CodedResponse, collect_coded
+from coder.report.model import CodedResponse, iter_coded
 from coder.store import Store
 
 ExportFormat = Literal["csv", "jsonl", "xlsx"]
@@ -100,20 +104,37 @@ def export_row(coded: CodedResponse) -> dict[str, Any]:
     return row
 
 
+def iter_export_rows(store: Store) -> Iterator[dict[str, Any]]:
+    """Every response, in import order, as export rows, read a batch at a time."""
+    return (export_row(coded) for coded in iter_coded(store))
+
+
 def export_rows(store: Store) -> list[dict[str, Any]]:
-    """Every response, in import order, as export rows."""
-    return [export_row(coded) for coded in collect_coded(store)]
+    """Every response, in import order, as export rows (all in memory: small projects)."""
+    return list(iter_export_rows(store))
+
+
+def _with_attributes(attributes: Iterable[str]) -> list[str]:
+    at = COLUMNS.index("tags") + 1
+    return COLUMNS[:at] + list(attributes) + COLUMNS[at:]
 
 
 def columns_for(rows: list[dict[str, Any]]) -> list[str]:
     """The fixed columns with the attribute columns inserted after ``tags``."""
-    attributes = list(dict.fromkeys(key for row in rows for key in row if key.startswith("attr.")))
-    at = COLUMNS.index("tags") + 1
-    return COLUMNS[:at] + attributes + COLUMNS[at:]
+    return _with_attributes(
+        dict.fromkeys(key for row in rows for key in row if key.startswith("attr."))
+    )
+
+
+def export_columns(store: Store) -> list[str]:
+    """:func:`columns_for` every response of the project, asked of the store (no rows read)."""
+    return _with_attributes(f"attr.{name}" for name in store.attribute_names())
 
 
 def flat_value(value: Any) -> Any:
     """A cell value: lists joined with '; ', dicts as JSON, None as empty."""
+    if value.__class__ is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, list):
@@ -129,49 +150,84 @@ def csv_value(value: Any) -> Any:
     return neutralise(flat) if isinstance(flat, str) else flat
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Rows as CSV (UTF-8 with BOM); text a spreadsheet would run as a formula gets a '."""
-    columns = columns_for(rows)
+def _listed(rows: Iterable[dict[str, Any]], columns: list[str] | None) -> tuple[Iterable[dict[str, Any]], list[str]]:
+    if columns is not None:
+        return rows, columns
+    listed = list(rows)
+    return listed, columns_for(listed)
+
+
+def write_csv(
+    rows: Iterable[dict[str, Any]], path: Path, columns: list[str] | None = None
+) -> int:
+    """Rows as CSV (UTF-8 with BOM); text a spreadsheet would run as a formula gets a '.
+
+    ``columns`` default to those of the rows (which are then all read first). Returns the
+    number of rows written.
+    """
+    rows, columns = _listed(rows, columns)
+    count = 0
     # utf-8-sig so Excel opens non-ASCII text correctly.
     with path.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({column: csv_value(row.get(column)) for column in columns})
+            count += 1
+    return count
 
 
-def write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
-    """Rows as JSON Lines, values as stored (no spreadsheet escaping)."""
+def write_jsonl(
+    rows: Iterable[dict[str, Any]], path: Path, columns: list[str] | None = None
+) -> int:
+    """Rows as JSON Lines, values as stored (no spreadsheet escaping). Returns the count."""
+    del columns  # every row carries its own keys
+    count = 0
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
 
 
-def write_xlsx(rows: list[dict[str, Any]], path: Path) -> None:
-    """Rows as one XLSX sheet; every text is a string cell, never a formula."""
+def write_xlsx(
+    rows: Iterable[dict[str, Any]], path: Path, columns: list[str] | None = None
+) -> int:
+    """Rows as one XLSX sheet, streamed; every text is a string cell, never a formula.
+
+    Returns the number of rows written.
+    """
     from openpyxl import Workbook
 
-    from coder.report.xlsx import add_rows_sheet
+    from coder.report.xlsx import ROWS_SHEET, add_rows_sheet, sheet_row_values
+    from coder.xlsx_stream import save_streamed
 
+    rows, columns = _listed(rows, columns)
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
-    add_rows_sheet(workbook, "Coded responses", rows, columns_for(rows))
-    workbook.save(path)
+    add_rows_sheet(workbook, ROWS_SHEET, columns)
+    return save_streamed(workbook, ROWS_SHEET, sheet_row_values(rows, columns), path)
 
 
 def export(store: Store, path: Path, fmt: str | None = None) -> int:
     """Write every response to ``path`` (format from ``fmt`` or the suffix). Returns the count.
 
-    Refuses a ``path`` that is the project, or any SQLite file; writes atomically.
+    Refuses a ``path`` that is the project, or any SQLite file; writes atomically, reading
+    the store a batch at a time.
     """
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise CoderError(f"{path}: unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     check_output_path(path, protect=[store.path])
-    rows = export_rows(store)
+    columns = export_columns(store)
     writer = {"csv": write_csv, "jsonl": write_jsonl, "xlsx": write_xlsx}[fmt]
-    write_atomically(path, functools.partial(writer, rows))
-    return len(rows)
+    counted: list[int] = []
+
+    def write(temporary: Path) -> None:
+        counted.append(writer(iter_export_rows(store), temporary, columns))
+
+    write_atomically(path, write)
+    return counted[0]
 
 
 def export_refi_qda(store: Store, path: Path, fmt: str) -> str:
@@ -187,7 +243,7 @@ def export_refi_qda(store: Store, path: Path, fmt: str) -> str:
     except LookupError as error:
         raise CoderError(str(error)) from error
     if fmt == "qdc":
-        write_atomically(path, functools.partial(refi_qda.write_qdc, codebook))
+        write_atomically(path, lambda temporary: refi_qda.write_qdc(codebook, temporary))
         return f"{len(codebook.themes)} codes"
     counted: list[int] = []
 

@@ -27,6 +27,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from coder import __version__
+from coder.cells import xml_text
 from coder.errors import CodebookError
 from coder.report.model import CodedResponse, collect_coded
 from coder.store import Store, now
@@ -141,6 +142,16 @@ def codebook_to_qdc(codebook: Codebook) -> bytes:
 
 
 def _serialise(root: ET.Element) -> bytes:
+    # ElementTree writes control characters as they are, which XML 1.0 forbids: a response
+    # holding an ESC made the whole project unreadable. Each becomes U+FFFD (one character
+    # for one, so text positions stay right).
+    for element in root.iter():
+        if element.text:
+            element.text = xml_text(element.text)
+        if element.tail:
+            element.tail = xml_text(element.tail)
+        for name, value in element.attrib.items():
+            element.set(name, xml_text(value))
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
@@ -500,7 +511,8 @@ def write_qdpx(
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("project.qde", xml)
         for file_name, text in files.items():
-            archive.writestr(f"sources/{file_name}", text.encode("utf-8"))
+            # The same replacement as in the XML, so selections' positions match the text.
+            archive.writestr(f"sources/{file_name}", xml_text(text).encode("utf-8"))
     return len(files)
 
 

@@ -351,6 +351,27 @@ class Store:
             after = rows[-1]["_rowid"]
             yield [_response_from_row(row) for row in rows]
 
+    def question_counts(self) -> list[tuple[str | None, int]]:
+        """(question, number of responses) for each question, in order of first import."""
+        return [
+            (row[0], int(row[1]))
+            for row in self.db.execute(
+                "select question, count(*) from responses group by question order by min(rowid)"
+            ).fetchall()
+        ]
+
+    def responses_at(self, question: str | None, positions: Sequence[int]) -> list[Response]:
+        """The responses to ``question`` at these 0-based positions of its import order (a
+        sample drawn from counts, without reading every response)."""
+        rows = self.db.query(
+            """select * from (
+                   select r.*, row_number() over (order by r.rowid) - 1 as _position
+                   from responses r where r.question is ?
+               ) where _position in (select value from json_each(?)) order by _position""",
+            [question, json.dumps([int(position) for position in positions])],
+        )
+        return [_response_from_row(row) for row in rows]
+
     def attribute_names(self) -> list[str]:
         """Every attribute name the responses carry, in the order first met (row, then key)."""
         return [

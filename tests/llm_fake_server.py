@@ -18,6 +18,7 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,6 +39,10 @@ FAULTS = {
     "bad_quote",  # evidence that is not in the text
     "drop_id",  # a batch answer missing its last item
     "echo_auth",  # 401 whose message quotes the Authorization header, as careless proxies do
+    "drip",  # a valid answer sent one byte at a time, drip_interval apart
+    "gzip_bomb",  # 200, gzip-encoded: bomb_bytes of JSON whitespace from a small body
+    "deep_json",  # 200 application/json: deep_bytes of '[' (nesting no parser survives)
+    "html200",  # 200 text/html: a proxy's or captive portal's page
 }
 
 
@@ -72,6 +77,9 @@ class FakeOpenAI:
         self.host = host
         self.latency = latency
         self.timeout_sleep = timeout_sleep
+        self.drip_interval = 0.05
+        self.bomb_bytes = 20 * 2**20
+        self.deep_bytes = 200_000
         self.faults: deque[str] = deque()
         self.chat_requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
@@ -350,7 +358,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return None
+        if fault in ("gzip_bomb", "deep_json", "html200"):
+            return self._hostile_body(fault)
         completion = owner.completion(body, fault)
+        if fault == "drip":
+            data = json.dumps(completion).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            for index in range(len(data)):
+                # The client's per-read timeout never trips: a byte comes well within it.
+                time.sleep(owner.drip_interval)
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+            return None
         if fault == "truncated":
             data = json.dumps(completion).encode()
             self.send_response(200)
@@ -361,6 +384,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             return self._reset()
         return self._send(200, completion)
+
+    def _hostile_body(self, fault: str) -> None:
+        owner = self.owner
+        content_type = "application/json"
+        headers: dict[str, str] = {}
+        if fault == "gzip_bomb":
+            # Valid JSON once inflated: megabytes of whitespace, then an object.
+            compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+            block = b" " * 2**20
+            parts = [compressor.compress(block) for _ in range(owner.bomb_bytes // len(block))]
+            data = b"".join(parts) + compressor.compress(b"{}") + compressor.flush()
+            headers["Content-Encoding"] = "gzip"
+        elif fault == "deep_json":
+            data = b"[" * owner.deep_bytes
+        else:
+            data = b"<html><head><title>Sign in</title></head><body>Wi-Fi login</body></html>"
+            content_type = "text/html; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except ConnectionError:  # the client stopped reading at its cap
+            pass
 
     def _upload(self) -> None:
         owner = self.owner

@@ -130,7 +130,8 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
         path.write_text("half a new fi")
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    # A clear error that names the file and says the old one is kept (no traceback).
+    with pytest.raises(atomic.OutputError, match="disk full; the previous export.csv is unchanged"):
         atomic.write_atomically(target, half_then_fail)
     assert target.read_text() == "old complete content\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]  # no temp file left

@@ -172,7 +172,11 @@ def _build_classifier(backend: str, options: dict[str, Any], store: Store | None
     "--initial-wait", type=float, default=None, help="First retry wait in seconds (default 1)."
 )
 @click.option(
-    "--request-timeout", type=float, default=None, help="Seconds per request (default 120)."
+    "--request-timeout",
+    type=float,
+    default=None,
+    help="Seconds for one whole request, answer included (default 120); a server that "
+    "sends its answer too slowly is cut off and retried.",
 )
 @handle_errors
 def precode_command(

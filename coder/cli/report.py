@@ -123,8 +123,11 @@ def export(db_path: Path | None, fmt: str | None, out_path: Path) -> None:
     QualCoder as REFI-QDA (.qdpx project, .qdc codebook).
 
     CSV cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR)
-    get a leading ' (removed again by 'coder import'); XLSX cells are always text. The file
-    is written atomically, and never over the project or any other SQLite file."""
+    get a leading ' (removed again by 'coder import'); XLSX cells are always text, and
+    control characters XML cannot hold (ESC, vertical tab...) appear there and in REFI-QDA
+    files as U+FFFD. Rows are streamed, so a large project exports in little memory. The
+    file is written atomically, and never over the project or any other SQLite file; on a
+    full disk the old file is left as it was."""
     from coder.export import export as export_table
     from coder.export import export_refi_qda
 

@@ -7,7 +7,11 @@ form the :class:`coder.backends.base.Classifier` protocol asks for.
 
 Every HTTP call is logged through ``call_logger`` (``Store.log_llm_call``) by a thin
 transport wrapper: it sees every attempt, including rate-limited and failed ones,
-and never the request headers, so the API key cannot reach the log.
+and never the request headers, so the API key cannot reach the log. The same wrapper
+guards against a hostile or broken server: one deadline for the whole attempt
+(``request_timeout``, not per read), a cap on the answer's size after decompression
+(``max_response_bytes``), and a 200 answer that is not a JSON object is refused with what
+came back (content type, first bytes, key scrubbed) instead of a puzzling parse error.
 """
 
 from __future__ import annotations
@@ -41,7 +45,14 @@ from coder.llm.response_model import (
     build_item_model,
     to_proposal,
 )
-from coder.llm.retry import transport_retrying, validation_retrying
+from coder.llm.retry import (
+    AnswerDeadline,
+    AnswerNotJSON,
+    AnswerTooLarge,
+    BadAnswer,
+    transport_retrying,
+    validation_retrying,
+)
 from coder.llm.secrets import scrub, scrub_value
 from schemas import Codebook, Response
 
@@ -120,17 +131,85 @@ class _LoggingTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         started = time.perf_counter()
         context = _CALL_CONTEXT.get()
+        settings = self.classifier.settings
+        response: httpx2.Response | None = None
+        body: bytes | None = None
         try:
-            response = await self.inner.handle_async_request(request)
-            await response.aread()
+            try:
+                # One deadline for the whole attempt: httpx's timeouts are per read, so a
+                # server sending a byte a second never trips them.
+                async with asyncio.timeout(settings.request_timeout):
+                    response = await self.inner.handle_async_request(request)
+                    body = await _read_capped(response, settings.max_response_bytes)
+            except TimeoutError as error:
+                raise AnswerDeadline(
+                    f"no complete answer within {settings.request_timeout:g} s "
+                    "(--request-timeout covers the whole answer)"
+                ) from error
+            finally:
+                if response is not None:
+                    await response.aclose()
+            assert response is not None and body is not None
+            if response.status_code == 200:
+                _check_json_object(response, body, self.classifier.secrets())
         except Exception as error:
-            self.classifier._record_call(request, None, None, started, context, error)
+            self.classifier._record_call(request, response, body, started, context, error)
             raise
-        self.classifier._record_call(request, response, response.content, started, context, None)
-        return response
+        # The body is read and decoded: hand the client a plain copy (no Content-Encoding,
+        # or it would be decompressed twice).
+        answer = httpx2.Response(
+            response.status_code,
+            headers=[
+                (name, value)
+                for name, value in response.headers.raw
+                if name.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
+            ],
+            content=body,
+            request=request,
+            extensions=response.extensions,
+        )
+        self.classifier._record_call(request, answer, body, started, context, None)
+        return answer
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
+    """The decoded (decompressed) body, refused once it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            encoding = response.headers.get("content-encoding")
+            how = f" ({encoding}-compressed)" if encoding else ""
+            raise AnswerTooLarge(
+                f"the answer{how} passed {limit:,} bytes once decoded; refused "
+                "(max_response_bytes in the config file)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_json_object(response: httpx2.Response, body: bytes, keys: Sequence[str]) -> None:
+    """Refuse a 200 answer that is not a JSON object, saying what came back."""
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        problem = "JSON nested too deeply to read"
+    except ValueError:
+        problem = "not JSON"
+    else:
+        if isinstance(parsed, dict):
+            return
+        problem = f"JSON {type(parsed).__name__}, not an object"
+    content_type = response.headers.get("content-type") or "(none)"
+    start = scrub(body[:200].decode("utf-8", "replace"), keys)
+    raise AnswerNotJSON(
+        f"HTTP 200 with content-type {content_type!r} and a {len(body):,}-byte body that is "
+        f"{problem}; it began: {start!r}"
+    )
 
 
 class LLMClassifier:
@@ -484,10 +563,10 @@ class LLMClassifier:
     ) -> None:
         duration_ms = (time.perf_counter() - started) * 1000
         payload: dict[str, Any] = {}
-        if body:
+        if body and not isinstance(error, BadAnswer):
             try:
                 payload = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 payload = {}
             if not isinstance(payload, dict):
                 payload = {}
@@ -591,6 +670,16 @@ def describe_error(error: BaseException) -> str:
     """A one-paragraph error for the failed proposal row (attempts and last cause)."""
     attempts = getattr(error, "n_attempts", None)
     cause = error.__cause__ or error
+    # The openai client says "Connection error." for anything its transport raised; the
+    # transport's own reason (a deadline, a size cap, an HTML page) is the useful part.
+    seen: set[int] = set()
+    item: BaseException | None = error
+    while item is not None and id(item) not in seen:
+        seen.add(id(item))
+        if isinstance(item, BadAnswer):
+            cause = item
+            break
+        item = item.__cause__ or item.__context__
     text = f"{type(cause).__name__}: {cause}"
     if attempts:
         text = f"after {attempts} attempt(s): {text}"

@@ -50,7 +50,11 @@ class LLMSettings:
     max_wait: float = 60.0
     #: total time budget for one item's transport retries, in seconds
     max_total_wait: float = 300.0
+    #: seconds for one whole HTTP attempt: connecting, sending and reading the entire
+    #: answer (not per read: a server dripping a byte a second must not hold a run)
     request_timeout: float = 120.0
+    #: the largest answer accepted, in bytes after decompression (a gzip bomb stops here)
+    max_response_bytes: int = 16 * 2**20
     #: redact PII before text leaves the machine (only applied to non-local endpoints)
     redact: bool = True
     #: price table override (JSON/TOML/YAML file)

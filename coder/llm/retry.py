@@ -37,6 +37,35 @@ from coder.llm.config import LLMSettings
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 
+class BadAnswer(Exception):
+    """An HTTP answer coder refuses before the openai client sees it (raised by the
+    transport, so the attempt is logged in ``llm_calls`` with this message).
+
+    The openai client reports any transport error as "Connection error."; the message
+    of this exception, found in the cause chain, is what the user sees instead
+    (:func:`coder.llm.classifier.describe_error`).
+    """
+
+    #: whether trying again unchanged may help
+    transient = True
+
+
+class AnswerDeadline(BadAnswer):
+    """The whole answer did not arrive within ``request_timeout`` (a server that drips)."""
+
+
+class AnswerTooLarge(BadAnswer):
+    """The answer, decompressed, passed ``max_response_bytes`` (a gzip bomb, a runaway body)."""
+
+    # A server that sent 50 MB once will do it again: no retry.
+    transient = False
+
+
+class AnswerNotJSON(BadAnswer):
+    """A 200 answer that is not a JSON object (an HTML page from a proxy, a truncated or
+    absurdly nested body)."""
+
+
 def _chain(error: BaseException) -> Iterator[BaseException]:
     """The error and its causes (instructor wraps the API error it gave up on)."""
     seen: set[int] = set()
@@ -49,6 +78,10 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 def is_transient(error: BaseException) -> bool:
     """True for failures worth trying again unchanged: rate limits, server errors, network."""
+    # Checked first: the openai client wraps it in a (transient) APIConnectionError.
+    bad = next((item for item in _chain(error) if isinstance(item, BadAnswer)), None)
+    if bad is not None:
+        return bad.transient
     for item in _chain(error):
         if isinstance(item, openai.APIStatusError):
             return item.status_code in TRANSIENT_STATUS

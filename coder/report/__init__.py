@@ -26,7 +26,7 @@ def write_report(
 
     ``options`` go to :func:`build_report` (attribution_field, max_quotes, title, ...).
     """
-    from coder.export import export_rows
+    from coder.export import export_columns, iter_export_rows
     from coder.report.html import render_html
     from coder.report.markdown import render_markdown
     from coder.report.xlsx import write_report_xlsx
@@ -44,7 +44,12 @@ def write_report(
             write = functools.partial(_write_text, render_html(report))
         elif fmt == "xlsx":
             path = out_dir / "report.xlsx"
-            write = functools.partial(write_report_xlsx, report, export_rows(store))
+            # The rows are read from the store as the sheet is written, a batch at a time.
+            def write(temporary: Path) -> None:
+                write_report_xlsx(
+                    report, iter_export_rows(store), temporary, export_columns(store)
+                )
+
         else:
             raise ValueError(f"unknown report format {fmt!r}")
         write_atomically(path, write)

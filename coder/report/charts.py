@@ -22,6 +22,12 @@ _STANCE_COLOURS = {
 }
 
 
+def _plain(text: str) -> str:
+    # matplotlib reads text between two '$' as mathtext (and fails on bad TeX): names from
+    # a codebook are plain text.
+    return text.replace("$", r"\$")
+
+
 def _png_data_uri(figure: plt.Figure) -> str:
     buffer = io.BytesIO()
     # A fixed metadata block keeps the PNG bytes stable between runs.
@@ -35,14 +41,16 @@ def theme_chart(question: QuestionReport, top: int = 12) -> str | None:
     nodes = question.themes[:top]
     if not nodes:
         return None
-    labels = [textwrap.shorten(node.label, 45, placeholder="…") for node in reversed(nodes)]
+    labels = [
+        _plain(textwrap.shorten(node.label, 45, placeholder="…")) for node in reversed(nodes)
+    ]
     values = [node.n for node in reversed(nodes)]
     figure, axes = plt.subplots(figsize=(7, 0.4 * len(nodes) + 1))
     bars = axes.barh(labels, values, color="#1565c0")
     axes.bar_label(bars, labels=[f"n={v}" for v in values], padding=3, fontsize=8)
     axes.set_xlabel("responses")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_title(f"Themes: {question.title}", fontsize=10)
+    axes.set_title(_plain(f"Themes: {question.title}"), fontsize=10)
     axes.spines[["top", "right"]].set_visible(False)
     return _png_data_uri(figure)
 
@@ -61,7 +69,7 @@ def stance_chart(question: QuestionReport) -> str | None:
             [part.n],
             left=left,
             color=_STANCE_COLOURS.get(part.stance_id, "#607d8b"),
-            label=f"{part.label} ({part.n})",
+            label=_plain(f"{part.label} ({part.n})"),
         )
         left += part.n
     axes.set_yticks([])

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-import jinja2
+from typing import Any
 
+import jinja2
+import markupsafe
+
+from coder.cells import xml_text
 from coder.report import charts
 from coder.report.model import ReportData
+
+
+def _visible(value: Any) -> Any:
+    # Control characters are invalid in HTML text; shown as U+FFFD, as in the other formats.
+    # Markup (a macro's output) was built from values that went through here already.
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return xml_text(value)
+    return value
 
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("coder.report", "templates"),
-        autoescape=True,  # response text is user data: always escaped
+        # Response text is user data: always escaped (markupsafe, through Jinja).
+        autoescape=True,
+        finalize=_visible,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,

@@ -1,9 +1,21 @@
-"""The rapid-insight report as Markdown, with Mermaid mind maps."""
+"""The rapid-insight report as Markdown, with Mermaid mind maps.
+
+Every text that comes from a project (responses, attributes, question and theme names) is
+data, never markup. Markdown has no standard escaping function, so this module keeps a
+small one, :func:`md_inline`: whitespace (newlines included) collapsed to one space, so a
+text cannot end a heading, a table row or a blockquote; control characters shown as U+FFFD;
+``< >`` as entities, so no raw HTML reaches a renderer that passes HTML through; and the
+characters of inline syntax (``\\ ` * _ [ ] | ~``) backslash-escaped, so a response
+cannot make a link, an image, code or emphasis. :func:`md_line` also escapes what would
+start a block at the beginning of a line (``#``, ``-``, ``+``, ``=``, ``1.``). Mermaid node
+text has its own rules (:func:`mermaid_text`).
+"""
 
 from __future__ import annotations
 
 import re
 
+from coder.cells import xml_text
 from coder.report.model import QuestionReport, Quote, ReportData, ThemeCount, walk_themes
 
 _SOURCE_NOTE = {
@@ -14,10 +26,13 @@ _SOURCE_NOTE = {
 
 
 def mermaid_text(text: str) -> str:
-    """Node text safe inside a Mermaid ``["..."]`` string (no quotes, backticks or newlines)."""
-    text = re.sub(r"\s+", " ", text).strip()
-    # Mermaid strings cannot contain a double quote and treat a leading backtick as Markdown.
-    return text.replace('"', "'").replace("`", "'") or "-"
+    """Node text safe inside a Mermaid ``["..."]`` string: one line, no quotes, backticks or
+    tags (``< >`` as Mermaid's entity codes ``#lt;``/``#gt;``), no control characters."""
+    text = " ".join(xml_text(text).split())
+    # Mermaid strings cannot contain a double quote and treat a leading backtick as Markdown;
+    # Mermaid draws labels as HTML, so a '<' must not open a tag there either.
+    text = text.replace('"', "'").replace("`", "'")
+    return text.replace("<", "#lt;").replace(">", "#gt;") or "-"
 
 
 def mermaid_mindmap(question: QuestionReport, max_depth: int = 3) -> str:
@@ -40,21 +55,31 @@ def mermaid_mindmap(question: QuestionReport, max_depth: int = 3) -> str:
     return "\n".join(lines)
 
 
-def _no_html(text: str) -> str:
-    # Markdown renderers pass raw HTML through: user text must not become a tag.
-    return text.replace("<", "&lt;").replace(">", "&gt;")
-
-
+# Inline syntax: code spans, emphasis, links and images, table cells, strikethrough.
+_INLINE_SYNTAX = re.compile(r"([\\`*_\[\]|~])")
+# '&' only where it would start an entity ('&lt;' typed by a respondent stays as typed).
+_ENTITY_START = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 # Text that a Markdown renderer would read as block syntax at the start of a line
-# ('>' is already '&gt;'); an ordered-list number is escaped at its '.' or ')'.
-_BLOCK_START = re.compile(r"^[#+*=_`~-]")
+# ('>' is already '&gt;'; '*', '_', '`', '~' are escaped everywhere); an ordered-list
+# number is escaped at its '.' or ')'.
+_BLOCK_START = re.compile(r"^[#+=-]")
 _ORDERED_START = re.compile(r"^(\d+)([.)])")
 
 
+def md_inline(text: str) -> str:
+    """User text as inert inline Markdown: one line, no HTML, no links, images, code or
+    emphasis of its own, no control characters. A renderer shows exactly the text."""
+    text = " ".join(xml_text(text).split())
+    text = _INLINE_SYNTAX.sub(r"\\\1", text)
+    text = _ENTITY_START.sub("&amp;", text)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def md_line(text: str) -> str:
-    """One line of user text, safe in a paragraph, quote or heading: no HTML, no newline,
-    no leading '#', '>', list or fence marker, no closing '#' run of a heading."""
-    text = _no_html(" ".join(text.split()))
+    """One line of user text, safe at the start of a paragraph, quote or heading:
+    :func:`md_inline`, with no leading '#', '>', list or setext marker, and no closing '#'
+    run of a heading."""
+    text = md_inline(text)
     if _BLOCK_START.match(text):
         text = "\\" + text
     text = _ORDERED_START.sub(r"\1\\\2", text)
@@ -62,7 +87,7 @@ def md_line(text: str) -> str:
 
 
 def _cell(text: object) -> str:
-    return _no_html(str(text)).replace("|", "\\|").replace("\n", " ")
+    return md_inline(str(text))
 
 
 def _pct(share: float) -> str:
@@ -72,13 +97,14 @@ def _pct(share: float) -> str:
 def _quote_block(quote: Quote) -> list[str]:
     lines = [f"> {md_line(line)}" if line.strip() else ">" for line in quote.text.splitlines()]
     chosen = "" if quote.flagged else " *(chosen by confidence; no quote flagged yet)*"
-    attribution = md_line(quote.attribution)
+    attribution = md_inline(quote.attribution)
     lines += [">", f"> — {attribution}{_SOURCE_NOTE[quote.source]}{chosen}", ""]
     return lines
 
 
 def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = ["| " + " | ".join(_cell(header) for header in headers) + " |"]
+    lines.append("|" + "---|" * len(headers))
     lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
     return lines + [""]
 
@@ -88,7 +114,7 @@ def render_markdown(report: ReportData) -> str:
     summary = report.summary
     out: list[str] = [f"# {md_line(report.title)}", ""]
     version = f" (version {report.codebook_version})" if report.codebook_version else ""
-    out.append(f"Codebook: {_no_html(' '.join(report.codebook_name.split()))}{version}.")
+    out.append(f"Codebook: {md_inline(report.codebook_name)}{version}.")
     if report.generated_at:
         out.append(f"Generated {report.generated_at}.")
     out += ["", f"> {report.status.line()}", ""]
@@ -128,7 +154,7 @@ def render_markdown(report: ReportData) -> str:
             out += [f"> {md_line(question.text)}", ""]
         out += [f"**Responses:** {question.counts_line}", ""]
         if question.has_stance:
-            out += [f"**Does it resonate?** {_no_html(question.resonance)}", ""]
+            out += [f"**Does it resonate?** {md_inline(question.resonance)}", ""]
         out += [f"*{question.status.line()}*", ""]
         if question.has_stance:
             out += _table(

@@ -1,11 +1,15 @@
 """The rapid-insight report as an XLSX workbook (openpyxl).
 
-Sheets: 'Summary', one per question/hypothesis, and 'Coded responses' (the export rows).
+Sheets: 'Summary', one per question/hypothesis, and 'Coded responses' (the export rows,
+streamed through :mod:`coder.xlsx_stream`, so a 500,000-response project does not build
+500,000 rows of openpyxl cells). Every user text is a string cell, never a formula, with
+characters XML cannot hold shown as U+FFFD (:func:`coder.cells.xlsx_text`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,11 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from coder.cells import xlsx_text
 from coder.report.model import QuestionReport, ReportData, walk_themes
+
+#: The sheet of export rows, in the export and in the report workbook.
+ROWS_SHEET = "Coded responses"
 
 _BOLD = Font(bold=True)
 _TITLE = Font(bold=True, size=14)
@@ -25,7 +33,7 @@ _INVALID_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 def sheet_title(text: str, taken: set[str]) -> str:
     """A valid, unique sheet name (Excel: at most 31 characters, no []:*?/\\)."""
-    cleaned = re.sub(r"\s+", " ", _INVALID_SHEET_CHARS.sub(" ", text))
+    cleaned = re.sub(r"\s+", " ", _INVALID_SHEET_CHARS.sub(" ", xlsx_text(text)))
     base = cleaned.strip().strip("'")[:31].strip() or "Sheet"
     title, counter = base, 2
     while title.lower() in taken:
@@ -41,7 +49,10 @@ def put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
 
     openpyxl stores any string that starts with '=' as a formula, so a response such as
     '=HYPERLINK(...)' would run in Excel: such cells are forced back to plain strings.
+    Control characters (which openpyxl refuses) become U+FFFD.
     """
+    if isinstance(value, str):
+        value = xlsx_text(value)
     cell = sheet.cell(row=row, column=column, value=value)
     if isinstance(value, str) and cell.data_type == "f":
         cell.data_type = "s"
@@ -180,36 +191,51 @@ def _question_sheet(workbook: Workbook, question: QuestionReport, taken: set[str
     _widths(sheet, [50, 40, 8, 8, 10, 24, 60])
 
 
-def add_rows_sheet(
-    workbook: Workbook, title: str, rows: list[dict[str, Any]], columns: list[str]
-) -> Worksheet:
-    """A sheet with a header row and one row per dict (lists joined with '; ')."""
-    from coder.export import flat_value
-
+def add_rows_sheet(workbook: Workbook, title: str, columns: list[str]) -> Worksheet:
+    """The rows sheet with its header only; :func:`coder.xlsx_stream.save_streamed` adds
+    the rows (one per export row, lists joined with '; ') when the workbook is saved."""
     sheet = workbook.create_sheet(title)
     _header(sheet, 1, columns)
-    for index, row in enumerate(rows, start=2):
-        for column, key in enumerate(columns, start=1):
-            put(sheet, index, column, flat_value(row.get(key)))
     sheet.freeze_panes = "B2"
     sheet.auto_filter.ref = sheet.dimensions
     return sheet
 
 
-def build_workbook(report: ReportData, rows: list[dict[str, Any]]) -> Workbook:
-    """The report workbook: Summary, one sheet per question, then the coded responses."""
-    from coder.export import columns_for
+def sheet_row_values(rows: Iterable[dict[str, Any]], columns: list[str]) -> Iterator[list[Any]]:
+    """Each export row as the cell values of ``columns`` (see :func:`coder.export.flat_value`)."""
+    from coder.export import flat_value
 
+    for row in rows:
+        yield [flat_value(row.get(key)) for key in columns]
+
+
+def build_workbook(report: ReportData, columns: list[str]) -> Workbook:
+    """The report workbook: Summary, one sheet per question, then the coded responses'
+    header (the rows are streamed in when saved)."""
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
     _summary_sheet(workbook, report)
-    taken = {"summary", "coded responses"}
+    taken = {"summary", ROWS_SHEET.lower()}
     for question in report.questions:
         _question_sheet(workbook, question, taken)
-    add_rows_sheet(workbook, "Coded responses", rows, columns_for(rows))
+    add_rows_sheet(workbook, ROWS_SHEET, columns)
     return workbook
 
 
-def write_report_xlsx(report: ReportData, rows: list[dict[str, Any]], path: Path) -> None:
-    """Save the report workbook to ``path``."""
-    build_workbook(report, rows).save(path)
+def write_report_xlsx(
+    report: ReportData,
+    rows: Iterable[dict[str, Any]],
+    path: Path,
+    columns: list[str] | None = None,
+) -> None:
+    """Save the report workbook to ``path``, streaming ``rows`` into its last sheet.
+
+    ``columns`` default to those of the rows (which are then all read first).
+    """
+    from coder.export import columns_for
+    from coder.xlsx_stream import save_streamed
+
+    if columns is None:
+        rows = list(rows)
+        columns = columns_for(rows)
+    save_streamed(build_workbook(report, columns), ROWS_SHEET, sheet_row_values(rows, columns), path)
