@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from coder.backends.base import Classifier, ProposalResult
-from coder.llm.injection import FLAG as INJECTION_FLAG
-from coder.llm.injection import looks_like_prompt_injection
-from coder.llm.redact import redact
+from coder.injection import FLAG as INJECTION_FLAG
+from coder.injection import looks_like_prompt_injection
+from coder.redact import redact
 from coder.store import Store
 from schemas import Codebook, Response
 

@@ -12,7 +12,8 @@ from openpyxl import load_workbook
 
 from coder.cli import cli
 from coder.errors import CoderError
-from coder.export import COLUMNS, export
+from coder.export import export
+from coder.report.rows import COLUMNS
 from coder.store import Store
 from tests.report_project import project  # noqa: F401  (fixture)
 

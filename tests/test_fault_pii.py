@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from coder.llm.redact import nhs_number_valid, redact
+from coder.redact import nhs_number_valid, redact
 from tests.llm_fake_server import FakeOpenAI, coder_executable, make_project, precode_args
 
 HAND_LABELLED: list[tuple[str, list[tuple[str, str]]]] = [

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from coder.backends.base import Classifier, get_classifier
+from coder.injection import FLAG
 from coder.llm.classifier import LLMClassifier
-from coder.llm.injection import FLAG
 from coder.precode import precode
 from coder.store import Store
 from tests.llm_fake_server import FakeOpenAI, make_project

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from coder.cli import cli
+from coder.injection import FLAG
 from coder.llm.classifier import LLMClassifier
-from coder.llm.injection import FLAG
 from coder.precode import precode
 from coder.store import Store
 from tests.llm_fake_server import FakeOpenAI, make_project, precode_args

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coder.llm.redact import nhs_number_valid, redact
+from coder.redact import nhs_number_valid, redact
 
 # (text, [PII strings that must not survive]) — hand-labelled, UK survey style.
 LABELLED: list[tuple[str, list[str]]] = [

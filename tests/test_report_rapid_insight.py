@@ -13,7 +13,6 @@ from openpyxl import load_workbook
 
 from coder.cli import cli
 from coder.embedded.features import stance_only
-from coder.export import export_rows
 from coder.report import build_report, write_report
 from coder.report.html import render_html
 from coder.report.markdown import render_markdown
@@ -23,6 +22,7 @@ from coder.report.model import (
     attribution_for,
 )
 from coder.report.quotes import content_words, is_duplicate, normalise, quotable
+from coder.report.rows import export_rows
 from coder.report.xlsx import write_report_xlsx
 from coder.store import Store
 from schemas import Labels, Response

@@ -9,8 +9,8 @@ from typing import Any
 
 from openpyxl import load_workbook
 
-from coder.export import export_rows
 from coder.report import build_report
+from coder.report.rows import export_rows
 from coder.report.xlsx import sheet_title, write_report_xlsx
 from coder.store import Store
 from tests.report_project import GOLDEN, project  # noqa: F401  (fixture)

@@ -38,7 +38,6 @@ from coder.backends.base import ProposalResult
 from coder.llm import prompts
 from coder.llm.config import LLMSettings, build_settings
 from coder.llm.pricing import PriceTable, estimate_tokens
-from coder.llm.redact import redact
 from coder.llm.response_model import (
     VALIDATION_CONTEXT,
     build_batch_model,
@@ -54,6 +53,7 @@ from coder.llm.retry import (
     validation_retrying,
 )
 from coder.llm.secrets import scrub, scrub_value
+from coder.redact import redact
 from schemas import Codebook, Response
 
 MODES = {

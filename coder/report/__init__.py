@@ -26,9 +26,9 @@ def write_report(
 
     ``options`` go to :func:`build_report` (attribution_field, max_quotes, title, ...).
     """
-    from coder.export import export_columns, iter_export_rows
     from coder.report.html import render_html
     from coder.report.markdown import render_markdown
+    from coder.report.rows import export_columns, iter_export_rows
     from coder.report.xlsx import write_report_xlsx
 
     report = build_report(store, **options)

@@ -202,8 +202,8 @@ def add_rows_sheet(workbook: Workbook, title: str, columns: list[str]) -> Worksh
 
 
 def sheet_row_values(rows: Iterable[dict[str, Any]], columns: list[str]) -> Iterator[list[Any]]:
-    """Each export row as the cell values of ``columns`` (see :func:`coder.export.flat_value`)."""
-    from coder.export import flat_value
+    """Each export row as the cell values of ``columns`` (see :func:`coder.report.rows.flat_value`)."""
+    from coder.report.rows import flat_value
 
     for row in rows:
         yield [flat_value(row.get(key)) for key in columns]
@@ -232,7 +232,7 @@ def write_report_xlsx(
 
     ``columns`` default to those of the rows (which are then all read first).
     """
-    from coder.export import columns_for
+    from coder.report.rows import columns_for
     from coder.xlsx_stream import save_streamed
 
     if columns is None:
