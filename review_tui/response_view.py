@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from coder.cells import safe_for_terminal
 from coder.review import ReviewItem
 from review_tui.text_pane import TextPane
 from schemas import Codebook
@@ -52,12 +53,14 @@ def render_response(item: ReviewItem, codebook: Codebook, blind: bool) -> Text:
     if response.tags:
         out.append(" ".join("#" + tag for tag in response.tags) + "\n", style="magenta")
     out.append("\n")
-    body = Text(response.text)
+    # Control characters in an answer are shown as escapes, never sent to the terminal.
+    shown = safe_for_terminal(response.text)
+    body = Text(shown)
     proposal = item.proposed
     if proposal is not None and not blind:
         quotes = [t.evidence for t in proposal.themes if t.evidence]
         quotes += [s.evidence for s in proposal.suggested_themes if s.evidence]
-        for start, end in evidence_spans(response.text, quotes):
+        for start, end in evidence_spans(shown, [safe_for_terminal(q) for q in quotes]):
             body.stylize(EVIDENCE_STYLE, start, end)
     out.append_text(body)
     return out

@@ -256,3 +256,31 @@ def test_status_lists_review_sessions(tmp_path: Path) -> None:
     assert "review sessions" in result.output
     assert "ann " in result.output and "2 decisions" in result.output
     assert "50% accepted unchanged" in result.output
+
+
+async def test_control_characters_in_an_answer_are_shown_not_obeyed(tmp_path: Path) -> None:
+    store = workshop_project(tmp_path / "w.db")
+    store.add_responses([Response(id="esc", text="Clear \x1b[2J the screen", question="H1")])
+    app = review_app(store)
+    async with app.run_test(size=SIZE):
+        app.session.go_to("esc")
+        app.redraw()
+        text = screen_text(app)
+        assert "\x1b" not in text and "\\x1b[2J" in text
+
+
+def test_responses_command_prints_markup_and_escapes_as_text(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from coder.cli import cli
+
+    store = workshop_project(tmp_path / "w.db")
+    store.add_responses(
+        [Response(id="link", text="[link=http://x]click[/link] \x1b[31mred", question="H1")]
+    )
+    path = str(store.path)
+    store.close()
+    result = CliRunner().invoke(cli, ["responses", "--db", path, "--limit", "50"])
+    assert result.exit_code == 0, result.output
+    assert "[link=http://x]click[/link]" in result.output
+    assert "\x1b[31m" not in result.output and "\\x1b[31mred" in result.output

@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from coder.atomic import is_sqlite_file
+from coder.cells import safe_for_terminal
 from coder.errors import CoderError
 from coder.store import Store, default_db_path, describe_sqlite_error
 
@@ -34,6 +36,12 @@ def quiet_library_logs() -> None:
         logger = logging.getLogger(name)
         logger.addHandler(logging.NullHandler())
         logger.propagate = False
+
+
+def plain(text: str | None) -> Text:
+    """User text as a table cell or line: no Rich markup, no terminal control characters
+    (a response saying ``[link=…]`` or ``\x1b[2J`` is shown, not obeyed)."""
+    return Text(safe_for_terminal(text or ""))
 
 
 def db_option(func: F) -> F:

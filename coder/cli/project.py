@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from coder.cli.common import console, db_option, err_console, handle_errors, open_store
+from coder.cli.common import console, db_option, err_console, handle_errors, open_store, plain
 from coder.importer import (
     MAX_CELL_CHARS,
     MAX_UNZIPPED_MB,
@@ -130,7 +130,7 @@ def _print_mapping(plan: ImportPlan, *, full: bool) -> None:
                 "dropped": "dropped",
             }.get(column.role, column.role)
             how = column.how + (f" ({column.similarity:.2f})" if column.similarity is not None else "")
-            table.add_row(column.letter, escape(shorten(column.header, 36)), escape(target), escape(how))
+            table.add_row(column.letter, plain(shorten(column.header, 36)), plain(target), plain(how))
         console.print(table)
         return
     for key, value in plan.mapping.items():
@@ -138,16 +138,16 @@ def _print_mapping(plan: ImportPlan, *, full: bool) -> None:
             continue
         if key == "questions" and isinstance(value, dict):
             value = ", ".join(shorten(q) for q in dict.fromkeys(value.values()))
-        console.print(f"  {key}: {value}", highlight=False, markup=False, soft_wrap=True)
+        console.print(plain(f"  {key}: {value}"), highlight=False, soft_wrap=True)
     recognised = [c for c in plan.columns if c.role == "attribute" and c.how.startswith("recognised")]
     for column in recognised:
-        console.print(f"  {column.letter} {column.header!r} → attribute {column.target}",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(plain(f"  {column.letter} {column.header!r} → attribute {column.target}"),
+                      highlight=False, soft_wrap=True)
     for column in plan.tolerant_matches():
         similarity = f", similarity {column.similarity:.2f}" if column.similarity is not None else ""
         header = column.header if len(column.header) <= 70 else column.header[:69] + "…"
-        console.print(f"  {column.letter} {header!r} → {column.target} ({column.how}{similarity})",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(plain(f"  {column.letter} {header!r} → {column.target} ({column.how}{similarity})"),
+                      highlight=False, soft_wrap=True)
 
 
 @click.command("responses")
@@ -171,7 +171,9 @@ def responses(question: str | None, limit: int, as_json: bool, db_path: Path | N
         return
     table = Table("id", "question", "tags", "text", title=f"{len(rows)} of {total} responses")
     for response in rows:
-        table.add_row(response.id, response.question or "", " ".join(response.tags), response.text[:90])
+        table.add_row(
+            plain(response.id), plain(response.question), plain(" ".join(response.tags)), plain(response.text[:90])
+        )
     console.print(table)
 
 
