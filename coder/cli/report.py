@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from coder.cli.common import console, db_option, handle_errors, open_store
+from coder.cli.common import console, db_option, err_console, handle_errors, open_store
 from coder.errors import CoderError
 
 REPORT_FORMATS = ("md", "html", "xlsx")
@@ -94,7 +94,7 @@ def report(
         except LookupError as error:
             raise CoderError(str(error)) from error
     for path in paths:
-        console.print(f"wrote {path}")
+        err_console.print(f"Wrote {path}", highlight=False, markup=False)
     console.print(report_data.summary.sentence)
     console.print(report_data.status.line())
 
@@ -135,10 +135,10 @@ def export(db_path: Path | None, fmt: str | None, out_path: Path) -> None:
     with open_store(db_path) as store:
         if fmt in ("qdpx", "qdc"):
             what = export_refi_qda(store, out_path, fmt)
-            console.print(f"wrote {out_path}: {what}")
+            err_console.print(f"Wrote {out_path}: {what}", highlight=False, markup=False)
             return
         count = export_table(store, out_path, fmt)
-    console.print(f"wrote {out_path}: {count} responses")
+    err_console.print(f"Wrote {out_path}: {count} responses", highlight=False, markup=False)
 
 
 # --- discover -------------------------------------------------------------------------------
