@@ -48,6 +48,9 @@ cli.add_command(eval_)
 from coder.cli_train import train  # noqa: E402
 
 cli.add_command(train)
+from coder.cli_models import models  # noqa: E402
+
+cli.add_command(models)
 from coder.cli_doctor import doctor  # noqa: E402
 
 cli.add_command(doctor)
