@@ -206,9 +206,11 @@ def test_retrain_and_repropose_appends_proposals_for_unreviewed(db_path: Path) -
         current["new1"].proposal is not None and "parking" in current["new1"].proposal.theme_codes
     )
     assert current["new2"].proposal is not None and not current["new2"].proposal.relevant
-    # A second run appends, never overwrites; the stored model is picked up by new classifiers.
-    retrain_and_repropose(store)
-    assert len(store.proposal_history("new0")) == 2
+    # A second run on the same labels makes the same model version: it replaces the model's
+    # row and adds no second proposal from it; the stored model is picked up by new classifiers.
+    again = retrain_and_repropose(store)
+    assert again.model_version == summary.model_version and again.n_reproposed == 0
+    assert len(store.proposal_history("new0")) == 1
     assert LocalClassifier(store).model_version == summary.model_version
     store.close()
 

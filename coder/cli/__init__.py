@@ -62,6 +62,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "import_",
         "Import responses from a CSV, XLSX or JSONL file.",
     ),
+    "models": (
+        "coder.cli.models",
+        "models",
+        "List the project's trained models: version, when, storage format, encoder, what "
+        "each was trained on (labels per field, codebook version, seed, library versions), "
+        "its cross-validated figures and which one is active.",
+    ),
     "precode": (
         "coder.cli.precode",
         "precode_command",

@@ -336,6 +336,13 @@ class _EvalGroup(click.Group):
     show_default=True,
     help="Per-code rows to print (0 = none).",
 )
+@click.option(
+    "--fine-tune",
+    "fine_tune",
+    is_flag=True,
+    help="Fine-tune the encoder on the training items first (local backend with --train or "
+    "--train-filter; optional extra: pip install 'coder[finetune]').",
+)
 @db_option
 @click.pass_context
 @handle_errors
@@ -404,6 +411,7 @@ def _run_eval(
     no_baselines: bool,
     per_code_rows: int,
     db_path: Path | None,
+    fine_tune: bool = False,
 ) -> None:
     from eval import baselines, runner
     from eval.gold import data_hash, load_gold, read_items
@@ -445,6 +453,11 @@ def _run_eval(
         run_info = {"backend": "predictions", "model": str(predictions_path), "prompt_hash": None}
         params["predictions"] = str(predictions_path)
     else:
+        if fine_tune and (cv or learning_curve):
+            raise CoderError(
+                "--fine-tune fine-tunes once on --train or --train-filter items: it cannot be "
+                "combined with --cv or --learning-curve"
+            )
         if cv and (train_path or train_by or learning_curve):
             raise CoderError(
                 "--cv trains on the other folds of the scored items: it cannot be combined "
@@ -483,6 +496,10 @@ def _run_eval(
             )
             params["learning_curve"] = learning_curve
         else:
+            if fine_tune:
+                from coder.cli.train import fine_tune_encoder_for_eval
+
+                params["fine_tune"] = fine_tune_encoder_for_eval(make, backend, pool, seed)
             classifier = make()
             if pool and not runner.fit(classifier, pool, codebook):
                 console.print(f"[yellow]The {backend} backend does not learn: training ignored.[/]")
@@ -921,4 +938,117 @@ def eval_history(
     console.print(table)
     if json_path:
         _write_json(json_path, {"runs": runs})
+        console.print(f"Wrote {json_path}")
+
+
+@eval_.command("simulate")
+@click.argument("gold_path", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option(
+    "--codebook",
+    "codebook_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Gold codebook file (with --items, instead of a gold folder).",
+)
+@click.option(
+    "--items",
+    "items_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Gold items JSONL.",
+)
+@click.option(
+    "--retrain-every",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Retrain after every N decisions, as 'coder review --retrain-every' (0: never).",
+)
+@click.option(
+    "--fine-tune",
+    "fine_tune",
+    is_flag=True,
+    help="Retrain with 'coder train --fine-tune' (optional extra: pip install 'coder[finetune]').",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Review a seeded sample of N items.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample and import order.")
+@click.option(
+    "--project",
+    "project_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep the simulated project file here (a new file; default: a temporary one).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the figures as JSON.",
+)
+@handle_errors
+def eval_simulate(
+    gold_path: Path | None,
+    codebook_path: Path | None,
+    items_path: Path | None,
+    retrain_every: int,
+    fine_tune: bool,
+    limit: int | None,
+    seed: int,
+    project_path: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Reviewer effort: replay a gold set as the reviewer, in coder's own queue order.
+
+    Builds a project from the gold answers, pre-codes it zero-shot, then reviews it as the
+    review app would (least confident first), giving each answer its gold labels and
+    retraining every --retrain-every decisions. Prints, per 100 answers, the proposals
+    accepted unchanged and the label edits needed (theme additions + removals + stance
+    change + relevance change), beside coding with no model and zero-shot without retraining.
+    """
+    import tempfile
+
+    from eval.gold import load_gold
+    from eval.simulate import simulate
+
+    if gold_path is None and (codebook_path is None or items_path is None):
+        raise CoderError("give a gold folder (coder eval simulate FOLDER) or --codebook and --items")
+    codebook, items = load_gold(gold_path, codebook=codebook_path, items=items_path)
+    if fine_tune:
+        from coder.embedded.finetune import require_finetune
+
+        require_finetune()
+
+    def report(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            err_console.print(f"[dim]simulate: {done}/{total} reviewed[/]")
+
+    with tempfile.TemporaryDirectory(prefix="coder-simulate-") as folder:
+        project = project_path or Path(folder) / "simulated.db"
+        result = simulate(
+            codebook,
+            items,
+            project,
+            retrain_every=retrain_every,
+            fine_tune=fine_tune,
+            limit=limit,
+            seed=seed,
+            progress=report,
+        ).as_dict()
+    if project_path is None:
+        result["project"] = None
+    table = Table(
+        title=f"Reviewer effort per 100 answers ({result['n_items']} answers, "
+        f"{result['retrains']} retrain(s))"
+    )
+    for column in ("policy", "accepted unchanged", "label edits", "theme", "stance", "relevance"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for effort in result["policies"].values():
+        figures = effort["per_100"]
+        keys = ("accepted_unchanged", "label_edits", "theme_edits", "stance_edits",
+                "relevance_edits")  # fmt: skip
+        table.add_row(
+            effort["policy"],
+            *("–" if figures.get(key) is None else f"{figures[key]:.1f}" for key in keys),
+        )
+    console.print(table)
+    if json_path:
+        _write_json(json_path, result)
         console.print(f"Wrote {json_path}")

@@ -2,13 +2,133 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
 from coder.cli.common import console, db_option, err_console, handle_errors, open_store
+from coder.errors import CoderError
+from coder.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fine_tune_options(func: F) -> F:
+    """--fine-tune and its settings (shared by coder train and coder eval)."""
+    options = [
+        click.option(
+            "--fine-tune",
+            "fine_tune",
+            is_flag=True,
+            help="Fine-tune the sentence encoder on the labels first (optional extra: "
+            "pip install 'coder[finetune]').",
+        ),
+        click.option(
+            "--time-budget",
+            type=click.FloatRange(min=1),
+            default=None,
+            help="With --fine-tune: seconds of training at most; the best weights so far are "
+            "used and a rerun continues from the checkpoint.",
+        ),
+        click.option(
+            "--seed", type=int, default=None, help="With --fine-tune: random seed (default 0)."
+        ),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=1),
+            default=None,
+            help="With --fine-tune: passes over the labels at most (default 4; early stopping "
+            "on a held-back 10%).",
+        ),
+        click.option(
+            "--trainable-layers",
+            type=click.IntRange(1, 6),
+            default=None,
+            help="With --fine-tune: how many of the 6 top transformer layers to train "
+            "(default 2; the rest are frozen).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+class FineTuneBar:
+    """A rich progress bar on stderr fed by the fine-tuning progress callback."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("Fine-tuning"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("fine-tune", total=None, loss="–")
+
+    def __enter__(self) -> FineTuneBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, step: int, total: int, info: dict[str, Any]) -> None:
+        self.progress.update(self.task, completed=step, total=total, loss=f"{info['loss']:.3f}")
+
+
+def _fine_tune(
+    store: Store,
+    codebook_version: int | None,
+    *,
+    from_file: Path | None,
+    split: str | None,
+    repropose: bool,
+    options: dict[str, Any],
+) -> Any:
+    """Run coder train --fine-tune; print the encoder's figures; return the retrain summary."""
+    from coder.embedded.finetune import config_from, require_finetune
+    from coder.embedded.finetune_run import checkpoint_folder, fine_tune_project
+
+    require_finetune()
+    config = config_from(**options)
+    with FineTuneBar() as bar:
+        result = fine_tune_project(
+            store,
+            codebook_version,
+            from_file=from_file,
+            split=split,
+            config=config,
+            progress=bar,
+            repropose=repropose,
+        )
+    print_fine_tune(result.encoder, checkpoint_folder(store))
+    return result.retrain
+
+
+def print_fine_tune(result: Any, folder: Path | None) -> None:
+    """What the fine-tuning did: steps, stopping reason, loss, export and its accuracy."""
+    metrics = result.metrics
+    cosine = metrics.get("onnx_int8_frozen_layers_cosine") or metrics.get("onnx_int8_cosine") or {}
+    console.print(
+        f"Fine-tuned encoder [bold]{result.name}[/]: {metrics['steps']}/{metrics['total_steps']} "
+        f"steps ({metrics['stopped']}; best holdout loss {metrics['best_holdout_loss']:.4f} at "
+        f"step {metrics['best_step']}) in {metrics['train_seconds']:.0f} s; exported as "
+        f"{metrics['export']} ONNX ({len(result.onnx_bytes) / 1e6:.1f} MB"
+        + (f", cosine to the float model {cosine['mean']:.3f}" if result.quantized else "")
+        + ")."
+    )
+    if not result.complete and folder is not None:
+        console.print(
+            f"Stopped before the end: run the same command again to continue from {folder}."
+        )
 
 
 @click.command()
@@ -34,6 +154,7 @@ from coder.cli.common import console, db_option, err_console, handle_errors, ope
     is_flag=True,
     help="Only train and store the model; do not re-propose unreviewed responses.",
 )
+@fine_tune_options
 @handle_errors
 def train(
     db_path: Path | None,
@@ -41,24 +162,53 @@ def train(
     split: str | None,
     codebook_version: int | None,
     no_repropose: bool,
+    fine_tune: bool,
+    time_budget: float | None,
+    seed: int | None,
+    epochs: int | None,
+    trainable_layers: int | None,
 ) -> None:
     """Train the local (offline) classifier and re-propose unreviewed responses.
 
     Learns from every response's labels in force (accepted, corrected or adjudicated), or
     from --from-file. The model is stored in the project; responses nobody has reviewed get
     a new proposal from it (earlier proposals are kept).
+
+    With --fine-tune (needs: pip install 'coder[finetune]') the sentence encoder itself is
+    first fine-tuned on the labels, stored in the project as ONNX (usable without the
+    extra) and used from then on; checkpoints in PROJECT.finetune/ let an interrupted or
+    time-boxed run continue.
     """
     from coder.embedded.retrain import retrain_and_repropose
 
+    if not fine_tune and any(v is not None for v in (time_budget, seed, epochs, trainable_layers)):
+        raise click.UsageError(
+            "--time-budget, --seed, --epochs and --trainable-layers go with --fine-tune"
+        )
     with open_store(db_path) as store:
-        with console.status("Training the local classifier ..."):
-            summary = retrain_and_repropose(
+        if fine_tune:
+            summary = _fine_tune(
                 store,
                 codebook_version,
                 from_file=from_file,
                 split=split,
                 repropose=not no_repropose,
+                options={
+                    "time_budget": time_budget,
+                    "seed": seed,
+                    "epochs": epochs,
+                    "trainable_layers": trainable_layers,
+                },
             )
+        else:
+            with console.status("Training the local classifier ..."):
+                summary = retrain_and_repropose(
+                    store,
+                    codebook_version,
+                    from_file=from_file,
+                    split=split,
+                    repropose=not no_repropose,
+                )
     console.print(
         f"Trained [bold]{summary.model_version}[/] on {summary.n_examples} labelled responses "
         f"({summary.source}, codebook v{summary.codebook_version}) in {summary.train_seconds:.1f} s."
@@ -75,6 +225,7 @@ def train(
 _WHY = {
     "zero-shot": "kept zero-shot: no trained option beat it out of fold",
     "augmented": "zero-shot matching with reviewed answers as extra examples",
+    "stacked": "zero-shot weighed against the nearest reviewed answers, per code by its examples",
     "hybrid": "trained model for codes with enough examples, zero-shot for the rest",
     "trained": "trained model",
     "trained+cues": "trained model; the respondent's explicit opening wins",
@@ -90,7 +241,8 @@ def _print_fields(fields: dict[str, str], gate: dict[str, Any]) -> None:
         used = fields.get(name, "trained")
         scores = gate.get(name) or {}
         shown = ", ".join(
-            f"{option} {'–' if value is None else f'{value:.3f}'}" for option, value in scores.items()
+            f"{option} {'–' if value is None else f'{value:.3f}'}"
+            for option, value in scores.items()
         )
         why = _WHY.get(used, used)
         if scores and all(value is None for value in scores.values()):
@@ -131,3 +283,31 @@ def _print_changes(changes: dict[str, dict[str, list[int]]]) -> None:
             "more (was before): review a few such answers so the model can learn them.",
             highlight=False,
         )
+
+
+def fine_tune_encoder_for_eval(
+    make: Any, backend: str, pool: list[Any], seed: int
+) -> dict[str, Any]:
+    """``coder eval --fine-tune``: fine-tune on the training items, give the factory the encoder.
+
+    Returns what to record in the eval run's params (encoder name, steps, times).
+    """
+    from coder.embedded.finetune import config_from, require_finetune
+    from coder.embedded.finetune_run import fine_tuned_encoder
+    from eval import runner
+
+    if backend != "local":
+        raise CoderError(f"--fine-tune needs the local backend, not {backend!r}")
+    if not pool:
+        raise CoderError("--fine-tune needs training items: give --train FILE or --train-filter")
+    require_finetune()
+    with FineTuneBar() as bar:
+        encoder, result = fine_tuned_encoder(
+            runner.labelled_examples(pool), config_from(seed=seed), bar
+        )
+    print_fine_tune(result, None)
+    make.options["encoder"] = runner.CachingEncoder(encoder)
+    return {
+        "encoder": result.name,
+        **{k: result.metrics[k] for k in ("steps", "stopped", "train_seconds", "export")},
+    }

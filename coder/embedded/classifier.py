@@ -40,12 +40,19 @@ from coder.embedded.models import (
     KernelThemeModel,
     LabelModel,
     PairModel,
+    StackModel,
     choose_regularisation,
     pair_features,
     prototype_similarity,
     sigmoid,
 )
-from coder.embedded.training import LabelledExample, examples_hash, load_state, save_state
+from coder.embedded.training import (
+    LabelledExample,
+    examples_hash,
+    library_versions,
+    load_state,
+    save_state,
+)
 from coder.errors import BackendError
 from coder.store import Store, now
 from schemas import Codebook, Proposal, Response, ThemeAssignment
@@ -121,6 +128,8 @@ class TrainedState:
     stance_counts: dict[str, int] = field(default_factory=dict)
     #: per code, the reviewed answers that carry it: extra examples for zero-shot matching
     code_examples: dict[str, list[str]] = field(default_factory=dict)
+    #: themes from few labels: zero-shot, nearest reviewed answers and kernel in one model
+    stack_model: StackModel | None = None
 
 
 @dataclass
@@ -142,6 +151,41 @@ def stance_mapping(codebook: Codebook) -> dict[str, str]:
     if codebook.stance is None:
         return {}
     return canonical_stances([(v.id, v.label or "") for v in codebook.stance.values])
+
+
+#: What fit learns, as a number in every model's version: bump it when fit changes, so that
+#: a refit on the same labels is a new version (re-proposing everything), not a rerun of
+#: the old one (which re-proposes only what a killed run left). 2: the stacked themes model.
+FIT_REVISION = 2
+#: Seed of every random choice in fit (negative sampling, folds, subsamples): a refit on
+#: the same labels gives the same model and version.
+FIT_SEED = 0
+
+
+def training_record(
+    examples: Sequence[LabelledExample], codebook: Codebook, fields: dict[str, str]
+) -> dict[str, Any]:
+    """What a model was trained on, for ``coder models``: labels per field, seed, libraries."""
+    relevant = [example for example in examples if example.relevant is not False]
+    return {
+        "examples": {
+            "total": len(examples),
+            "relevance": {
+                "relevant": len(relevant),
+                "not relevant": len(examples) - len(relevant),
+            },
+            "themes": dict(
+                sorted(Counter(code for e in relevant for code in e.themes).items())
+            ),
+            "stance": dict(
+                sorted(Counter(str(e.stance) for e in relevant if e.stance is not None).items())
+            ),
+        },
+        "codebook_hash": codebook.content_hash()[:12],
+        "seed": FIT_SEED,
+        "libraries": library_versions(),
+        "fields": dict(fields),
+    }
 
 
 def _concentration(lean: np.ndarray) -> float:
@@ -213,11 +257,16 @@ class LocalClassifier:
     def encoder(self) -> Encoder:
         if self._encoder is None:
             # A trained state is used with the encoder it was trained with.
-            self._encoder = get_encoder(self.state.encoder_name if self.state else None)
+            # A project's fine-tuned encoder is read from its store (coder train --fine-tune).
+            self._encoder = get_encoder(
+                self.state.encoder_name if self.state else None, store=self.model_store
+            )
         return self._encoder
 
     def _model_name(self) -> str:
         name = self.state.encoder_name if self.state else FAST_MODEL_NAME
+        if self.state is None and self.model_store is not None:
+            name = self.model_store.latest_encoder_name() or name  # a fine-tuned project
         if self._encoder is not None:
             name = self._encoder.name
         return f"{name}+{'kernel-ridge+pair' if self.state else 'zero-shot'}"
@@ -498,12 +547,10 @@ class LocalClassifier:
                 rare_codes[theme.id] = (counts[theme.id], seen)
         theme_model = None
         kernel_texts: list[str] = []
+        rows = relevant_rows
+        if len(rows) > MAX_KERNEL_EXAMPLES:
+            rows = sorted(np.random.default_rng(0).choice(rows, MAX_KERNEL_EXAMPLES, replace=False))
         if kernel_codes and len(relevant_rows) >= 20:
-            rows = relevant_rows
-            if len(rows) > MAX_KERNEL_EXAMPLES:
-                rows = sorted(
-                    np.random.default_rng(0).choice(rows, MAX_KERNEL_EXAMPLES, replace=False)
-                )
             stance_columns = [
                 STANCE_PREFIX + value
                 for value in (codebook.stance_ids if codebook.stance else [])
@@ -604,6 +651,12 @@ class LocalClassifier:
             if truth_array.sum() >= 10 and (1 - truth_array).sum() >= 10:
                 pair_model = PairModel().fit(features, truth_array)
 
+        stack_model = self._fit_stack(
+            [int(i) for i in rows], examples, codebook, theme_model, embeddings
+        )
+        if theme_model is not None:
+            theme_model.held_out = None  # needed by the stack model only; not stored
+
         # Stance: words, question-tagged words, embeddings, and (when codes carry a stance,
         # as ArgKP key points do) how well the response matches each stance's codes.
         stance_model = None
@@ -653,16 +706,20 @@ class LocalClassifier:
             "stance_kernel_weight": stance_kernel_weight,
             "encoder": self.encoder.name,
             "codebook": codebook.content_hash()[:12],
+            "revision": FIT_REVISION,
         }
         metrics["train_seconds"] = round(time.perf_counter() - started, 2)
         self.state = TrainedState(
-            version=f"local:{examples_hash(examples, version_params)}",
+            # A fine-tuned encoder's name is part of the version, so proposals trace it.
+            version=f"local:{examples_hash(examples, version_params)}"
+            + ("" if self.encoder.name in (MODEL_NAME, FAST_MODEL_NAME) else f"@{self.encoder.name}"),
             encoder_name=self.encoder.name,
             trained_at=now(),
             n_examples=len(examples),
             params=version_params,
             theme_model=theme_model,
             pair_model=pair_model,
+            stack_model=stack_model,
             stance_model=stance_model,
             stance_uses_themes=stance_uses_themes and pair_model is not None,
             stance_questions=stance_questions,
@@ -699,9 +756,85 @@ class LocalClassifier:
             state.fields = fields_chosen
             state.metrics["gate"] = report
             state.metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+        state.metrics["record"] = training_record(examples, codebook, state.fields)
         self.state = state
         self.model = self._model_name()
         return self.state
+
+    def _zero_shot_matrix(
+        self,
+        texts: Sequence[str],
+        questions: Sequence[str | None],
+        embeddings: np.ndarray,
+        sentence_vectors: list[np.ndarray],
+        codebook: Codebook,
+    ) -> np.ndarray:
+        """Zero-shot theme scores (codes' text, sentence by sentence, plus the question prior)."""
+        codes, per_code = self.code_vectors(codebook)
+        scores, _, _ = self._zero_shot_similarity(
+            embeddings, per_code, codes, codebook, sentence_vectors
+        )
+        return scores + self._prior_rows(texts, questions, codebook)
+
+    def _kernel_margins(
+        self, model: KernelThemeModel | None, raw: np.ndarray | None, codebook: Codebook
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per code, the kernel score minus its threshold (0 where the model has no column),
+        and which codes it covers."""
+        codes = codebook.theme_ids
+        covered = np.zeros(len(codes), dtype=bool)
+        margins = np.zeros((0 if raw is None else len(raw), len(codes)))
+        if model is None or raw is None or model.thresholds is None:
+            return margins, covered
+        position = {code: column for column, code in enumerate(codes)}
+        for column, label in enumerate(model.labels):
+            if label in position:
+                margins[:, position[label]] = raw[:, column] - model.thresholds[column]
+                covered[position[label]] = True
+        return margins, covered
+
+    def _fit_stack(
+        self,
+        rows: list[int],
+        examples: Sequence[LabelledExample],
+        codebook: Codebook,
+        theme_model: KernelThemeModel | None,
+        embeddings: np.ndarray,
+    ) -> StackModel | None:
+        """The few-label theme model (see :class:`StackModel`), or None without data for it.
+
+        Its kernel feature for the reviewed answers is the kernel model's held-out score,
+        the same rows in the same order (``rows`` are the kernel model's rows).
+        """
+        if len(rows) < 10 or not codebook.themes:
+            return None
+        texts = [examples[i].text for i in rows]
+        questions = [examples[i].question for i in rows]
+        applicable = np.array(
+            [[t.applies_to(q) for t in codebook.themes] for q in questions], dtype=bool
+        )
+        targets = np.array(
+            [[code in examples[i].themes for code in codebook.theme_ids] for i in rows],
+            dtype=np.float64,
+        )
+        held = theme_model.held_out if theme_model is not None else None
+        raw = None
+        if theme_model is not None and held is not None and len(held) >= len(rows):
+            raw = held[: len(rows)]
+        margins, covered = self._kernel_margins(theme_model if raw is not None else None, raw, codebook)
+        if raw is None:
+            margins = np.zeros(targets.shape)
+        # The same sentence vectors as when proposing in this mode (one encoder pass).
+        _, sentence_vectors = self.embed_sentences(texts)
+        zero_shot = self._zero_shot_matrix(
+            texts, questions, embeddings[rows], sentence_vectors, codebook
+        )
+        try:
+            return StackModel(codes=list(codebook.theme_ids)).fit(
+                zero_shot, applicable, embeddings[rows], questions, targets, margins, covered
+            )
+        except (BackendError, ValueError):  # one class only: nothing to combine
+            return None
 
     def _sibling(self) -> LocalClassifier:
         """A zero-shot classifier sharing this one's encoder, caches and question prior."""
@@ -717,7 +850,10 @@ class LocalClassifier:
         """What proposes field ``name``: 'zero-shot' without a state, else the gate's choice."""
         if self.state is None:
             return "zero-shot"
-        return (getattr(self.state, "fields", None) or {}).get(name, "trained")
+        mode = (getattr(self.state, "fields", None) or {}).get(name, "trained")
+        if mode == "stacked" and getattr(self.state, "stack_model", None) is None:
+            return "hybrid"  # too few reviewed answers for the stack model
+        return mode
 
     def save(self, store: Store | None = None, codebook_version: int | None = None) -> int:
         """Store the trained state in the project's ``models`` table; returns the row id."""
@@ -812,7 +948,9 @@ class LocalClassifier:
         trained_relevance = state is not None and self._mode("relevance") == "trained"
         reasons = [non_answer_reason(text, soft=not trained_relevance) for text in texts]
         theme_mode = self._mode("themes")
-        if state is None or state.pair_model is None or theme_mode != "trained":
+        if state is None or theme_mode not in ("trained", "stacked") or (
+            theme_mode == "trained" and state.pair_model is None
+        ):
             # Zero-shot matches each sentence on its own: encoded alone, a sentence's vector
             # is more specific than its span of the whole response's pass.
             embeddings = self.embed(texts)
@@ -1018,7 +1156,15 @@ class LocalClassifier:
         # blended with the whole-text match and the question prior, for zero-shot).
         zero_shot_scores: np.ndarray | None = None
         mode = self._mode("themes")
-        if state is None or state.pair_model is None or mode != "trained":
+        if mode == "stacked":
+            if sentence_vectors is None:
+                _, sentence_vectors = self.embed_sentences(texts)
+            # As _zero_shot_matrix, keeping the sentence-level similarity for relevance.
+            zero_shot_scores, similarity, best_proto = self._zero_shot_similarity(
+                embeddings, per_code, codes, codebook, sentence_vectors
+            )
+            zero_shot_scores = zero_shot_scores + self._prior_rows(texts, questions, codebook)
+        elif state is None or state.pair_model is None or mode != "trained":
             # Zero-shot: a response that raises several topics matches each one best in
             # the sentence that speaks of it.
             if sentence_vectors is None:
@@ -1063,6 +1209,24 @@ class LocalClassifier:
                         assigned[:, code_column] = raw[:, model_column] > model.thresholds[model_column]
                         source[:, code_column] = "model"
                         covered[code_column] = True
+        if mode == "stacked" and state is not None and state.stack_model is not None:
+            stack = state.stack_model
+            assert zero_shot_scores is not None
+            margins, kernel_covers = self._kernel_margins(state.theme_model, kernel_raw, codebook)
+            if kernel_raw is None:
+                margins = np.zeros((count, n_codes))
+            features = stack.features(
+                zero_shot_scores, applicable, embeddings, questions, margins, kernel_covers
+            )
+            probabilities = stack.probabilities(features, applicable)
+            assigned = probabilities >= stack.threshold
+            # As zero-shot does, an answer gets at least its best code (bare stances and
+            # irrelevant answers lose their themes later).
+            empty = applicable.any(axis=1) & ~assigned.any(axis=1)
+            best = np.where(applicable, probabilities, -1.0).argmax(axis=1)
+            assigned[np.flatnonzero(empty), best[empty]] = True
+            source = np.where(applicable, "stacked", source)
+            covered[:] = True
         uncovered = [[code for code in here if not covered[code]] for here in candidates]
         if (
             state is not None
@@ -1247,6 +1411,7 @@ class LocalClassifier:
             how = {
                 "model": "learned from reviewed responses",
                 "pair": "matched to the code text",
+                "stacked": "learned from reviewed responses and the code text",
             }.get(str(source[row, code]), "zero-shot")
             parts.append(
                 f"{theme.label}: closest to its {what} (similarity {similarity[row, code]:.2f}; {how})"

@@ -189,6 +189,10 @@ class MiniLMEncoder:
         threads: int | None = None,
         max_tokens: int = MAX_TOKENS,
         quantize: bool | None = None,
+        *,
+        model_bytes: bytes | None = None,
+        name: str | None = None,
+        per_text: bool = False,
     ) -> None:
         """Load the model; raise BackendError if a file is missing or its sha256 is wrong.
 
@@ -199,13 +203,21 @@ class MiniLMEncoder:
         on its own, ``threads`` texts at a time on single-threaded sessions (which is also
         faster than batching short texts on 2 cores). None reads CODER_ENCODER_QUANTIZE
         ('0' = the shipped float graph, named ``minilm-l6-int8``; on by default).
+
+        ``model_bytes`` runs that ONNX graph instead (a fine-tuned encoder stored in a
+        project, see :meth:`from_onnx_bytes`), checked against ``expected_sha256`` and
+        called ``name``; ``per_text`` runs each text on its own (dynamic int8 graphs).
         """
         if quantize is None:
             quantize = _quantize_by_default()
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         started = time.perf_counter()
+        if model_bytes is not None:
+            self._load_bytes(model_bytes, tokenizer_path, expected_sha256, threads, max_tokens)
+            self.name = name or self.name
+            self.per_text = per_text
+            self._open_session(model_bytes)
+            self.load_seconds = time.perf_counter() - started
+            return
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         for label, path in (("model", self.model_path), ("tokenizer", self.tokenizer_path)):
@@ -229,11 +241,78 @@ class MiniLMEncoder:
         self.per_text = self.runtime_path != self.model_path
         self.name = FAST_MODEL_NAME if self.per_text else MODEL_NAME
         self.workers = threads or _default_threads()
+        self._load_tokenizer(max_tokens)
+        self._open_session(str(self.runtime_path))
+        self.load_seconds = time.perf_counter() - started
+
+    def _load_tokenizer(self, max_tokens: int) -> None:
+        from tokenizers import Tokenizer
+
         self.tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         # The shipped tokenizer pads every text to 128; we pad per batch (shorter is faster)
         # and truncate at the model's trained length.
         self.tokenizer.enable_truncation(max_length=max_tokens)
         self.tokenizer.no_padding()
+
+    def _load_bytes(
+        self,
+        model_bytes: bytes,
+        tokenizer_path: Path | None,
+        expected_sha256: str | None,
+        threads: int | None,
+        max_tokens: int,
+    ) -> None:
+        """Set up for an in-memory ONNX graph (hash-checked like the shipped file)."""
+        actual = hashlib.sha256(model_bytes).hexdigest()
+        if expected_sha256 is not None and actual != expected_sha256:
+            raise BackendError(
+                f"the encoder's ONNX bytes have sha256 {actual}, not the recorded "
+                f"{expected_sha256}: the stored encoder was changed; fine-tune it again"
+            )
+        self.model_path = self.runtime_path = Path(f"<memory:{actual[:12]}>")
+        self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
+        if not self.tokenizer_path.is_file():
+            raise BackendError(f"the local encoder's tokenizer file is missing: {self.tokenizer_path}")
+        self.workers = threads or _default_threads()
+        self._load_tokenizer(max_tokens)
+
+    @classmethod
+    def from_onnx_bytes(
+        cls,
+        model_bytes: bytes,
+        *,
+        name: str,
+        expected_sha256: str | None = None,
+        per_text: bool | None = None,
+        max_tokens: int = MAX_TOKENS,
+    ) -> MiniLMEncoder:
+        """An encoder running ``model_bytes`` (e.g. a fine-tuned MiniLM stored in a project).
+
+        ``per_text`` defaults to whether the graph quantises activations dynamically: such a
+        graph runs each text on its own, as the default int8 encoder does, so a text's vector
+        does not depend on its batch mates.
+        """
+        actual = hashlib.sha256(model_bytes).hexdigest()
+        if expected_sha256 is not None and actual != expected_sha256:
+            raise BackendError(
+                f"the encoder {name!r} has sha256 {actual}, not the recorded {expected_sha256}: "
+                "the stored encoder was changed; fine-tune it again"
+            )
+        if per_text is None:
+            from coder.embedded.finetune_graph import is_dynamic_int8
+
+            per_text = is_dynamic_int8(model_bytes)
+        return cls(
+            model_bytes=model_bytes,
+            name=name,
+            expected_sha256=expected_sha256,
+            per_text=per_text,
+            max_tokens=max_tokens,
+        )
+
+    def _open_session(self, model: str | bytes) -> None:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1 if self.per_text else self.workers
         options.inter_op_num_threads = 1
@@ -244,12 +323,11 @@ class MiniLMEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
-                str(self.runtime_path), sess_options=options, providers=["CPUExecutionProvider"]
+                model, sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own exception types
             raise BackendError(f"{self.model_path}: onnxruntime cannot load it: {error}") from error
         self.input_names = {node.name for node in self.session.get_inputs()}
-        self.load_seconds = time.perf_counter() - started
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embed ``texts`` as an (n, 384) float32 array of unit vectors (same order as given)."""
@@ -344,14 +422,28 @@ _encoders: dict[str, Encoder] = {}
 _encoder_lock = threading.Lock()
 
 
-def get_encoder(name: str | None = None) -> Encoder:
+#: Names of fine-tuned encoders (see coder/embedded/finetune.py) start with this.
+FINETUNED_PREFIX = "minilm-l6-ft-"
+
+
+def get_encoder(name: str | None = None, store: Any | None = None) -> Encoder:
     """The process-wide encoder, loaded once (loading takes about a second).
 
     ``name`` asks for the encoder a stored model was trained with: ``minilm-l6-int8`` (the
     shipped float graph) or ``minilm-l6-int8-dyn`` (int8 products, the default); None or any
     other name gives the default. When the int8 copy cannot be built (no ``onnx``, nothing
     writable) the shipped graph stands in: its vectors agree to a cosine of about 0.99.
+
+    A fine-tuned name (``minilm-l6-ft-<sha12>``) is read from ``store`` (a project, see
+    ``Store.load_encoder``) and its sha256 checked; so is the project's latest fine-tuned
+    encoder when ``name`` is None and the project has one (``coder train --fine-tune``), so
+    retraining and zero-shot proposals in that project keep using it.
     """
+    if name is None and store is not None:
+        latest = getattr(store, "latest_encoder_name", None)
+        name = latest() if callable(latest) else None
+    if name is not None and name.startswith(FINETUNED_PREFIX):
+        return _finetuned_encoder(name, store)
     if name in (MODEL_NAME, FAST_MODEL_NAME):
         quantize = name == FAST_MODEL_NAME
     else:
@@ -362,3 +454,28 @@ def get_encoder(name: str | None = None) -> Encoder:
         if key not in _encoders:
             _encoders[key] = MiniLMEncoder(quantize=quantize)
         return _encoders[key]
+
+
+def _finetuned_encoder(name: str, store: Any | None) -> Encoder:
+    """A project's fine-tuned encoder, hash-checked, loaded once per process."""
+    with _encoder_lock:
+        if name in _encoders:
+            return _encoders[name]
+    stored = store.load_encoder(name) if store is not None else None
+    if stored is None:
+        where = getattr(store, "path", "this project") if store is not None else "no project"
+        raise BackendError(
+            f"{where}: the model was trained with the fine-tuned encoder {name!r}, which is "
+            "not stored here; run 'coder train --fine-tune' (or 'coder train') again"
+        )
+    onnx_bytes, info = stored
+    encoder = MiniLMEncoder.from_onnx_bytes(
+        onnx_bytes,
+        name=name,
+        expected_sha256=info["sha256"],
+        per_text=bool(info.get("quantized")),
+    )
+    if not name.endswith(info["sha256"][: len(name) - len(FINETUNED_PREFIX)]):
+        raise BackendError(f"{name}: the stored encoder's sha256 does not match its name")
+    with _encoder_lock:
+        return _encoders.setdefault(name, encoder)

@@ -52,6 +52,17 @@ def unreviewed_response_ids(store: Store) -> list[str]:
     ]
 
 
+def proposed_by(store: Store, model_version: str) -> set[str]:
+    """Responses that already have a successful proposal from ``model_version``."""
+    return {
+        row[0]
+        for row in store.db.execute(
+            "select distinct response_id from proposals where model_version = ? and status = 'ok'",
+            [model_version],
+        ).fetchall()
+    }
+
+
 def label_counts(proposals: Iterable[Any]) -> dict[str, Counter[str]]:
     """Counts per field of a set of proposals: stance values, relevance, themes."""
     counts: dict[str, Counter[str]] = {
@@ -138,7 +149,10 @@ def retrain_and_repropose(
     started = time.perf_counter()
     changes: dict[str, dict[str, list[int]]] = {}
     if repropose:
-        pending = unreviewed_response_ids(store)
+        # A rerun after an interrupted one (same labels, so the same version) continues
+        # where it stopped: a response never gets two proposals from one model version.
+        done = proposed_by(store, state.version)
+        pending = [rid for rid in unreviewed_response_ids(store) if rid not in done]
         run_id = f"retrain-{uuid.uuid4().hex[:8]}"
         before: dict[str, Counter[str]] = label_counts([])
         after: dict[str, Counter[str]] = label_counts([])

@@ -35,7 +35,13 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from coder.embedded.models import KernelParams, KernelThemeModel, LabelModel, PairModel
+from coder.embedded.models import (
+    KernelParams,
+    KernelThemeModel,
+    LabelModel,
+    PairModel,
+    StackModel,
+)
 from coder.errors import CoderError
 
 #: First bytes of a blob in this format (version 1).
@@ -47,7 +53,8 @@ MAX_UNPACKED_BYTES = 2 * 1024**3
 
 #: Dataclasses that may be rebuilt from a stored state, by name (nothing else can be).
 OBJECT_CLASSES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (KernelParams, KernelThemeModel, PairModel, LabelModel)
+    cls.__name__: cls
+    for cls in (KernelParams, KernelThemeModel, PairModel, LabelModel, StackModel)
 }
 #: Callables a vectorizer may hold as a parameter, by name (``analyzer=str.split``).
 CALLABLES: dict[str, Callable[..., Any]] = {"str.split": str.split}

@@ -105,6 +105,21 @@ def examples_hash(examples: list[LabelledExample], params: dict[str, Any]) -> st
     return digest.hexdigest()[:12]
 
 
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries a trained model's numbers depend on (None: not installed)."""
+    from importlib import metadata
+
+    import coder
+
+    versions: dict[str, str | None] = {"coder": coder.__version__}
+    for name in ("numpy", "scipy", "scikit-learn", "onnxruntime", "tokenizers"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def save_state(
     store: Store,
     state: Any,
@@ -116,22 +131,34 @@ def save_state(
     n_examples: int,
     codebook_version: int | None,
 ) -> int:
-    """Append a trained state to the project's ``models`` table; returns its row id."""
-    table = store.db.table("models")
-    table.insert(
-        {
-            "backend": "local",
-            "model": model,
-            "version": version,
-            "params": json.dumps(params, sort_keys=True, default=str),
-            "metrics": json.dumps(metrics, sort_keys=True, default=str),
-            "n_examples": n_examples,
-            "codebook_version": codebook_version,
-            "trained_at": now(),
-            "blob": state_io.dumps(state),
-        }
-    )
-    row_id = int(table.last_pk or 0)
+    """Store a trained state in the project's ``models`` table; returns its row id.
+
+    One row per version: the version is a hash of the training data and settings, so a
+    rerun of ``coder train`` on the same labels (e.g. after the first run was killed while
+    re-proposing) makes the same version, and its row is replaced by the new one, in one
+    transaction, instead of being added twice. The new row is the latest, i.e. the active
+    model; proposals name their model by version, so they still point at it.
+    """
+    blob = state_io.dumps(state)  # before the transaction: a state that cannot be stored fails here
+    row = {
+        "backend": "local",
+        "model": model,
+        "version": version,
+        "params": json.dumps(params, sort_keys=True, default=str),
+        "metrics": json.dumps(metrics, sort_keys=True, default=str),
+        "n_examples": n_examples,
+        "codebook_version": codebook_version,
+        "trained_at": now(),
+        "blob": blob,
+    }
+    with store.db.atomic():
+        if "models" in store.db.table_names():
+            store.db.execute(
+                "delete from models where backend = 'local' and version = ?", [version]
+            )
+        table = store.db.table("models")
+        table.insert(row)
+        row_id = int(table.last_pk or 0)
     prune_model_blobs(store)
     return row_id
 
@@ -221,6 +248,59 @@ def model_storage(store: Store) -> list[dict[str, Any]]:
             "select id, backend, version, substr(blob, 1, 64) from models order by id"
         )
     ]
+
+
+def model_records(store: Store) -> list[dict[str, Any]]:
+    """What each trained model of the project was trained on and how it scored, oldest first.
+
+    One dict per ``models`` row: id, version, created, format (of its stored state),
+    encoder, codebook version, examples (per field: how many labels of each value),
+    seed, library versions, training seconds, the gate's choice per field and its
+    cross-validated scores, and whether it is the active model (the one ``coder precode``
+    and ``coder train``'s re-proposals use: the latest local row whose state is kept).
+    """
+    formats = {row["id"]: row["format"] for row in model_storage(store)}
+    rows = model_rows(store)
+    loadable = [
+        row["id"] for row in rows if formats.get(row["id"]) == state_io.FORMAT_NAME
+    ]
+    active = max(loadable) if loadable else None
+    records = []
+    for row in rows:
+        params = _json_or_empty(row.get("params"))
+        metrics = _json_or_empty(row.get("metrics"))
+        record = metrics.get("record") or {}
+        gate = metrics.get("gate") or {}
+        records.append(
+            {
+                "id": row["id"],
+                "version": row["version"],
+                "created": row["trained_at"],
+                "format": formats.get(row["id"]),
+                "model": row["model"],
+                "encoder": params.get("encoder"),
+                "codebook_version": row["codebook_version"],
+                "n_examples": row["n_examples"],
+                "examples": record.get("examples") or {},
+                "seed": record.get("seed"),
+                "libraries": record.get("libraries") or {},
+                "train_seconds": metrics.get("train_seconds"),
+                "fields": record.get("fields") or {},
+                "cv": {name: gate[name] for name in ("themes", "stance", "relevance") if name in gate},
+                "gate_skipped": gate.get("skipped"),
+                "kernel_cv_f1": metrics.get("kernel_cv_f1") or {},
+                "active": row["id"] == active,
+            }
+        )
+    return records
+
+
+def _json_or_empty(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def model_rows(store: Store) -> list[dict[str, Any]]:
