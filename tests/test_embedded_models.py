@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from coder.embedded.classifier import LocalClassifier, TrainedState
+from coder.embedded.classifier import LocalClassifier
 from coder.embedded.models import (
     CodeVectors,
     KernelParams,
     KernelThemeModel,
     PairModel,
+    TrainedState,
     best_f1_threshold,
     choose_regularisation,
     leave_one_out,

@@ -22,7 +22,8 @@ from sklearn.base import BaseEstimator
 
 from coder.cli import cli
 from coder.embedded import state_io
-from coder.embedded.classifier import LocalClassifier, TrainedState
+from coder.embedded.classifier import LocalClassifier
+from coder.embedded.models import TrainedState
 from coder.embedded.training import LabelledExample, load_state, model_storage
 from coder.errors import CoderError
 from coder.store import Store

@@ -299,8 +299,6 @@ class MiniLMEncoder:
                 "the stored encoder was changed; fine-tune it again"
             )
         if per_text is None:
-            from coder.embedded.finetune_graph import is_dynamic_int8
-
             per_text = is_dynamic_int8(model_bytes)
         return cls(
             model_bytes=model_bytes,
@@ -479,3 +477,11 @@ def _finetuned_encoder(name: str, store: Any | None) -> Encoder:
         raise BackendError(f"{name}: the stored encoder's sha256 does not match its name")
     with _encoder_lock:
         return _encoders.setdefault(name, encoder)
+
+
+def is_dynamic_int8(onnx_bytes: bytes) -> bool:
+    """Whether a graph quantises activations per input (so texts must run one at a time)."""
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
+    return any(node.op_type == "DynamicQuantizeLinear" for node in model.graph.node)

@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from coder.atomic import write_atomically
+from coder.embedded.encoder import is_dynamic_int8
 from coder.embedded.finetune_graph import (
     LAYERS,
     FloatGraph,
     finetuned_name,
     float_onnx_bytes,
-    is_dynamic_int8,
     load_float_graph,
     quantise_dynamic_bytes,
 )

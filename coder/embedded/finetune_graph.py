@@ -189,13 +189,6 @@ def quantise_dynamic_bytes(float_bytes: bytes, keep_float: Sequence[str] = ()) -
         return target.read_bytes()
 
 
-def is_dynamic_int8(onnx_bytes: bytes) -> bool:
-    """Whether a graph quantises activations per input (so texts must run one at a time)."""
-    onnx = _onnx()
-    model = onnx.load_from_string(onnx_bytes)
-    return any(node.op_type == "DynamicQuantizeLinear" for node in model.graph.node)
-
-
 def finetuned_name(onnx_bytes: bytes) -> str:
     """``minilm-l6-ft-<sha256[:12]>``: a fine-tuned encoder is named by its file's hash."""
     return FINETUNED_PREFIX + hashlib.sha256(onnx_bytes).hexdigest()[:12]

@@ -939,3 +939,36 @@ class StackModel:
         if applicable.any():
             result[applicable] = self.model.predict_proba(features[applicable])[:, 1]
         return result
+
+
+@dataclass
+class TrainedState:
+    """Everything :meth:`LocalClassifier.fit` learned.
+
+    Stored in the project as JSON plus numpy arrays (:mod:`coder.embedded.state_io`), never
+    pickled: a new plain field (dicts, lists, text, numbers, sets) is carried automatically.
+    """
+
+    version: str
+    encoder_name: str
+    trained_at: str
+    n_examples: int
+    params: dict[str, Any]
+    theme_model: KernelThemeModel | None = None
+    pair_model: PairModel | None = None
+    stance_model: LabelModel | None = None
+    stance_uses_themes: bool = False
+    stance_questions: set[str] = field(default_factory=set)
+    relevance_model: LabelModel | None = None
+    train_texts: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: per code with 1 to MIN_POSITIVES-1 positives: (positives, examples it could apply to)
+    rare_codes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: per field (themes, stance, relevance), what proposes it: see coder/embedded/gate.py
+    fields: dict[str, str] = field(default_factory=dict)
+    #: reviewed answers per stance value (values with too few keep zero-shot behaviour)
+    stance_counts: dict[str, int] = field(default_factory=dict)
+    #: per code, the reviewed answers that carry it: extra examples for zero-shot matching
+    code_examples: dict[str, list[str]] = field(default_factory=dict)
+    #: themes from few labels: zero-shot, nearest reviewed answers and kernel in one model
+    stack_model: StackModel | None = None

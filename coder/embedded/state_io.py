@@ -41,6 +41,7 @@ from coder.embedded.models import (
     LabelModel,
     PairModel,
     StackModel,
+    TrainedState,
 )
 from coder.errors import CoderError
 
@@ -299,8 +300,6 @@ def state_to_parts(state: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def state_from_parts(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     """The trained state :func:`state_to_parts` described."""
-    from coder.embedded.classifier import TrainedState
-
     if document.get("type") != TrainedState.__name__:
         raise StateFormatError(
             f"the stored state is a {document.get('type')!r}, not a TrainedState"

@@ -314,14 +314,3 @@ def model_rows(store: Store) -> list[dict[str, Any]]:
             "trained_at, blob is null as pruned from models order by id"
         )
     ]
-
-
-def retrain_and_repropose(store: Store, codebook_version: int | None = None, **options: Any) -> Any:
-    """Refit from the project's decisions, store the model, re-propose unreviewed responses.
-
-    The review TUI calls this every N decisions; see :mod:`coder.embedded.retrain` (imported
-    here lazily: the classifier module imports this one).
-    """
-    from coder.embedded.retrain import retrain_and_repropose as run
-
-    return run(store, codebook_version, **options)
