@@ -1,8 +1,8 @@
 """Export and report at scale: 500,000 coded responses (issue 15, item 14).
 
 Targets: ``coder export --format xlsx`` <= 60 s and <= 1 GB peak RSS; the memory of
-``coder report`` and ``coder precode --limit 3000`` grows with what they write or
-propose, not with the project.
+``coder report``, ``coder export --format qdpx`` and ``coder precode --limit 3000`` grows
+with what they write or propose, not with the project.
 
 The project is built once (synthetic responses across H1-H9 and Q10, a model proposal for
 every response, a reviewer decision for every 20th) and kept at ``--db``; each command runs
@@ -10,6 +10,11 @@ as its own ``coder`` process and is measured from outside (wall time, peak RSS o
 child).
 
 Run: python benchmarks/bench_export_large.py [--rows 500000] [--db /tmp/bench500k.db]
+     [--only export|report|qdpx|precode ...]
+
+Figures of commands not run this time are kept from the last results file, and a command's
+figures from the last file are kept under ``previous`` (with that run's commit), so a
+before/after pair survives a partial rerun.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import write_result  # noqa: E402
+from machine import RESULTS, write_result  # noqa: E402
 
 from coder.codebook import builtin_codebook_path, load_codebook  # noqa: E402
 from coder.store import Store  # noqa: E402
@@ -50,7 +55,7 @@ def build_project(db: Path, rows: int) -> None:
         batch = 20_000
         for start in range(0, rows, batch):
             responses = []
-            proposals = []
+            proposals: list[dict[str, Any]] = []
             for index in range(start, min(rows, start + batch)):
                 question = questions[index % len(questions)]
                 text = " ".join(rng.choices(WORDS, k=rng.randint(5, 60)))
@@ -146,7 +151,10 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench_export_500k.db"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_export_out"))
     parser.add_argument(
-        "--only", choices=["export", "report", "precode"], action="append", default=None
+        "--only",
+        choices=["export", "report", "qdpx", "precode"],
+        action="append",
+        default=None,
     )
     args = parser.parse_args()
     coder = str(Path(sys.executable).parent / "coder")
@@ -155,7 +163,7 @@ def main() -> None:
         build_project(args.db, args.rows)
         print(f"built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    only = set(args.only or ["export", "report", "precode"])
+    only = set(args.only or ["export", "report", "qdpx", "precode"])
     results: dict[str, Any] = {"rows": args.rows}
     if "export" in only:
         results["export_xlsx"] = measure(
@@ -175,6 +183,11 @@ def main() -> None:
             [coder, "report", "--db", str(args.db), "--out", str(args.out), "--format", "md"],
             args.out,
         )
+    if "qdpx" in only:
+        results["export_qdpx"] = measure(
+            [coder, "export", "--db", str(args.db), "--out", str(args.out / "project.qdpx")],
+            args.out,
+        )
     if "precode" in only:
         # A real run of the offline backend over 3,000 responses (--redo: the benchmark
         # project is fully proposed already); it adds 3,000 proposals each time.
@@ -182,8 +195,33 @@ def main() -> None:
             [coder, "precode", "--db", str(args.db), "--redo", "--limit", "3000"], args.out
         )
     results["targets"] = {"export_xlsx_seconds": 60, "export_xlsx_peak_rss_mib": 1024}
-    print(json.dumps(results, indent=2))
-    write_result("export_large", results)
+    write_result("export_large", with_earlier(results))
+
+
+def with_earlier(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` plus, from the last results file, the figures of commands not run now and
+    (under ``previous``) the last figures of those run now, with the commit they came from."""
+    path = RESULTS / "export_large.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return results
+    commit = (earlier.get("machine") or {}).get("commit")
+    merged: dict[str, Any] = {}
+    previous: dict[str, Any] = dict(earlier.get("previous") or {})
+    for key, value in earlier.items():
+        if key in ("benchmark", "machine", "previous") or not isinstance(value, dict):
+            continue
+        if "peak_rss_mib" not in value:
+            continue
+        if key in results:
+            previous[key] = {**value, "commit": value.get("commit", commit)}
+        else:
+            merged[key] = {**value, "commit": value.get("commit", commit)}
+    merged.update(results)
+    if previous:
+        merged["previous"] = previous
+    return merged
 
 
 if __name__ == "__main__":

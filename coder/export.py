@@ -120,7 +120,8 @@ def export(store: Store, path: Path, fmt: str | None = None) -> int:
 def export_refi_qda(store: Store, path: Path, fmt: str) -> str:
     """Write the project as a REFI-QDA project (``qdpx``) or codebook (``qdc``), atomically.
 
-    Returns a one-line summary of what was written.
+    The project is streamed like the rows (see :func:`coder.refi_qda.write_qdpx`). Returns a
+    one-line summary of what was written.
     """
     from coder import refi_qda
 

@@ -18,18 +18,19 @@ The schemas (MIT, REFI) are in ``coder/refi_qda_schema/``.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import uuid
 import zipfile
-from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from xml.etree import ElementTree as ET
 
 from coder import __version__
 from coder.cells import xml_text
 from coder.errors import CodebookError
-from coder.report.model import CodedResponse, collect_coded
+from coder.report.model import CodedResponse, iter_coded
 from coder.store import Store, now
 from schemas import Codebook, Theme
 
@@ -91,12 +92,14 @@ def _children(codebook: Codebook) -> dict[str | None, list[Theme]]:
 
 
 def _code_elements(parent: ET.Element, codebook: Codebook, ns: str) -> None:
+    """Add the codebook's codes under ``parent`` (tags in ``ns``; none when it is '')."""
     tree = _children(codebook)
+    prefix = f"{{{ns}}}" if ns else ""
 
     def add(into: ET.Element, theme: Theme, colour: str, seen: frozenset[str]) -> None:
         element = ET.SubElement(
             into,
-            f"{{{ns}}}Code",
+            f"{prefix}Code",
             {
                 "guid": code_guid(theme.id),
                 "name": theme.label,
@@ -104,7 +107,7 @@ def _code_elements(parent: ET.Element, codebook: Codebook, ns: str) -> None:
                 "color": colour,
             },
         )
-        ET.SubElement(element, f"{{{ns}}}Description").text = theme_description(theme)
+        ET.SubElement(element, f"{prefix}Description").text = theme_description(theme)
         for child in tree.get(theme.id, []):
             if child.id not in seen:  # a parent cycle must not recurse forever
                 add(element, child, colour, seen | {child.id})
@@ -261,119 +264,52 @@ def locate(text: str, evidence: str | None) -> tuple[int, int] | None:
     return (match.start(), match.end()) if match else None
 
 
-class _ProjectBuilder:
-    def __init__(self, codebook: Codebook, ns: str = PROJECT_NS) -> None:
-        self.codebook = codebook
-        self.ns = ns
-        self.users: dict[str, str] = {}
-
-    def tag(self, name: str) -> str:
-        return f"{{{self.ns}}}{name}"
-
-    def user(self, name: str) -> str:
-        return self.users.setdefault(name, guid("user", name))
-
-
 def _timestamp(value: str | None) -> str | None:
     # xsd:dateTime wants 'T' and an optional zone; the store already writes ISO 8601.
     return value.replace(" ", "T") if value else None
 
 
-def build_project_xml(
-    store: Store,
-    codebook: Codebook,
-    coded: Iterable[CodedResponse],
-    name: str,
-    created_at: str | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    """The ``project.qde`` document and the source texts ({file name in sources/: text})."""
-    ET.register_namespace("", PROJECT_NS)
-    b = _ProjectBuilder(codebook)
-    coded = list(coded)
-    root = ET.Element(b.tag("Project"), {"name": name, "origin": ORIGIN})
-    stamp = _timestamp(created_at or now())
-    if stamp:
-        root.set("creationDateTime", stamp)
+class _ProjectWriter:
+    """Writes ``project.qde`` from one pass over the coded responses.
 
-    users_element = ET.SubElement(root, b.tag("Users"))
-    codebook_element = ET.SubElement(root, b.tag("CodeBook"))
-    codes = ET.SubElement(codebook_element, b.tag("Codes"))
-    _code_elements(codes, codebook, PROJECT_NS)
-    stance_root = ET.SubElement(
-        codes,
-        b.tag("Code"),
-        {
-            "guid": guid("code", _STANCE_ROOT),
-            "name": "Stance",
-            "isCodable": "false",
-            "color": "#455A64",
-        },
-    )
-    ET.SubElement(stance_root, b.tag("Description")).text = (
-        codebook.stance.description if codebook.stance else "Stance"
-    ) or "Stance"
-    stance_ids = list(codebook.stance_ids)
-    for c in coded:
-        if c.labels and c.labels.stance and c.labels.stance not in stance_ids:
-            stance_ids.append(c.labels.stance)
-    labels = {v.id: v.label or v.id for v in (codebook.stance.values if codebook.stance else [])}
-    for stance_id in stance_ids:
-        element = ET.SubElement(
-            stance_root,
-            b.tag("Code"),
-            {
-                "guid": guid("code", f"stance:{stance_id}"),
-                "name": labels.get(stance_id, stance_id),
-                "isCodable": "true",
-                "color": "#607D8B",
-            },
-        )
-        ET.SubElement(element, b.tag("Description")).text = f"Stance: {stance_id}"
-    for key, label, colour, description in (
-        (_NOT_RELEVANT, "Not relevant", "#9E9E9E", "Excluded from the analysis as not relevant."),
-        (_QUOTE, "Flagged quote", "#FFC107", "A reviewer flagged this response as a quote."),
-    ):
-        element = ET.SubElement(
-            codes,
-            b.tag("Code"),
-            {"guid": guid("code", key), "name": label, "isCodable": "true", "color": colour},
-        )
-        ET.SubElement(element, b.tag("Description")).text = description
+    Each response's ``TextSource`` is serialised as it arrives into a spool file; what the
+    document needs before the sources (users, extra codes, variables, cases) and after them
+    (notes, sets) is collected on the way: names, the response ids of each case and set,
+    and reviewers' notes, so memory grows with those ids, not with whole responses.
+    Elements are built without a namespace and the root declares it as the default one, so
+    each fragment serialises alone without repeating the declaration.
+    """
 
-    attribute_names = list(dict.fromkeys(k for c in coded for k in c.response.attributes))
-    if attribute_names:
-        variables = ET.SubElement(root, b.tag("Variables"))
-        for attribute in attribute_names:
-            ET.SubElement(
-                variables,
-                b.tag("Variable"),
-                {"guid": guid("variable", attribute), "name": attribute, "typeOfVariable": "Text"},
-            )
+    def __init__(self, codebook: Codebook) -> None:
+        self.codebook = codebook
+        self.users: dict[str, str] = {}
+        self.stance_ids = list(codebook.stance_ids)
+        self.attribute_names: dict[str, None] = {}
+        self.respondents: dict[str, list[str]] = {}
+        self.questions: dict[str, list[str]] = {}
+        self.themes_used: set[str] = set()
+        self.notes: list[tuple[str, str, str]] = []  # guid, author, text
+        self.count = 0
 
-    respondents: dict[str, list[str]] = {}
-    for c in coded:
-        if c.response.respondent:
-            respondents.setdefault(c.response.respondent, []).append(guid("source", c.response.id))
-    if respondents:
-        cases = ET.SubElement(root, b.tag("Cases"))
-        for respondent, source_guids in respondents.items():
-            case = ET.SubElement(
-                cases, b.tag("Case"), {"guid": guid("case", respondent), "name": respondent}
-            )
-            for source_guid in source_guids:
-                ET.SubElement(case, b.tag("SourceRef"), {"targetGUID": source_guid})
+    def user(self, name: str) -> str:
+        return self.users.setdefault(name, guid("user", name))
 
-    files: dict[str, str] = {}
-    notes: list[tuple[str, str, str]] = []  # guid, author, text
-    sources = ET.SubElement(root, b.tag("Sources")) if coded else None
-    for c in coded:
-        assert sources is not None
+    def add(self, c: CodedResponse, spool: IO[bytes]) -> str:
+        """Write ``c``'s TextSource to ``spool``; returns its file name in ``sources/``."""
+        codebook = self.codebook
         response = c.response
+        self.count += 1
         source_guid = guid("source", response.id)
-        files[f"{source_guid}.txt"] = response.text
-        source = ET.SubElement(
-            sources,
-            b.tag("TextSource"),
+        self.attribute_names.update(dict.fromkeys(response.attributes))
+        if response.respondent:
+            self.respondents.setdefault(response.respondent, []).append(response.id)
+        self.questions.setdefault(c.question, []).append(response.id)
+        if c.labels is not None:
+            if c.labels.stance and c.labels.stance not in self.stance_ids:
+                self.stance_ids.append(c.labels.stance)
+            self.themes_used.update(c.labels.themes)
+        source = ET.Element(
+            "TextSource",
             {
                 "guid": source_guid,
                 "name": response.id,
@@ -382,9 +318,7 @@ def build_project_xml(
         )
         question = c.question
         description = f"{question}: {codebook.question_text(question)}" if question else ""
-        ET.SubElement(
-            source, b.tag("Description")
-        ).text = f"{description} [labels: {c.source}]".strip()
+        ET.SubElement(source, "Description").text = f"{description} [labels: {c.source}]".strip()
         if c.labels is not None:
             when: str | None
             if c.source == "reviewed" and c.decision is not None:
@@ -392,7 +326,7 @@ def build_project_xml(
             else:
                 model = c.proposal.model if c.proposal else "model"
                 author, when = f"model:{model}", c.proposal.created_at if c.proposal else None
-            user_guid = b.user(author)
+            user_guid = self.user(author)
             segments: list[tuple[str, int, int, str]] = []  # code key, start, end, description
             whole = (0, len(response.text))
             if not c.labels.relevant:
@@ -419,11 +353,11 @@ def build_project_xml(
                 }
                 if _timestamp(when):
                     attributes["creationDateTime"] = _timestamp(when) or ""
-                selection = ET.SubElement(source, b.tag("PlainTextSelection"), attributes)
-                ET.SubElement(selection, b.tag("Description")).text = note
+                selection = ET.SubElement(source, "PlainTextSelection", attributes)
+                ET.SubElement(selection, "Description").text = note
                 coding = ET.SubElement(
                     selection,
-                    b.tag("Coding"),
+                    "Coding",
                     {"guid": guid("coding", selection_guid), "creatingUser": user_guid},
                 )
                 target = (
@@ -431,68 +365,177 @@ def build_project_xml(
                     if not key.startswith(("stance:", "coder:"))
                     else guid("code", key)
                 )
-                ET.SubElement(coding, b.tag("CodeRef"), {"targetGUID": target})
+                ET.SubElement(coding, "CodeRef", {"targetGUID": target})
         for index, text in enumerate(c.notes):
             note_guid = guid("note", f"{response.id}:{index}")
             author, _, body = text.partition(": ")
-            notes.append((note_guid, author, body))
-            ET.SubElement(source, b.tag("NoteRef"), {"targetGUID": note_guid})
+            self.notes.append((note_guid, author, body))
+            ET.SubElement(source, "NoteRef", {"targetGUID": note_guid})
         for attribute, value in response.attributes.items():
-            variable_value = ET.SubElement(source, b.tag("VariableValue"))
+            variable_value = ET.SubElement(source, "VariableValue")
             ET.SubElement(
-                variable_value, b.tag("VariableRef"), {"targetGUID": guid("variable", attribute)}
+                variable_value, "VariableRef", {"targetGUID": guid("variable", attribute)}
             )
-            ET.SubElement(variable_value, b.tag("TextValue")).text = (
-                "" if value is None else str(value)
-            )
+            ET.SubElement(variable_value, "TextValue").text = "" if value is None else str(value)
+        spool.write(_fragment(source, level=2))
+        return f"{source_guid}.txt"
 
-    # Codes the labels use that the codebook lacks still need a Code element.
-    known = set(codebook.theme_ids)
-    missing = sorted({t for c in coded if c.labels for t in c.labels.themes} - known)
-    for code in missing:
-        element = ET.SubElement(
-            codes, b.tag("Code"), {"guid": code_guid(code), "name": code, "isCodable": "true"}
+    def write(self, out: IO[bytes], spool: IO[bytes], name: str, created_at: str | None) -> None:
+        """The whole document: head, the spooled sources, notes and sets."""
+        codebook = self.codebook
+        for _, author, _ in self.notes:
+            self.user(author)
+        root = ET.Element("Project", {"xmlns": PROJECT_NS, "name": name, "origin": ORIGIN})
+        stamp = _timestamp(created_at or now())
+        if stamp:
+            root.set("creationDateTime", stamp)
+        _clean(root)
+        start_tag = ET.tostring(root, encoding="unicode")
+        assert start_tag.endswith(" />")
+        out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
+        out.write(start_tag[: -len(" />")].encode("utf-8") + b">")
+
+        if self.users:
+            users = ET.Element("Users")
+            for user_name, user_guid in self.users.items():
+                ET.SubElement(users, "User", {"guid": user_guid, "name": user_name})
+            out.write(_fragment(users, level=1))
+
+        codebook_element = ET.Element("CodeBook")
+        codes = ET.SubElement(codebook_element, "Codes")
+        _code_elements(codes, codebook, "")
+        stance_root = ET.SubElement(
+            codes,
+            "Code",
+            {
+                "guid": guid("code", _STANCE_ROOT),
+                "name": "Stance",
+                "isCodable": "false",
+                "color": "#455A64",
+            },
         )
-        ET.SubElement(element, b.tag("Description")).text = "(not in the codebook)"
-
-    if notes:
-        notes_element = ET.Element(b.tag("Notes"))
-        for note_guid, author, body in notes:
-            note_element = ET.SubElement(
-                notes_element,
-                b.tag("Note"),
-                {"guid": note_guid, "name": f"Note by {author}", "creatingUser": b.user(author)},
-            )
-            ET.SubElement(note_element, b.tag("PlainTextContent")).text = body
-        # Notes follow Sources in the schema's sequence.
-        root.insert(
-            list(root).index(sources) + 1 if sources is not None else len(root), notes_element
-        )
-
-    question_ids = list(dict.fromkeys(c.question for c in coded))
-    if question_ids:
-        sets = ET.SubElement(root, b.tag("Sets"))
-        for question_id in question_ids:
-            members = [c for c in coded if c.question == question_id]
+        ET.SubElement(stance_root, "Description").text = (
+            codebook.stance.description if codebook.stance else "Stance"
+        ) or "Stance"
+        labels = {
+            v.id: v.label or v.id for v in (codebook.stance.values if codebook.stance else [])
+        }
+        for stance_id in self.stance_ids:
             element = ET.SubElement(
-                sets, b.tag("Set"), {"guid": guid("set", question_id), "name": question_id}
+                stance_root,
+                "Code",
+                {
+                    "guid": guid("code", f"stance:{stance_id}"),
+                    "name": labels.get(stance_id, stance_id),
+                    "isCodable": "true",
+                    "color": "#607D8B",
+                },
             )
-            ET.SubElement(element, b.tag("Description")).text = codebook.question_text(question_id)
-            for theme in (
-                codebook.themes_for(question_id) if question_id in codebook.question_ids else []
-            ):
-                ET.SubElement(element, b.tag("MemberCode"), {"targetGUID": code_guid(theme.id)})
-            for c in members:
-                ET.SubElement(
-                    element, b.tag("MemberSource"), {"targetGUID": guid("source", c.response.id)}
-                )
+            ET.SubElement(element, "Description").text = f"Stance: {stance_id}"
+        for key, label, colour, description in (
+            (
+                _NOT_RELEVANT,
+                "Not relevant",
+                "#9E9E9E",
+                "Excluded from the analysis as not relevant.",
+            ),
+            (_QUOTE, "Flagged quote", "#FFC107", "A reviewer flagged this response as a quote."),
+        ):
+            element = ET.SubElement(
+                codes,
+                "Code",
+                {"guid": guid("code", key), "name": label, "isCodable": "true", "color": colour},
+            )
+            ET.SubElement(element, "Description").text = description
+        # Codes the labels use that the codebook lacks still need a Code element.
+        for code in sorted(self.themes_used - set(codebook.theme_ids)):
+            element = ET.SubElement(
+                codes, "Code", {"guid": code_guid(code), "name": code, "isCodable": "true"}
+            )
+            ET.SubElement(element, "Description").text = "(not in the codebook)"
+        out.write(_fragment(codebook_element, level=1))
 
-    if b.users:
-        for user_name, user_guid in b.users.items():
-            ET.SubElement(users_element, b.tag("User"), {"guid": user_guid, "name": user_name})
-    else:
-        root.remove(users_element)
-    return _serialise(root), files
+        if self.attribute_names:
+            variables = ET.Element("Variables")
+            for attribute in self.attribute_names:
+                ET.SubElement(
+                    variables,
+                    "Variable",
+                    {
+                        "guid": guid("variable", attribute),
+                        "name": attribute,
+                        "typeOfVariable": "Text",
+                    },
+                )
+            out.write(_fragment(variables, level=1))
+
+        # Cases and sets name every source: written one case or set at a time.
+        if self.respondents:
+            out.write(b"\n  <Cases>")
+            for respondent, response_ids in self.respondents.items():
+                case = ET.Element("Case", {"guid": guid("case", respondent), "name": respondent})
+                for response_id in response_ids:
+                    ET.SubElement(case, "SourceRef", {"targetGUID": guid("source", response_id)})
+                out.write(_fragment(case, level=2))
+            out.write(b"\n  </Cases>")
+
+        if self.count:
+            out.write(b"\n  <Sources>")
+            spool.seek(0)
+            shutil.copyfileobj(spool, out)
+            out.write(b"\n  </Sources>")
+
+        if self.notes:
+            notes_element = ET.Element("Notes")
+            for note_guid, author, body in self.notes:
+                note_element = ET.SubElement(
+                    notes_element,
+                    "Note",
+                    {
+                        "guid": note_guid,
+                        "name": f"Note by {author}",
+                        "creatingUser": self.user(author),
+                    },
+                )
+                ET.SubElement(note_element, "PlainTextContent").text = body
+            out.write(_fragment(notes_element, level=1))
+
+        if self.questions:
+            out.write(b"\n  <Sets>")
+            for question_id, response_ids in self.questions.items():
+                element = ET.Element("Set", {"guid": guid("set", question_id), "name": question_id})
+                ET.SubElement(element, "Description").text = codebook.question_text(question_id)
+                for theme in (
+                    codebook.themes_for(question_id) if question_id in codebook.question_ids else []
+                ):
+                    ET.SubElement(element, "MemberCode", {"targetGUID": code_guid(theme.id)})
+                for response_id in response_ids:
+                    ET.SubElement(
+                        element, "MemberSource", {"targetGUID": guid("source", response_id)}
+                    )
+                out.write(_fragment(element, level=2))
+            out.write(b"\n  </Sets>")
+        out.write(b"\n</Project>")
+
+
+def _clean(root: ET.Element) -> None:
+    # ElementTree writes control characters as they are, which XML 1.0 forbids: a response
+    # holding an ESC made the whole project unreadable. Each becomes U+FFFD (one character
+    # for one, so text positions stay right).
+    for element in root.iter():
+        if element.text:
+            element.text = xml_text(element.text)
+        if element.tail:
+            element.tail = xml_text(element.tail)
+        for name, value in element.attrib.items():
+            element.set(name, xml_text(value))
+
+
+def _fragment(element: ET.Element, level: int) -> bytes:
+    """``element`` indented as a child at ``level`` of the document, on a new line."""
+    _clean(element)
+    ET.indent(element, level=level)
+    return ("\n" + "  " * level + ET.tostring(element, encoding="unicode")).encode("utf-8")
 
 
 def write_qdpx(
@@ -502,18 +545,27 @@ def write_qdpx(
     name: str | None = None,
     created_at: str | None = None,
 ) -> int:
-    """Write the project as a ``.qdpx`` zip; returns the number of sources."""
+    """Write the project as a ``.qdpx`` zip; returns the number of sources.
+
+    Streamed: responses are read a batch at a time, each source text goes into the zip as
+    it is read, and each source's XML into a spool file beside ``path`` that is copied into
+    ``project.qde`` at the end.
+    """
     if codebook is None:
         _, codebook = store.codebook()
-    coded = collect_coded(store)
-    xml, files = build_project_xml(store, codebook, coded, name or codebook.name, created_at)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("project.qde", xml)
-        for file_name, text in files.items():
+    project = _ProjectWriter(codebook)
+    with (
+        tempfile.TemporaryFile(dir=path.parent) as spool,
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for coded in iter_coded(store):
+            file_name = project.add(coded, spool)
             # The same replacement as in the XML, so selections' positions match the text.
-            archive.writestr(f"sources/{file_name}", xml_text(text).encode("utf-8"))
-    return len(files)
+            archive.writestr(f"sources/{file_name}", xml_text(coded.response.text).encode("utf-8"))
+        with archive.open("project.qde", "w", force_zip64=True) as document:
+            project.write(document, spool, name or codebook.name, created_at)
+    return project.count
 
 
 def write_qdc(codebook: Codebook, path: Path) -> None:

@@ -5,17 +5,22 @@ formats always agree. A response counts with its reviewed labels (``Store.final_
 and, where nobody has reviewed it yet, with the model's proposal
 (``Store.current_proposals()``); every count says how many of its labels are which, because a
 reader must know how much of a finding a human has checked.
+
+:func:`build_report` reads the project once, a batch at a time, tallying counts and keeping
+a bounded pool of quote candidates (:class:`coder.report.quotes.QuotePool`), so its memory
+grows with questions, themes, attribute values and respondents, not with responses.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from coder.errors import CoderError
-from coder.report.quotes import QuoteKeys, quotable, select_quotes
+from coder.report.quotes import POOL_PER_GROUP, QuoteKeys, QuotePool, quotable, select_from_pool
 from coder.store import Store, StoredDecision, StoredProposal
 from schemas import Codebook, Labels, Response, Theme
 
@@ -334,10 +339,10 @@ def person_key(response: Response) -> str:
     return response.respondent or f"response:{response.id}"
 
 
-def _value(response: Response, name: str | None) -> str | None:
+def _attribute(attributes: Mapping[str, Any], name: str | None) -> str | None:
     if name is None:
         return None
-    value = response.attributes.get(name)
+    value = attributes.get(name)
     if value is None:
         return None
     text = " ".join(str(value).split())
@@ -378,17 +383,27 @@ def attribution_fields(
         if value is not None and str(value).strip()
     }
     if configured:
-        known = attribute_names(responses)
-        if configured not in known:
-            import difflib
+        check_attribution_field(configured, attribute_names(responses))
+    return _fields_from(present, configured)
 
-            close = difflib.get_close_matches(configured, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            available = ", ".join(known) if known else "(none: the responses have no attributes)"
-            raise UnknownAttributionField(
-                f"--attribution-field {configured!r}: no response has that attribute.{hint} "
-                f"Attributes of this project's responses: {available}."
-            )
+
+def check_attribution_field(configured: str, known: Sequence[str]) -> None:
+    """Raise :class:`UnknownAttributionField` unless ``configured`` is one of ``known``."""
+    if configured in known:
+        return
+    import difflib
+
+    known = sorted(known)
+    close = difflib.get_close_matches(configured, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    available = ", ".join(known) if known else "(none: the responses have no attributes)"
+    raise UnknownAttributionField(
+        f"--attribution-field {configured!r}: no response has that attribute.{hint} "
+        f"Attributes of this project's responses: {available}."
+    )
+
+
+def _fields_from(present: set[str], configured: str | None) -> AttributionFields:
     role = configured or next((name for name in ROLE_FIELDS if name in present), None)
 
     def first(names: Sequence[str]) -> str | None:
@@ -409,8 +424,14 @@ def attribution_for(response: Response, fields: AttributionFields | None = None)
     """
     if fields is None:
         fields = attribution_fields([response])
-    role = _value(response, fields.role)
-    where = _value(response, fields.organisation) or _value(response, fields.organisation_type)
+    return _attribution(response.attributes, fields)
+
+
+def _attribution(attributes: Mapping[str, Any], fields: AttributionFields) -> str:
+    role = _attribute(attributes, fields.role)
+    where = _attribute(attributes, fields.organisation) or _attribute(
+        attributes, fields.organisation_type
+    )
     parts = [role] if role else []
     if where and (role is None or where.lower() != role.lower()):
         parts.append(where)
@@ -425,9 +446,12 @@ def _theme_lookup(codebook: Codebook, code: str) -> Theme:
         return Theme(id=code, label=code, definition="(not in the codebook)")
 
 
-def _theme_tree(
-    codebook: Codebook, members: list[CodedResponse], relevant: int
-) -> list[ThemeCount]:
+#: A question's relevant responses by the theme set they count for (parents added under the
+#: codebook's rule) and whether a human reviewed them: the theme tree needs no more.
+ThemeSets = Counter[tuple[frozenset[str], bool]]
+
+
+def _theme_tree(codebook: Codebook, theme_sets: ThemeSets, relevant: int) -> list[ThemeCount]:
     """Themes coded at least once, as a tree of parents and sub-themes.
 
     A theme's n is the number of responses coded with it, each counted once. Whether a
@@ -435,12 +459,13 @@ def _theme_tree(
     (``sub_themes_imply_parent``, applied by ``Codebook.with_parents``): by default it
     does not, so a parent shown only because of its sub-themes has n=0.
     """
-    direct: dict[str, set[str]] = {}
-    reviewed_ids = {m.response.id for m in members if m.source == "reviewed"}
-    for member in members:
-        assert member.labels is not None
-        for code in codebook.with_parents(list(dict.fromkeys(member.labels.themes))):
-            direct.setdefault(code, set()).add(member.response.id)
+    direct: Counter[str] = Counter()
+    reviewed: Counter[str] = Counter()
+    for (codes, is_reviewed), count in theme_sets.items():
+        for code in codes:
+            direct[code] += count
+            if is_reviewed:
+                reviewed[code] += count
     themes = {code: _theme_lookup(codebook, code) for code in direct}
     # Parents of used sub-themes are shown even when never applied directly.
     for code in list(themes):
@@ -456,26 +481,28 @@ def _theme_tree(
         children.setdefault(parent, []).append(code)
     order = {code: index for index, code in enumerate(codebook.theme_ids)}
 
-    def ids_under(code: str) -> set[str]:
-        result = set(direct.get(code, set()))
+    def codes_under(code: str) -> set[str]:
+        result = {code}
         for child in children.get(code, []):
-            result |= ids_under(child)
+            result |= codes_under(child)
         return result
 
     reach: dict[str, int] = {}
 
     def build(code: str) -> ThemeCount:
-        ids = set(direct.get(code, set()))
-        reach[code] = len(ids_under(code))
+        under = codes_under(code)
+        # Responses coded with the theme or any theme below it, each once.
+        reach[code] = sum(count for (codes, _), count in theme_sets.items() if codes & under)
         theme = themes[code]
+        n = direct.get(code, 0)
         nodes = [build(child) for child in children.get(code, [])]
         return ThemeCount(
             theme_id=code,
             label=theme.label,
             definition=theme.definition,
-            n=len(ids),
-            share=len(ids) / relevant if relevant else 0.0,
-            reviewed=len(ids & reviewed_ids),
+            n=n,
+            share=n / relevant if relevant else 0.0,
+            reviewed=reviewed.get(code, 0),
             children=_sorted_nodes(nodes, order, reach),
         )
 
@@ -498,12 +525,7 @@ def _sorted_nodes(
     )
 
 
-def _stance_counts(codebook: Codebook, members: list[CodedResponse]) -> list[StanceCount]:
-    counts = Counter(
-        (m.labels.stance if m.labels is not None and m.labels.stance else NOT_STATED)
-        for m in members
-    )
-    total = len(members)
+def _stance_counts(codebook: Codebook, counts: Counter[str], total: int) -> list[StanceCount]:
     result = []
     labels = {
         value.id: value.label or value.id
@@ -535,77 +557,228 @@ def _resonance_sentence(stance: list[StanceCount], relevant: int) -> str:
     return f"Most often: {top.label} ({top.n} of {relevant}; {parts})."
 
 
+# --- the streamed tally ----------------------------------------------------------------------
+# build_report reads the project once, a batch at a time (iter_coded), and keeps counts, the
+# distinct respondent ids it must count, and a bounded pool of quote candidates: at 500,000
+# responses holding every response took 1.9 GB.
+
+
+@dataclass
+class _People:
+    """Distinct people: respondent ids, plus one per response without one."""
+
+    respondents: set[str] = field(default_factory=set)
+    anonymous: int = 0
+
+    def add(self, response: Response) -> None:
+        if response.respondent:
+            # Interned: the same id sits in many tallies' sets, stored once.
+            self.respondents.add(sys.intern(response.respondent))
+        else:
+            self.anonymous += 1
+
+    def __len__(self) -> int:
+        return len(self.respondents) + self.anonymous
+
+
+@dataclass
+class _ValueTally:
+    """Responses and people by the values of one attribute (one breakdown table)."""
+
+    responses: Counter[str] = field(default_factory=Counter)
+    people: dict[str, _People] = field(default_factory=dict)
+    # Spelling varies between rows of a Forms export ('HI Wessex', 'hi wessex'):
+    # group case-insensitively and show the first spelling met.
+    spelling: dict[str, str] = field(default_factory=dict)
+    #: The values given, lower case (the summary counts organisations from them).
+    given: set[str] = field(default_factory=set)
+
+    def add(self, value: str | None, response: Response) -> None:
+        if value is not None:
+            self.given.add(value.lower())
+        value = value or NOT_STATED
+        key = self.spelling.setdefault(value.lower(), value)
+        self.responses[key] += 1
+        self.people.setdefault(key, _People()).add(response)
+
+
+@dataclass
+class _Candidate:
+    """What quote choice and the Quote read of a response (not the whole record)."""
+
+    response_id: str
+    text: str
+    person: str
+    #: The tracked attributes' values (normalised), for attribution.
+    attributes: dict[str, str]
+    themes: tuple[str, ...]
+    stance: str | None
+    source: LabelSource
+
+
+@dataclass
+class _QuestionTally:
+    responses: int = 0
+    labelled: int = 0
+    relevant: int = 0
+    untagged: int = 0
+    status: ReviewStatus = field(default_factory=ReviewStatus)
+    people: _People = field(default_factory=_People)
+    stance: Counter[str] = field(default_factory=Counter)
+    theme_sets: ThemeSets = field(default_factory=Counter)
+    flagged: QuotePool[_Candidate] = field(default_factory=QuotePool)
+    #: The model's best answers, until a reviewer flags a quote (then flags alone count).
+    unflagged: QuotePool[_Candidate] | None = field(default_factory=QuotePool)
+
+
+class _ReportTally:
+    """Everything :func:`build_report` counts, fed one coded response at a time."""
+
+    def __init__(self, codebook: Codebook, tracked: Sequence[str], pool_size: int | None) -> None:
+        self.codebook = codebook
+        #: Attributes that may be the role or organisation (known once every response is seen).
+        self.tracked = list(tracked)
+        self.pool_size = pool_size
+        self.total = 0
+        self.status = ReviewStatus()
+        self.people = _People()
+        self.without_respondent = 0
+        self.labelled = 0
+        self.excluded = 0
+        self.reasons: Counter[str] = Counter()
+        self.tags: Counter[str] = Counter()
+        self.present: set[str] = set()
+        self.values = {name: _ValueTally() for name in self.tracked}
+        self.questions: dict[str, _QuestionTally] = {}
+        self._with_parents: dict[tuple[str, ...], frozenset[str]] = {}
+
+    def question(self, question_id: str) -> _QuestionTally:
+        tally = self.questions.get(question_id)
+        if tally is None:
+            tally = self.questions[question_id] = _QuestionTally(
+                flagged=QuotePool(self.pool_size), unflagged=QuotePool(self.pool_size)
+            )
+        return tally
+
+    def add(self, coded: CodedResponse, position: int) -> None:
+        response, labels = coded.response, coded.labels
+        self.total += 1
+        self.status.add(coded.source)
+        self.people.add(response)
+        if not response.respondent:
+            self.without_respondent += 1
+        attributes = {}
+        for name in self.tracked:
+            value = _attribute(response.attributes, name)
+            self.values[name].add(value, response)
+            if value is not None:
+                self.present.add(name)
+                attributes[name] = value
+        self.tags.update(dict.fromkeys(response.tags, 1))
+        tally = self.question(coded.question)
+        tally.responses += 1
+        tally.status.add(coded.source)
+        tally.people.add(response)
+        if labels is None:
+            return
+        self.labelled += 1
+        tally.labelled += 1
+        if not labels.relevant:
+            self.excluded += 1
+            self.reasons[labels.relevance_reason or "no reason given"] += 1
+            return
+        tally.relevant += 1
+        tally.stance[labels.stance or NOT_STATED] += 1
+        themes = tuple(dict.fromkeys(labels.themes))
+        codes = self._with_parents.get(themes)
+        if codes is None:
+            codes = self._with_parents[themes] = frozenset(self.codebook.with_parents(list(themes)))
+        tally.theme_sets[(codes, coded.source == "reviewed")] += 1
+        if not labels.themes:
+            tally.untagged += 1
+        offer_quote(tally, coded, position, attributes)
+
+
+def offer_quote(
+    tally: _QuestionTally, coded: CodedResponse, position: int, attributes: dict[str, str]
+) -> None:
+    """Keep a relevant response as a quote candidate if it may be one and ranks high enough.
+
+    Reviewer-flagged quotes when there are any, else the best coded answers: reviewed
+    before model-only, then most confident, then longest, then first imported.
+    """
+    response, labels = coded.response, coded.labels
+    assert labels is not None
+    text = response.text
+    rank = (coded.source != "reviewed", -(coded.confidence or 0.0), -len(text), position)
+    # Grouped as select_quotes prefers candidates alike (role, organisation), by every
+    # tracked attribute: finer, which is also right.
+    group = (tuple(attributes), tuple(value.lower() for value in attributes.values()))
+    # A reviewer flag counts even on a response whose labels are not reviewed yet.
+    if coded.decision is not None and labels.quote:
+        pool, flagged = tally.flagged, True
+    elif tally.unflagged is not None and labels.themes:
+        pool, flagged = tally.unflagged, False
+    else:
+        return
+    if not pool.has_room(group, rank) or not quotable(text, flagged=flagged):
+        return
+    pool.add(
+        group,
+        rank,
+        _Candidate(
+            response_id=response.id,
+            text=text,
+            person=person_key(response),
+            attributes=attributes,
+            themes=tuple(labels.themes),
+            stance=labels.stance,
+            source=coded.source,
+        ),
+    )
+    if flagged:
+        tally.unflagged = None  # no longer needed: flagged quotes win
+
+
 def _quotes(
-    members: list[CodedResponse],
-    codebook: Codebook,
-    fields: AttributionFields,
-    max_quotes: int,
-) -> tuple[list[Quote], bool]:
-    """Reviewer-flagged quotes when there are any, else the best coded answers.
+    tally: _QuestionTally, codebook: Codebook, fields: AttributionFields, max_quotes: int
+) -> tuple[list[Quote], bool] | None:
+    """The question's quotes (and whether reviewers flagged them), or None when the pool
+    turned away candidates that might have been chosen (see :func:`select_from_pool`).
 
     Either way: no stance-only or empty answer, no text twice, one quote per person
     while other people are left, different roles and organisations preferred.
     """
-    # A reviewer flag counts even on a response whose labels are not reviewed yet.
-    flagged = [
-        m
-        for m in members
-        if m.decision is not None
-        and m.labels
-        and m.labels.quote
-        and quotable(m.response.text, flagged=True)
-    ]
-    chosen_flagged = bool(flagged)
-    if flagged:
-        candidates = flagged
-    else:
-        # No reviewer picked quotes yet: the most confident coded responses stand in.
-        candidates = [
-            m for m in members if m.labels and m.labels.themes and quotable(m.response.text)
-        ]
-    ranked = sorted(
-        candidates,
-        key=lambda m: (m.source != "reviewed", -(m.confidence or 0.0), -len(m.response.text)),
+    chosen_flagged = bool(tally.flagged)
+    pool = tally.flagged if chosen_flagged else tally.unflagged
+    assert pool is not None  # the unflagged pool is dropped only once a flag is kept
+    keys: QuoteKeys[_Candidate] = QuoteKeys(
+        text=lambda c: c.text,
+        person=lambda c: c.person,
+        role=lambda c: _attribute(c.attributes, fields.role),
+        organisation=lambda c: _attribute(c.attributes, fields.organisation),
+        themes=lambda c: c.themes,
     )
-    keys: QuoteKeys[CodedResponse] = QuoteKeys(
-        text=lambda m: m.response.text,
-        person=lambda m: m.person,
-        role=lambda m: _value(m.response, fields.role),
-        organisation=lambda m: _value(m.response, fields.organisation),
-        themes=lambda m: m.labels.themes if m.labels else [],
-    )
-    quotes = []
-    for member in select_quotes(ranked, keys, max_quotes):
-        assert member.labels is not None
-        quotes.append(
-            Quote(
-                response_id=member.response.id,
-                text=member.response.text.strip(),
-                attribution=attribution_for(member.response, fields),
-                themes=[_theme_lookup(codebook, code).label for code in member.labels.themes],
-                stance=member.labels.stance,
-                source=member.source,
-                flagged=chosen_flagged,
-            )
+    chosen = select_from_pool(pool, keys, max_quotes)
+    if chosen is None:
+        return None
+    quotes = [
+        Quote(
+            response_id=candidate.response_id,
+            text=candidate.text.strip(),
+            attribution=_attribution(candidate.attributes, fields),
+            themes=[_theme_lookup(codebook, code).label for code in candidate.themes],
+            stance=candidate.stance,
+            source=candidate.source,
+            flagged=chosen_flagged,
         )
+        for candidate in chosen
+    ]
     return quotes, chosen_flagged
 
 
-def _slim(coded: CodedResponse) -> CodedResponse:
-    """``coded`` with only what :func:`build_report` reads: labels, source, the response,
-    the confidence, and the decision only when it flags a quote."""
-    flagged = coded.decision is not None and coded.labels is not None and coded.labels.quote
-    return CodedResponse(
-        response=coded.response,
-        labels=coded.labels,
-        source=coded.source,
-        decision=coded.decision if flagged else None,
-        kept_confidence=coded.confidence,
-    )
-
-
-def _question_order(codebook: Codebook, coded: list[CodedResponse]) -> list[str]:
-    present = list(dict.fromkeys(c.question for c in coded))
+def _question_order(codebook: Codebook, present: Iterable[str]) -> list[str]:
+    present = list(present)
     ordered = [q for q in codebook.question_ids if q in present]
     return ordered + [q for q in present if q not in ordered]
 
@@ -619,87 +792,91 @@ def build_report(
     max_quotes: int = 3,
     title: str | None = None,
     generated_at: str | None = None,
+    quote_pool_size: int | None = POOL_PER_GROUP,
 ) -> ReportData:
     """Compute the report from the store (latest codebook unless one is given).
 
     ``attribution_field`` names the attribute quotes are attributed by in place of the
     role (an attribute no response has is an :class:`UnknownAttributionField` error).
     ``generated_at`` is printed as given; leave it None for reproducible output.
+
+    The store is read a batch at a time: memory grows with the number of questions, themes,
+    attribute values and distinct respondents, and with ``quote_pool_size`` candidates per
+    question, role, organisation and theme set (None keeps every candidate), not with the
+    number of responses. A question whose pool cannot prove its quotes are the ones the
+    full list gives is read again with every candidate kept.
     """
     if codebook is None:
         codebook_version, codebook = store.codebook(codebook_version)
-    # Only what the report reads is kept of each response (not its proposal's evidence and
-    # rationale, nor decisions other than quote flags): at 500,000 responses the full
-    # records took 3.4 GB.
-    coded = [_slim(c) for c in iter_coded(store)]
-    responses = [c.response for c in coded]
-    fields = attribution_fields(responses, attribution_field)
+    known = store.attribute_names()
+    if attribution_field:
+        check_attribution_field(attribution_field, known)
+    candidates = (*DEFAULT_ATTRIBUTION_FIELDS, *([attribution_field] if attribution_field else []))
+    tracked = [name for name in dict.fromkeys(candidates) if name in known]
 
-    overall = ReviewStatus()
-    for member in coded:
-        overall.add(member.source)
+    tally = _ReportTally(codebook, tracked, quote_pool_size)
+    for position, coded in enumerate(iter_coded(store)):
+        tally.add(coded, position)
+    fields = _fields_from(tally.present, attribution_field)
+
+    chosen: dict[str, tuple[list[Quote], bool]] = {}
+    unproven = []
+    for question_id, question_tally in tally.questions.items():
+        picked = _quotes(question_tally, codebook, fields, max_quotes)
+        if picked is None:
+            unproven.append(question_id)
+        else:
+            chosen[question_id] = picked
+    if unproven:
+        chosen.update(
+            _quotes_from_every_candidate(store, codebook, tracked, fields, max_quotes, unproven)
+        )
 
     questions = []
-    for question_id in _question_order(codebook, coded):
-        members = [c for c in coded if c.question == question_id]
-        status = ReviewStatus()
-        for member in members:
-            status.add(member.source)
-        labelled = [m for m in members if m.labels is not None]
-        relevant = [m for m in labelled if m.labels is not None and m.labels.relevant]
+    for question_id in _question_order(codebook, tally.questions):
+        q = tally.questions[question_id]
         try:
             question = codebook.question(question_id)
             short_name, text = question.short_name, question.text
         except KeyError:
             short_name, text = None, "" if question_id == NO_QUESTION else question_id
         has_stance = codebook.has_stance(None if question_id == NO_QUESTION else question_id)
-        stance = _stance_counts(codebook, relevant) if has_stance else []
-        quotes, quotes_flagged = _quotes(relevant, codebook, fields, max_quotes)
+        stance = _stance_counts(codebook, q.stance, q.relevant) if has_stance else []
+        quotes, quotes_flagged = chosen[question_id]
         questions.append(
             QuestionReport(
                 question_id=question_id,
                 short_name=short_name,
                 text=text,
-                responses=len(members),
-                relevant=len(relevant),
-                excluded=len(labelled) - len(relevant),
+                responses=q.responses,
+                relevant=q.relevant,
+                excluded=q.labelled - q.relevant,
                 has_stance=has_stance,
                 stance=stance,
-                resonance=_resonance_sentence(stance, len(relevant)) if has_stance else "",
-                themes=_theme_tree(codebook, relevant, len(relevant)),
-                untagged=sum(1 for m in relevant if m.labels is not None and not m.labels.themes),
+                resonance=_resonance_sentence(stance, q.relevant) if has_stance else "",
+                themes=_theme_tree(codebook, q.theme_sets, q.relevant),
+                untagged=q.untagged,
                 quotes=quotes,
                 quotes_flagged=quotes_flagged,
-                status=status,
-                people=len({m.person for m in members}),
+                status=q.status,
+                people=len(q.people),
             )
         )
 
-    labelled_all = [c for c in coded if c.labels is not None]
-    excluded = [c for c in labelled_all if c.labels is not None and not c.labels.relevant]
-    reasons = Counter(
-        (c.labels.relevance_reason or "no reason given") if c.labels is not None else ""
-        for c in excluded
-    )
-    tags = Counter(tag for c in coded for tag in dict.fromkeys(c.response.tags))
-    organisations = {
-        value.lower()
-        for c in coded
-        if (value := _value(c.response, fields.organisation)) is not None
-    }
+    organisations = tally.values[fields.organisation].given if fields.organisation else set()
     summary = SummaryStats(
-        responses_received=len(coded),
-        respondents=len({c.person for c in coded}),
-        relevant=len(labelled_all) - len(excluded),
-        excluded=len(excluded),
-        excluded_reasons=_most_common(reasons),
-        uncoded=overall.uncoded,
-        by_tag=_most_common(tags),
-        breakdowns=_breakdowns(coded, fields),
+        responses_received=tally.total,
+        respondents=len(tally.people),
+        relevant=tally.labelled - tally.excluded,
+        excluded=tally.excluded,
+        excluded_reasons=_most_common(tally.reasons),
+        uncoded=tally.status.uncoded,
+        by_tag=_most_common(tally.tags),
+        breakdowns=_breakdowns(tally, fields),
         attribution_field=fields.used,
         organisations=len(organisations) if organisations else None,
-        status=overall,
-        without_respondent=sum(1 for c in coded if not c.response.respondent),
+        status=tally.status,
+        without_respondent=tally.without_respondent,
     )
     return ReportData(
         title=title or codebook.name,
@@ -708,12 +885,48 @@ def build_report(
         generated_at=generated_at,
         summary=summary,
         questions=questions,
-        status=overall,
+        status=tally.status,
         sub_themes_imply_parent=codebook.sub_themes_imply_parent,
     )
 
 
-def _breakdowns(coded: list[CodedResponse], fields: AttributionFields) -> list[Breakdown]:
+def _quotes_from_every_candidate(
+    store: Store,
+    codebook: Codebook,
+    tracked: Sequence[str],
+    fields: AttributionFields,
+    max_quotes: int,
+    question_ids: Sequence[str],
+) -> dict[str, tuple[list[Quote], bool]]:
+    """Quotes of ``question_ids`` from every candidate, read again from the store.
+
+    Rare: only when duplicates or repeated people used up a pool group's best candidates.
+    Memory then grows with those questions' quotable answers (their text and attribution).
+    """
+    tallies = {
+        question_id: _QuestionTally(flagged=QuotePool(None), unflagged=QuotePool(None))
+        for question_id in question_ids
+    }
+    for position, coded in enumerate(iter_coded(store)):
+        tally = tallies.get(coded.question)
+        labels = coded.labels
+        if tally is None or labels is None or not labels.relevant:
+            continue
+        attributes = {
+            name: value
+            for name in tracked
+            if (value := _attribute(coded.response.attributes, name)) is not None
+        }
+        offer_quote(tally, coded, position, attributes)
+    result = {}
+    for question_id, tally in tallies.items():
+        picked = _quotes(tally, codebook, fields, max_quotes)
+        assert picked is not None  # nothing is turned away without a bound
+        result[question_id] = picked
+    return result
+
+
+def _breakdowns(tally: _ReportTally, fields: AttributionFields) -> list[Breakdown]:
     """Responses and people by role, organisation type and organisation.
 
     The role table always appears (everyone 'not stated' says the survey did not ask);
@@ -729,23 +942,23 @@ def _breakdowns(coded: list[CodedResponse], fields: AttributionFields) -> list[B
     ):
         if name is None and kind != "role":
             continue
-        responses: Counter[str] = Counter()
-        people: dict[str, set[str]] = {}
-        # Spelling varies between rows of a Forms export ('HI Wessex', 'hi wessex'):
-        # group case-insensitively and show the first spelling met.
-        spelling: dict[str, str] = {}
-        for member in coded:
-            value = _value(member.response, name) or NOT_STATED
-            key = spelling.setdefault(value.lower(), value)
-            responses[key] += 1
-            people.setdefault(key, set()).add(member.person)
+        if name is None:
+            # No role attribute: everyone is 'not stated'.
+            values = _ValueTally(
+                responses=Counter({NOT_STATED: tally.total}) if tally.total else Counter(),
+                people={NOT_STATED: tally.people},
+            )
+        else:
+            values = tally.values[name]
         rows = [
-            BreakdownRow(value=value, responses=n, people=len(people[value]))
-            for value, n in _most_common(responses)
+            BreakdownRow(value=value, responses=n, people=len(values.people[value]))
+            for value, n in _most_common(values.responses)
         ]
         # 'not stated' is not a group of its own: it goes last, whatever its size.
         rows.sort(key=lambda row: row.value == NOT_STATED)
-        result.append(Breakdown(field=name or ROLE_FIELDS[0], kind=kind.replace("_", " "), rows=rows))
+        result.append(
+            Breakdown(field=name or ROLE_FIELDS[0], kind=kind.replace("_", " "), rows=rows)
+        )
     return result
 
 

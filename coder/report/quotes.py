@@ -9,11 +9,12 @@ should come from a respondent, role and organisation not yet quoted in the secti
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from coder.embedded.features import non_answer_reason, stance_only
 
@@ -145,4 +146,91 @@ def select_quotes(candidates: Sequence[T], keys: QuoteKeys[T], limit: int) -> li
         if organisation:
             organisations.add(organisation.lower())
         covered.update(keys.themes(item))
+    return chosen
+
+
+#: Candidates a :class:`QuotePool` keeps per group (one role and organisation).
+POOL_PER_GROUP = 8
+
+Rank = tuple[Any, ...]
+
+
+class QuotePool(Generic[T]):
+    """The best-ranked quote candidates of each group, so a report of 500,000 answers holds a
+    few candidates per group instead of every answer.
+
+    A group is every candidate with the same role and organisation (callers may group more
+    finely), which :func:`select_quotes` prefers alike. Within a group a worse-ranked
+    candidate is only ever picked when every better one is already chosen, a duplicate of a
+    chosen quote, from a person already quoted or only about themes already covered; so the
+    best few are enough, and :func:`select_from_pool` checks that they were.
+    ``per_group=None`` keeps every candidate.
+    """
+
+    def __init__(self, per_group: int | None = POOL_PER_GROUP) -> None:
+        self.per_group = per_group
+        self._groups: dict[Hashable, list[tuple[Rank, T]]] = {}
+        self._overflowed: set[Hashable] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def has_room(self, group: Hashable, rank: Rank) -> bool:
+        """Whether a candidate ranked ``rank`` would be kept (checked before the costly
+        :func:`quotable`). A candidate turned away marks its group as overflowed."""
+        kept = self._groups.get(group)
+        if self.per_group is None or kept is None or len(kept) < self.per_group:
+            return True
+        if rank < kept[-1][0]:
+            return True
+        self._overflowed.add(group)
+        return False
+
+    def add(self, group: Hashable, rank: Rank, item: T) -> None:
+        """Keep ``item``; ranks must be unique (end them with the answer's position)."""
+        kept = self._groups.setdefault(group, [])
+        bisect.insort(kept, (rank, item), key=lambda entry: entry[0])
+        if self.per_group is not None and len(kept) > self.per_group:
+            kept.pop()
+            self._overflowed.add(group)
+
+    def ranked(self) -> list[T]:
+        """Every kept candidate, best first."""
+        entries = [entry for kept in self._groups.values() for entry in kept]
+        return [item for _, item in sorted(entries, key=lambda entry: entry[0])]
+
+    def overflowed(self) -> list[list[T]]:
+        """The kept candidates of each group that turned some candidate away."""
+        return [[item for _, item in self._groups[group]] for group in self._overflowed]
+
+
+def select_from_pool(pool: QuotePool[T], keys: QuoteKeys[T], limit: int) -> list[T] | None:
+    """:func:`select_quotes` over the pool, or None when the pool cannot prove that the
+    candidates it turned away would not have been chosen (then read them all again).
+
+    Before each pick, every overflowed group must still hold a candidate that is not
+    chosen, not a duplicate of a chosen quote, from a person not yet quoted and about a
+    theme not yet covered: that one is preferred to everything its group turned away (same
+    role and organisation, better rank), so the pick is the one the full list gives.
+    """
+    chosen = select_quotes(pool.ranked(), keys, limit)
+    groups = pool.overflowed()
+    if not groups:
+        return chosen
+    picks = len(chosen) + (1 if len(chosen) < limit else 0)
+    for before in range(picks):
+        earlier = chosen[:before]
+        chosen_ids = {id(item) for item in earlier}
+        people = {keys.person(item) for item in earlier}
+        covered = {theme for item in earlier for theme in keys.themes(item)}
+        seen = [normalise(keys.text(item)) for item in earlier]
+        for kept in groups:
+            if not any(
+                id(item) not in chosen_ids
+                and keys.person(item) not in people
+                and not (keys.themes(item) and set(keys.themes(item)) <= covered)
+                and not is_duplicate(normalise(keys.text(item)), seen)
+                for item in kept
+            ):
+                return None
     return chosen
