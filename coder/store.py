@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -334,17 +334,24 @@ class Store:
         sql = "select id, response_id from proposals where status = 'ok' order by id"
         return [(int(pid), rid) for pid, rid in self.db.execute(sql).fetchall()]
 
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        """Rows addressable by column name, built in C (sqlite3.Row): the batch readers of a
+        large project spent a fifth of their time building one dict per row."""
+        cursor = self.db.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        try:
+            return cursor.execute(sql, params).fetchall()
+        finally:
+            cursor.close()
+
     def response_batches(self, size: int = 2000) -> Iterator[list[Response]]:
         """All responses in import order, ``size`` at a time (keyset paging on rowid), so a
         reader of a large project holds one batch, not the project."""
         after = 0
         while True:
-            rows = list(
-                self.db.query(
-                    "select rowid as _rowid, * from responses where rowid > ? "
-                    "order by rowid limit ?",
-                    [after, size],
-                )
+            rows = self._rows(
+                "select rowid as _rowid, * from responses where rowid > ? order by rowid limit ?",
+                [after, size],
             )
             if not rows:
                 return
@@ -550,7 +557,7 @@ class Store:
                 )
             """
             params.append(json.dumps(list(response_ids)))
-        return {row["response_id"]: _proposal_from_row(row) for row in self.db.query(sql, params)}
+        return {row["response_id"]: _proposal_from_row(row) for row in self._rows(sql, params)}
 
     def proposal(self, proposal_id: int) -> StoredProposal:
         rows = list(self.db.query("select * from proposals where id = ?", [proposal_id]))
@@ -790,7 +797,7 @@ def _response_row(response: Response, stamp: str, attributes_json: str | None = 
     }
 
 
-def _response_from_row(row: dict[str, Any]) -> Response:
+def _response_from_row(row: Mapping[str, Any] | sqlite3.Row) -> Response:
     return Response(
         id=row["id"],
         text=row["text"],
@@ -803,7 +810,7 @@ def _response_from_row(row: dict[str, Any]) -> Response:
     )
 
 
-def _proposal_from_row(row: dict[str, Any]) -> StoredProposal:
+def _proposal_from_row(row: Mapping[str, Any] | sqlite3.Row) -> StoredProposal:
     return StoredProposal(
         id=row["id"],
         response_id=row["response_id"],
