@@ -44,3 +44,17 @@ def test_help_lists_commands_without_importing_them() -> None:
     assert done.returncode == 0, done.stderr
     assert "Commands:" in done.stdout and "precode" in done.stdout
     assert "LOADED []" in done.stdout
+
+
+def test_eval_errors_name_the_gold_argument_not_a_hidden_option(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["eval", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    assert "'GOLD'" in result.output and "--gold" not in result.output
+
+
+def test_report_out_that_looks_like_a_file_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["report", "--out", str(out), "--db", str(tmp_path / "p.db")])
+    assert result.exit_code == 2
+    assert "looks like a file name" in result.output
+    assert not out.exists()

@@ -200,6 +200,13 @@ def _print_agreement(result: dict[str, Any]) -> None:
 
 
 # --- coder eval ---------------------------------------------------------------------------
+class _GoldOption(click.Option):
+    """The hidden --gold that the positional GOLD folder fills: errors name GOLD."""
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        return "'GOLD'"
+
+
 class _EvalGroup(click.Group):
     """``coder eval [GOLD]`` runs an eval; ``coder eval agreement|history`` are subcommands.
 
@@ -231,7 +238,14 @@ class _EvalGroup(click.Group):
 
 
 @click.group("eval", cls=_EvalGroup, invoke_without_command=True)
-@click.option("--gold", "gold_path", type=click.Path(exists=True, path_type=Path), hidden=True)
+@click.option(
+    "--gold",
+    "gold_path",
+    cls=_GoldOption,
+    type=click.Path(exists=True, path_type=Path),
+    hidden=True,
+    help="The gold folder (given as the first argument, GOLD).",
+)
 @click.option(
     "--codebook",
     "codebook_path",

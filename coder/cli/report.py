@@ -79,6 +79,14 @@ def report(
     from coder.store import now
 
     chosen = _formats(formats)
+    if out_dir.suffix.lower() in (".md", ".html", ".htm", ".xlsx") and not out_dir.is_dir():
+        # `--out report.html` used to create a folder named report.html.
+        raise click.BadParameter(
+            f"{out_dir} looks like a file name, but --out is the folder for report.md, "
+            "report.html and report.xlsx: give a folder (e.g. --out report/) and pick formats "
+            "with --format",
+            param_hint="'--out'",
+        )
     with open_store(db_path) as store:
         try:
             report_data, paths = write_report(
