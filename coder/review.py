@@ -757,6 +757,12 @@ def quit_summary(progress: Progress, actions: Counter[str]) -> str:
 GROUP_KINDS = {
     "accept": "Accept the model's proposal",
     "not_relevant": "Exclude as not relevant",
+    "stance": "Set a stance…",
+    "add_theme": "Add a theme…",
+    "remove_theme": "Remove a theme…",
+}
+#: How a confirmation names the change (the value follows).
+_GROUP_PHRASES = {
     "stance": "Set the stance to",
     "add_theme": "Add the theme",
     "remove_theme": "Remove the theme",
@@ -771,7 +777,7 @@ class GroupChange:
     value: str | None = None  # the stance or theme id; the reason for 'not_relevant'
 
     def describe(self) -> str:
-        text = GROUP_KINDS[self.kind]
+        text = _GROUP_PHRASES.get(self.kind) or GROUP_KINDS[self.kind]
         if self.kind == "not_relevant":
             return text + (f" ({self.value})" if self.value else "")
         return f"{text} {self.value}" if self.value else text

@@ -22,6 +22,8 @@ from coder.jsonl import jsonl_objects as read_jsonl
 from schemas import Codebook, Response
 
 ITEM_FILE_NAMES = ("dev.jsonl", "items.jsonl")
+#: A gold folder's codebook: gold-set JSON, or a coder codebook in YAML or JSON.
+CODEBOOK_FILE_NAMES = ("codebook.json", "codebook.yaml", "codebook.yml")
 
 
 class GoldError(CoderError):
@@ -56,10 +58,15 @@ class GoldItem(BaseModel):
 
 
 def find_gold_files(folder: Path) -> tuple[Path, Path]:
-    """``codebook.json`` and the items file (dev.jsonl or items.jsonl) of a gold folder."""
-    codebook = folder / "codebook.json"
-    if not codebook.is_file():
-        raise GoldError(f"{folder}: no codebook.json in this folder (pass --codebook FILE)")
+    """The codebook (codebook.json, .yaml or .yml) and the items file (dev.jsonl or
+    items.jsonl) of a gold folder."""
+    codebook = next(
+        (folder / name for name in CODEBOOK_FILE_NAMES if (folder / name).is_file()), None
+    )
+    if codebook is None:
+        raise GoldError(
+            f"{folder}: no codebook.json or codebook.yaml in this folder (pass --codebook FILE)"
+        )
     for name in ITEM_FILE_NAMES:
         if (folder / name).is_file():
             return codebook, folder / name

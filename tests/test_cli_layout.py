@@ -58,3 +58,11 @@ def test_report_out_that_looks_like_a_file_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "looks like a file name" in result.output
     assert not out.exists()
+
+
+def test_a_gold_folder_may_hold_a_yaml_codebook() -> None:
+    # tests/codebooks/* (and ../shared/gold/rapid_insight_dev) hold codebook.yaml + items.jsonl.
+    from eval.gold import load_gold
+
+    codebook, items = load_gold(REPO / "tests" / "codebooks" / "ward_feedback")
+    assert codebook.themes and items

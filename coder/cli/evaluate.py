@@ -956,7 +956,9 @@ def eval_history(
 
 
 @eval_.command("simulate")
-@click.argument("gold_path", type=click.Path(exists=True, path_type=Path), required=False)
+@click.argument(
+    "gold_path", metavar="GOLD", type=click.Path(exists=True, path_type=Path), required=False
+)
 @click.option(
     "--codebook",
     "codebook_path",
