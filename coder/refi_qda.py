@@ -145,16 +145,7 @@ def codebook_to_qdc(codebook: Codebook) -> bytes:
 
 
 def _serialise(root: ET.Element) -> bytes:
-    # ElementTree writes control characters as they are, which XML 1.0 forbids: a response
-    # holding an ESC made the whole project unreadable. Each becomes U+FFFD (one character
-    # for one, so text positions stay right).
-    for element in root.iter():
-        if element.text:
-            element.text = xml_text(element.text)
-        if element.tail:
-            element.tail = xml_text(element.tail)
-        for name, value in element.attrib.items():
-            element.set(name, xml_text(value))
+    _clean(root)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 

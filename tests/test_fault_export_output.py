@@ -12,9 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from openpyxl import load_workbook
 
 from coder.cli import cli
 from coder.store import Store
+from tests.faults import kill_when
 from tests.llm_fake_server import coder_executable
 from tests.report_project import CODEBOOK
 
@@ -134,30 +133,14 @@ def test_report_on_a_full_disk_is_a_clear_error_and_keeps_the_old_files(
 
 def _kill_when_writing(command: list[str], folder: Path, name: str) -> None:
     """Start ``command``; SIGKILL it once its temporary ``name`` file has data."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=folder
-    )
-    deadline = time.monotonic() + 120
-    killed = False
-    try:
-        while process.poll() is None and time.monotonic() < deadline:
-            if any(
-                entry.name.startswith(f".{name}.") and entry.stat().st_size > 0
-                for entry in os.scandir(folder)
-            ):
-                process.send_signal(signal.SIGKILL)
-                killed = True
-                break
-            # Waiting on a condition (the temporary file filling), not on the clock.
-            time.sleep(0.002)
-    finally:
-        if process.poll() is None and not killed:
-            process.kill()
-        process.wait(timeout=60)
-        assert process.stderr is not None
-        errors = process.stderr.read().decode()
-        process.stderr.close()
-    assert killed, f"the command ended before its output was being written: {errors}"
+
+    def writing() -> bool:
+        return any(
+            entry.name.startswith(f".{name}.") and entry.stat().st_size > 0
+            for entry in os.scandir(folder)
+        )
+
+    kill_when(command, writing, cwd=folder)
 
 
 @pytest.mark.parametrize("fmt", ["xlsx", "csv"])

@@ -9,10 +9,8 @@ A full disk is SQLite's own SQLITE_FULL, raised for real by capping the file's p
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from click.testing import CliRunner
 import coder.store
 from coder.cli import cli
 from coder.store import Store
+from tests.faults import kill_when
 from tests.llm_fake_server import coder_executable
 
 CODEBOOK = """
@@ -86,26 +85,9 @@ def test_kill_9_during_import_leaves_the_project_as_it_was(tmp_path: Path) -> No
     before = dump(db)
     source = answers_csv(tmp_path / "answers.csv", 60_000)
     command = [coder_executable(), "import", str(source), "--db", str(db)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wal = Path(f"{db}-wal")
-    killed = False
-    deadline = time.monotonic() + 120
-    try:
-        while process.poll() is None and time.monotonic() < deadline:
-            # Waiting on a condition: the import's transaction has started writing pages.
-            if wal.exists() and wal.stat().st_size > 256 * 1024:
-                process.send_signal(signal.SIGKILL)
-                killed = True
-                break
-            time.sleep(0.002)
-    finally:
-        if process.poll() is None and not killed:
-            process.kill()
-        process.wait(timeout=60)
-        assert process.stderr is not None
-        errors = process.stderr.read().decode()
-        process.stderr.close()
-    assert killed, f"the import ended before it wrote: {errors}"
+    # The condition: the import's transaction has started writing pages.
+    kill_when(command, lambda: wal.exists() and wal.stat().st_size > 256 * 1024)
     assert dump(db) == before
     # The next run imports every answer, once.
     done = subprocess.run(command, capture_output=True, text=True)

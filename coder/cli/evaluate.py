@@ -14,6 +14,7 @@ from rich.table import Table
 
 from coder.cli.backends import BackendChoice
 from coder.cli.common import (
+    F,
     console,
     db_option,
     err_console,
@@ -200,6 +201,23 @@ def _print_agreement(result: dict[str, Any]) -> None:
 
 
 # --- coder eval ---------------------------------------------------------------------------
+def gold_file_options(func: F) -> F:
+    """--codebook FILE and --items FILE: a gold set given as two files (or overriding one
+    file of a gold folder)."""
+    func = click.option(
+        "--items",
+        "items_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Gold items JSONL.",
+    )(func)
+    return click.option(
+        "--codebook",
+        "codebook_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Gold codebook file (with --items, or instead of a gold folder's).",
+    )(func)
+
+
 class _GoldOption(click.Option):
     """The hidden --gold that the positional GOLD folder fills: errors name GOLD."""
 
@@ -246,18 +264,7 @@ class _EvalGroup(click.Group):
     hidden=True,
     help="The gold folder (given as the first argument, GOLD).",
 )
-@click.option(
-    "--codebook",
-    "codebook_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gold codebook file.",
-)
-@click.option(
-    "--items",
-    "items_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gold items JSONL.",
-)
+@gold_file_options
 @click.option(
     "--predictions",
     "predictions_path",
@@ -959,18 +966,7 @@ def eval_history(
 @click.argument(
     "gold_path", metavar="GOLD", type=click.Path(exists=True, path_type=Path), required=False
 )
-@click.option(
-    "--codebook",
-    "codebook_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gold codebook file (with --items, instead of a gold folder).",
-)
-@click.option(
-    "--items",
-    "items_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gold items JSONL.",
-)
+@gold_file_options
 @click.option(
     "--retrain-every",
     type=click.IntRange(min=0),
