@@ -23,6 +23,7 @@ from coder.embedded.encoder import FAST_MODEL_NAME, MODEL_NAME, Encoder, get_enc
 from coder.embedded.features import (
     OFF_TOPIC_CHATTER,
     canonical_stances,
+    clause_spans,
     content_words,
     non_answer_reason,
     parse_examples,
@@ -999,6 +1000,7 @@ class LocalClassifier:
 
         results = []
         version = self.model_version
+        quoted: list[tuple[ThemeAssignment, np.ndarray]] = []
         for row, response in enumerate(responses):
             themes: list[ThemeAssignment] = []
             if relevant[row] and not bare[row]:
@@ -1013,6 +1015,7 @@ class LocalClassifier:
                             confidence=float(np.clip(probabilities[row, code], 0.0, 1.0)),
                         )
                     )
+                    quoted.append((themes[-1], per_code[code]))
             here = candidates[row]
             code_confidence = (
                 float(np.min(np.maximum(probabilities[row, here], 1 - probabilities[row, here])))
@@ -1054,7 +1057,34 @@ class LocalClassifier:
                     params={"model": self.model},
                 )
             )
+        self._focus_evidence(quoted)
         return results
+
+    def _focus_evidence(self, quoted: Sequence[tuple[ThemeAssignment, np.ndarray]]) -> None:
+        """Narrow each long evidence sentence to the clause that carries its code.
+
+        A reviewer checks a theme faster against "the contract and the spec were almost
+        irrelevant" than against a 40-word sentence. A clause replaces the sentence only
+        when it matches the code's prototypes at least as well as the whole sentence does
+        (both encoded on their own), so a sentence whose meaning is spread over its clauses
+        stays whole. Short sentences are never cut (``LONG_SENTENCE_WORDS``).
+        """
+        work = []
+        for assignment, prototypes in quoted:
+            sentence = assignment.evidence
+            spans = clause_spans(sentence) if sentence else []
+            if sentence and spans:
+                work.append((assignment, prototypes, sentence, [sentence[b:e] for b, e in spans]))
+        if not work:
+            return
+        # One encoder call for every sentence and clause (the embedding cache keeps repeats free).
+        self.embed([text for _, _, sentence, clauses in work for text in (sentence, *clauses)])
+        for assignment, prototypes, sentence, clauses in work:
+            vectors = self.embed([sentence, *clauses])
+            scores = (vectors @ prototypes.T).max(axis=1)
+            best = int(scores[1:].argmax())
+            if scores[1 + best] >= scores[0]:
+                assignment.evidence = clauses[best]
 
     def _zero_shot_relevance(
         self,

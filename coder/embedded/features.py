@@ -56,6 +56,56 @@ def split_sentences(text: str) -> list[str]:
     return [text[begin:end] for begin, end in sentence_spans(text)]
 
 
+# A clause ends at ; : or a dash, at a comma before a joining word (", and then", ", which"),
+# or before a word that opens a new clause. A bare comma does not end one: it mostly
+# separates list items ("the GPs, community pharmacists and cardiology").
+_CLAUSE_BREAK = re.compile(
+    r"\s*[;:\u2013\u2014]\s+|\s+-\s+|,\s+(?=(?:and|or|so|but|which|because|although|though|"
+    r"while|whereas)\b)|\s+(?=(?:but|because|although|though|whereas|which|unless|otherwise|"
+    r"so that|as long as)\b)",
+    re.IGNORECASE,
+)
+#: A sentence shorter than this many words is shown whole as evidence: a reviewer reads it
+#: at a glance, and cutting it would lose its subject.
+LONG_SENTENCE_WORDS = 16
+#: A clause shorter than this joins its neighbour ("In my view, ..." is not evidence).
+MIN_CLAUSE_WORDS = 4
+
+
+def clause_spans(sentence: str) -> list[tuple[int, int]]:
+    """(start, end) spans of the clauses of a long sentence; [] when it is short or one clause.
+
+    Used to show reviewers the phrase that carries a theme rather than a 40-word sentence.
+    Each span is a substring of ``sentence``; fragments shorter than ``MIN_CLAUSE_WORDS``
+    words are merged into a neighbour so a clause still reads as a phrase.
+    """
+    if len(sentence.split()) < LONG_SENTENCE_WORDS:
+        return []
+    raw: list[tuple[int, int]] = []
+    start = 0
+    for match in _CLAUSE_BREAK.finditer(sentence):
+        if match.start() > start:
+            raw.append((start, match.start()))
+        start = match.end()
+    if start < len(sentence):
+        raw.append((start, len(sentence)))
+    merged: list[tuple[int, int]] = []
+    for begin, end in raw:
+        short = len(sentence[begin:end].split()) < MIN_CLAUSE_WORDS
+        if merged and (short or len(sentence[merged[-1][0] : merged[-1][1]].split()) < MIN_CLAUSE_WORDS):
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((begin, end))
+    spans = []
+    for begin, end in merged:
+        piece = sentence[begin:end]
+        stripped = piece.strip().rstrip(",;:")
+        offset = begin + len(piece) - len(piece.lstrip())
+        if stripped:
+            spans.append((offset, offset + len(stripped)))
+    return spans if len(spans) > 1 else []
+
+
 _HASHTAG = re.compile(r"#\w[\w-]*")
 
 # Openings that answer "does it resonate?" outright, for the default stance scale. Order
