@@ -762,6 +762,24 @@ class Store:
         ).fetchone()
         return str(row[0]) if row else None
 
+    def project_encoder_name(self) -> str | None:
+        """The sentence encoder the project uses when no trained state names one.
+
+        The encoder of the latest trained local model whose state is kept, so that
+        ``coder train --default-encoder`` leads back from a fine-tuned encoder and
+        ``coder train --fine-tune`` leads to one; without a trained model, the latest
+        fine-tuned encoder. None means the shipped default.
+        """
+        if "models" in self.db.table_names():
+            row = self.db.execute(
+                "select json_extract(params, '$.encoder') from models "
+                "where backend = 'local' and blob is not null and json_valid(params) "
+                "order by id desc limit 1"
+            ).fetchone()
+            if row is not None and row[0]:
+                return str(row[0])
+        return self.latest_encoder_name()
+
     def encoders(self) -> list[dict[str, Any]]:
         """Stored fine-tuned encoders (without their bytes), oldest first."""
         return [

@@ -154,6 +154,12 @@ def print_fine_tune(result: Any, folder: Path | None) -> None:
     is_flag=True,
     help="Only train and store the model; do not re-propose unreviewed responses.",
 )
+@click.option(
+    "--default-encoder",
+    is_flag=True,
+    help="Train on the shipped sentence encoder, leaving the project's fine-tuned one aside "
+    "(it stays stored; a later --fine-tune makes a new one).",
+)
 @fine_tune_options
 @handle_errors
 def train(
@@ -162,6 +168,7 @@ def train(
     split: str | None,
     codebook_version: int | None,
     no_repropose: bool,
+    default_encoder: bool,
     fine_tune: bool,
     time_budget: float | None,
     seed: int | None,
@@ -177,7 +184,8 @@ def train(
     With --fine-tune (needs: pip install 'coder[finetune]') the sentence encoder itself is
     first fine-tuned on the labels, stored in the project as ONNX (usable without the
     extra) and used from then on; checkpoints in PROJECT.finetune/ let an interrupted or
-    time-boxed run continue.
+    time-boxed run continue. --default-encoder goes back to the shipped encoder: the
+    project then trains and proposes with it until the next --fine-tune.
     """
     from coder.embedded.retrain import retrain_and_repropose
 
@@ -185,6 +193,8 @@ def train(
         raise click.UsageError(
             "--time-budget, --seed, --epochs and --trainable-layers go with --fine-tune"
         )
+    if default_encoder and fine_tune:
+        raise click.UsageError("--default-encoder and --fine-tune exclude each other")
     with open_store(db_path) as store:
         if fine_tune:
             summary = _fine_tune(
@@ -201,6 +211,13 @@ def train(
                 },
             )
         else:
+            classifier = None
+            if default_encoder:
+                from coder.embedded.classifier import LocalClassifier
+                from coder.embedded.encoder import get_encoder
+
+                # No store: get_encoder then gives the shipped default, not the project's.
+                classifier = LocalClassifier(store, use_stored_model=False, encoder=get_encoder())
             with console.status("Training the local classifier ..."):
                 summary = retrain_and_repropose(
                     store,
@@ -208,6 +225,7 @@ def train(
                     from_file=from_file,
                     split=split,
                     repropose=not no_repropose,
+                    classifier=classifier,
                 )
     console.print(
         f"Trained [bold]{summary.model_version}[/] on {summary.n_examples} labelled responses "

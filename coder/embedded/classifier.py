@@ -235,7 +235,7 @@ class LocalClassifier:
     def _model_name(self) -> str:
         name = self.state.encoder_name if self.state else FAST_MODEL_NAME
         if self.state is None and self.model_store is not None:
-            name = self.model_store.latest_encoder_name() or name  # a fine-tuned project
+            name = self.model_store.project_encoder_name() or name  # a fine-tuned project
         if self._encoder is not None:
             name = self._encoder.name
         return f"{name}+{'kernel-ridge+pair' if self.state else 'zero-shot'}"

@@ -433,12 +433,13 @@ def get_encoder(name: str | None = None, store: Any | None = None) -> Encoder:
     writable) the shipped graph stands in: its vectors agree to a cosine of about 0.99.
 
     A fine-tuned name (``minilm-l6-ft-<sha12>``) is read from ``store`` (a project, see
-    ``Store.load_encoder``) and its sha256 checked; so is the project's latest fine-tuned
-    encoder when ``name`` is None and the project has one (``coder train --fine-tune``), so
-    retraining and zero-shot proposals in that project keep using it.
+    ``Store.load_encoder``) and its sha256 checked. When ``name`` is None the project's
+    encoder is used (``Store.project_encoder_name``: the latest trained model's, else the
+    latest fine-tuned one), so retraining and zero-shot proposals keep to what the user
+    last chose (``coder train --fine-tune`` or ``coder train --default-encoder``).
     """
     if name is None and store is not None:
-        latest = getattr(store, "latest_encoder_name", None)
+        latest = getattr(store, "project_encoder_name", None)
         name = latest() if callable(latest) else None
     if name is not None and name.startswith(FINETUNED_PREFIX):
         return _finetuned_encoder(name, store)
