@@ -251,3 +251,56 @@ def m005_finetuned_encoders(db: Database) -> None:
         },
         pk="name",
     )
+
+
+@migrations(name="m007_assignments")
+def m007_assignments(db: Database) -> None:
+    # Who codes which answer (`coder assign`). Rows are never updated: a later assignment
+    # run adds rows, and a response's assignment is its latest run's rows. A double-coded
+    # answer has two rows in one run (double_coded = 1); blind = 1 hides the model's proposal.
+    db.table("assignments").create(
+        {
+            "id": int,
+            "run_id": str,
+            "response_id": str,
+            "reviewer": str,
+            "double_coded": int,
+            "blind": int,
+            "seed": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("response_id", "responses", "id")],
+    )
+    db.table("assignments").create_index(["reviewer"])
+    db.table("assignments").create_index(["response_id", "run_id"])
+
+
+@migrations(name="m008_reviewer_tokens")
+def m008_reviewer_tokens(db: Database) -> None:
+    # Sign-in tokens for `coder serve`, one row per reviewer name. Only a SHA-256 of the
+    # token is kept: the token itself is shown once, by `coder reviewers add`.
+    db.table("reviewer_tokens").create(
+        {
+            "reviewer": str,
+            "token_sha256": str,
+            "created_at": str,
+            "revoked_at": str,  # null while the token works
+            "last_sign_in": str,
+        },
+        pk="reviewer",
+    )
+    # Which item each open review session is on, so two sessions do not review one item at
+    # once. One row per session: moving to another item replaces it; quitting deletes it; a
+    # crashed session's row lapses at expires_at.
+    db.table("leases").create(
+        {
+            "session_id": str,
+            "reviewer": str,
+            "response_id": str,
+            "taken_at": str,
+            "expires_at": str,
+        },
+        pk="session_id",
+    )
+    db.table("leases").create_index(["response_id"])

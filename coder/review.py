@@ -18,7 +18,7 @@ import re
 import shlex
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,6 +73,13 @@ class QueueEntry:
     proposal_id: int | None
     confidence: float | None
     reviewers: dict[str, ReviewerState] = field(default_factory=dict)
+    # Who is assigned this answer (coder/assign.py; empty: nobody), and whether blind to the model.
+    assigned: tuple[str, ...] = ()
+    assigned_blind: bool = False
+
+    def assigned_elsewhere(self, reviewer: str) -> bool:
+        """True when the answer is assigned, and not to ``reviewer``."""
+        return bool(self.assigned) and reviewer not in self.assigned
 
     @property
     def tags(self) -> list[str]:
@@ -166,6 +173,10 @@ class ReviewIndex:
         ]
         self.entries = entries
         self.by_id = {entry.response_id: entry for entry in entries}
+        for response_id, reviewer, blind in queries.assignments_in_force(self.store):
+            if (entry := self.by_id.get(response_id)) is not None:
+                entry.assigned = (*entry.assigned, reviewer)
+                entry.assigned_blind = bool(blind)
         self.last_decision_id = 0
         self.sync()
 
@@ -484,6 +495,14 @@ def load_item(store: Store, entry: QueueEntry, reviewer: str, blind: bool = Fals
     """Read one response and its current proposal (two primary-key lookups)."""
     response = store.response(entry.response_id)
     proposal = store.proposal(entry.proposal_id) if entry.proposal_id is not None else None
+    if reviewer in entry.assigned and len(entry.assigned) > 1:
+        # Double coding is blind to the other coder (notes), and to the model if assigned so.
+        blind = blind or entry.assigned_blind
+        notes_of_others = False
+    else:
+        notes_of_others = not blind
+    if blind and reviewer in entry.assigned and entry.assigned_blind:
+        proposal = None  # the screen cannot show what the item does not carry
     state = entry.state(reviewer)
     if state.labels_json:
         labels = Labels.model_validate_json(state.labels_json)
@@ -492,7 +511,7 @@ def load_item(store: Store, entry: QueueEntry, reviewer: str, blind: bool = Fals
     notes = [
         (name, note)
         for name, note in queries.notes_in_force(store, entry.response_id)
-        if not blind or name == reviewer
+        if notes_of_others or name == reviewer
     ]
     return ReviewItem(
         response=response,
@@ -595,14 +614,27 @@ def undo(store: Store, index: ReviewIndex, decision_id: int, reviewer: str) -> s
 
 
 def next_unreviewed(
-    order: Sequence[QueueEntry], reviewer: str, start: int = 0, wrap: bool = True
+    order: Sequence[QueueEntry],
+    reviewer: str,
+    start: int = 0,
+    wrap: bool = True,
+    skip: Container[str] = (),
 ) -> int | None:
-    """Position in ``order`` of the first unreviewed item at or after ``start``."""
+    """Position in ``order`` of the first unreviewed item at or after ``start``.
+
+    Items in ``skip`` (response ids another session is on: coder/leases.py) are passed over,
+    and so are answers assigned to other reviewers (coder/assign.py): a reviewer's next item
+    is one of theirs or one assigned to nobody. A project without assignments is unaffected.
+    """
     count = len(order)
     for offset in range(count if wrap else max(count - start, 0)):
         position = (start + offset) % count
         state = order[position].reviewers.get(reviewer)
-        if state is None or state.status == "unreviewed":
+        if order[position].assigned_elsewhere(reviewer):
+            continue
+        if (state is None or state.status == "unreviewed") and (
+            not skip or order[position].response_id not in skip
+        ):
             return position
     return None
 

@@ -128,3 +128,14 @@ def snippets(store: Store, response_ids: Sequence[str], length: int) -> dict[str
         [length, json.dumps(list(response_ids))],
     )
     return dict(rows.fetchall())
+
+
+def assignments_in_force(store: Store) -> list[tuple[str, str, int]]:
+    """(response id, reviewer, blind) of every response's latest assignment run (one run's
+    rows share a time stamp; coder/assign.py)."""
+    return store.db.conn.execute(
+        "select response_id, reviewer, blind from ("
+        " select response_id, reviewer, blind, created_at,"
+        " max(created_at) over (partition by response_id) as latest from assignments"
+        ") where created_at = latest order by response_id, reviewer"
+    ).fetchall()

@@ -226,13 +226,15 @@ class Store:
                 f"{', '.join(sorted(tables)[:8])}); nothing was changed. Give another --db"
             )
         known = migrations.names()
+        # Migrations are applied by name, so their order in the file need not be numeric.
+        newest = max(known, key=schema_number)
         unknown = [name for name in applied if name not in known]
         if unknown:
             theirs = max(applied, key=schema_number)
             raise ProjectFileError(
                 f"{self.path}: this project has schema version {schema_number(theirs)} ({theirs}), "
                 f"written by a newer coder; this coder knows schema version "
-                f"{schema_number(known[-1])} ({known[-1]}). Nothing was changed: upgrade coder to "
+                f"{schema_number(newest)} ({newest}). Nothing was changed: upgrade coder to "
                 "open it"
             )
         pending = [name for name in known if name not in applied]
@@ -240,7 +242,7 @@ class Store:
             raise ProjectFileError(
                 f"{self.path}: the project file is read-only and has schema version "
                 f"{schema_number(max(applied, key=schema_number))}; this coder needs version "
-                f"{schema_number(known[-1])}, which means writing to it. Make it writable (or copy "
+                f"{schema_number(newest)}, which means writing to it. Make it writable (or copy "
                 "it to a writable folder) and run the command again"
             )
         if self.read_only and not tables:
@@ -688,6 +690,12 @@ class Store:
             sql += " and response_id in (select value from json_each(?))"
             params.append(json.dumps(list(response_ids)))
         return {row[0] for row in self.db.execute(sql, params).fetchall()}
+
+    # --- assignments (coder/assign.py) -----------------------------------------------------
+    def add_assignments(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append one assignment run's rows in one transaction (rows are never updated)."""
+        with self.db.atomic():
+            self.db.table("assignments").insert_all(rows, batch_size=1000)
 
     # --- llm calls and eval runs ---------------------------------------------------------
     def log_llm_call(self, **fields: Any) -> int:

@@ -39,6 +39,8 @@ from typing import Literal
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
+from eval import bootstrap
+
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
 
@@ -441,3 +443,40 @@ def confusion_matrix(
 ) -> list[list[int]]:
     """Rows = gold, columns = predicted, in ``categories`` order (missing pairs left out)."""
     return contingency(gold, predicted, categories).astype(int).tolist()
+
+
+# --- two coders with confidence intervals (the assignment's overlap) -------------------------
+def pair_agreement(
+    first: Sequence[object],
+    second: Sequence[object],
+    categories: Sequence[Hashable] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Percent agreement, Cohen's kappa, Gwet's AC1 (each with a bootstrap 95% CI) and
+    Krippendorff's alpha for two coders over the units both coded.
+
+    Each unit contributes a one-hot k x k contingency table, so the bootstrap resamples
+    units (``eval.bootstrap``). ``categories`` fixes the scale (kappa's and AC1's q).
+    """
+    pairs = [(a, b) for a, b in zip(first, second, strict=True) if not is_missing(a) and not is_missing(b)]
+    cats = _pair_categories([a for a, _ in pairs], [b for _, b in pairs], categories)
+    cats += sorted({v for pair in pairs for v in pair} - set(cats), key=_sort_key)  # type: ignore[arg-type]
+    k = len(cats)
+    out: dict[str, object] = {"n_items": len(pairs), "ci": {}}
+    if not pairs or k == 0:
+        return out
+    index = {category: i for i, category in enumerate(cats)}
+    stats = np.zeros((len(pairs), k * k))
+    for row, (a, b) in enumerate(pairs):
+        stats[row, index[a] * k + index[b]] = 1.0  # type: ignore[index]
+    cis: dict[str, tuple[float, float]] = {}
+    for name, kind in (("percent_agreement", "percent"), ("kappa", "cohen"), ("ac1", "ac1")):
+        def statistic(sums: np.ndarray, kind: str = kind) -> np.ndarray:
+            return table_coefficients(sums.reshape(*sums.shape[:-1], k, k), kind)
+
+        out[name] = float(statistic(stats.sum(axis=0)))
+        cis[name] = bootstrap.bootstrap_ci(stats, statistic, n_resamples, seed)
+    out["alpha"] = krippendorff_alpha([[a for a, _ in pairs], [b for _, b in pairs]], categories=cats)
+    out["ci"] = cis
+    return out

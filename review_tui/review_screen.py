@@ -180,6 +180,8 @@ class ReviewScreen(Screen[None]):
         response_id = item.response.id if item else None
         if force or response_id != self._shown_response:
             self.query_one(ResponseView).show(item, session.codebook, session.blind)
+            if session.held_by and response_id != self._shown_response:
+                self.notify(f"{session.held_by} is on this one.", severity="warning")
             self._shown_response = response_id
         self.query_one(ProposalView).show(
             item, session.draft, session.codebook, session.reviewer, session.dirty, session.blind

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from coder import review
+from coder.errors import CoderError
+from coder.leases import Leases
 from coder.review import QueueEntry, QueueFilter, ReviewIndex, ReviewItem
 from coder.store import Store
 from schemas import Labels, Theme
@@ -32,6 +34,18 @@ class Committed:
     decision_id: int
 
 
+def _or_double_coded(
+    shared: Callable[[str], bool] | Collection[str], session: ReviewSession
+) -> Callable[[str], bool]:
+    def may_share(response_id: str) -> bool:
+        entry = session.index.by_id.get(response_id)
+        if entry is not None and session.reviewer in entry.assigned and len(entry.assigned) > 1:
+            return True
+        return bool(shared(response_id)) if callable(shared) else response_id in shared
+
+    return may_share
+
+
 class ReviewSession:
     """One reviewer's session over one project file."""
 
@@ -42,19 +56,31 @@ class ReviewSession:
         *,
         blind: bool = False,
         order: str | None = None,
+        leases: Leases | None = None,
+        reviewer_locked: bool = False,
     ) -> None:
         self.store = store
         self.reviewer = reviewer
         self.blind = blind
+        # With leases, the item on screen is leased and other sessions' items are passed
+        # over; held_by names who else is on the item shown (after a jump to it).
+        self.leases = leases
+        self.held_by: str | None = None
+        # A served session (coder serve) signs in as one reviewer and cannot switch.
+        self.reviewer_locked = reviewer_locked
         self.codebook_version, self.codebook = review.codebook_or_error(store)
         self.index = ReviewIndex(store)
+        if leases is not None:
+            # Double coding (an answer assigned to two reviewers, coder/assign.py) lets both
+            # open it at once, on top of what the leases already share (a blind review).
+            leases.shared = _or_double_coded(leases.shared, self)
         # Blind reviewers do not see the model's confidence, so it does not order their work.
         self.order_name = order or ("import" if blind else "confidence")
         self.order = review.order_entries(self.index.entries, self.order_name)
         self.queue_filter = QueueFilter()
         self.view: list[QueueEntry] = self.order
         self._positions: dict[str, int] | None = None
-        self.position = review.next_unreviewed(self.view, reviewer) or 0
+        self.position = self._free_position(0) or 0
         self.item: ReviewItem | None = None
         self.draft: Labels = Labels()
         self.draft_history: list[Labels] = []
@@ -81,8 +107,19 @@ class ReviewSession:
         else:
             self.item = review.load_item(self.store, entry, self.reviewer, self.blind)
             self.draft = self.item.labels.model_copy()
+        if self.leases is not None and not self.store.read_only:
+            if entry is None:
+                self.leases.release()
+                self.held_by = None
+            else:
+                self.held_by = self.leases.take(entry.response_id)
         self.draft_history = []
         return self.item
+
+    def _free_position(self, start: int) -> int | None:
+        """The next unreviewed item at or after ``start`` that no other session is on."""
+        skip = self.leases.blocked() if self.leases is not None else ()
+        return review.next_unreviewed(self.view, self.reviewer, start, skip=skip)
 
     @property
     def dirty(self) -> bool:
@@ -310,12 +347,20 @@ class ReviewSession:
         if not self.view:
             return
         start = (self.position + 1) % len(self.view)
-        found = review.next_unreviewed(self.view, self.reviewer, start)
+        found = self._free_position(start)
         if found is not None:
             self.position = found
         elif self.position + 1 < len(self.view):
             self.position += 1
         self.load_current()
+        # Another session leased the item between the look and the take: look again.
+        for _ in range(5):
+            if self.held_by is None or found is None:
+                break
+            found = self._free_position((self.position + 1) % len(self.view))
+            if found is not None:
+                self.position = found
+                self.load_current()
 
     def step(self, delta: int) -> None:
         """Previous (-1) or next (+1) item in the queue, reviewed or not."""
@@ -360,7 +405,7 @@ class ReviewSession:
         if keep_position and current is not None:
             self.position = self.position_of(current) or 0
         else:
-            self.position = review.next_unreviewed(self.view, self.reviewer) or 0
+            self.position = self._free_position(0) or 0
         self.load_current()
         return len(self.view)
 
@@ -375,8 +420,12 @@ class ReviewSession:
         self.set_filter(self.queue_filter, keep_position=True)
 
     def switch_reviewer(self, reviewer: str) -> None:
+        if self.reviewer_locked:
+            raise CoderError(f"signed in as {self.reviewer}: the reviewer cannot be changed")
         self._leave()
         self.reviewer = reviewer
+        if self.leases is not None:
+            self.leases.reviewer = reviewer
         self.undo_stack = []
         self.session_decisions = 0
         self.session_actions = Counter()
@@ -401,8 +450,10 @@ class ReviewSession:
         self._progress = review.progress(self.index, self.reviewer)
 
     def close(self) -> None:
-        """Commit any unsaved edits (called on quit)."""
+        """Commit any unsaved edits and give up the lease (called on quit)."""
         self._leave()
+        if self.leases is not None:
+            self.leases.release()
 
     def summary(self) -> str:
         """This session's work and what is left (printed after the app closes)."""

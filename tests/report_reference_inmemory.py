@@ -14,6 +14,7 @@ from typing import Literal
 
 from coder.errors import CoderError
 from coder.report.quotes import QuoteKeys, quotable, select_quotes
+from coder.status import ReviewerStats, reviewer_stats
 from coder.store import Store, StoredDecision, StoredProposal
 from schemas import Codebook, Labels, Response, Theme
 
@@ -301,6 +302,7 @@ class ReportData:
     status: ReviewStatus
     #: The codebook's parent rule, which decides what a parent theme's n counts.
     sub_themes_imply_parent: bool = False
+    team: list[ReviewerStats] = field(default_factory=list)
 
     @property
     def mind_map_guide(self) -> str:
@@ -708,6 +710,7 @@ def build_report(
         questions=questions,
         status=overall,
         sub_themes_imply_parent=codebook.sub_themes_imply_parent,
+        team=reviewer_stats(store),  # the coding team's figures are not streamed: shared code
     )
 
 

@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "agree",
         "Agreement between coders, from a long-format CSV or JSONL file of (coder, item, label) rows.",
     ),
+    "assign": (
+        "coder.cli.team",
+        "assign",
+        "Split the unreviewed answers among reviewers; a seeded share goes to two of them.",
+    ),
     "backends": (
         "coder.cli.backends",
         "backends",
@@ -62,6 +67,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "import_",
         "Import responses from a CSV, XLSX or JSONL file.",
     ),
+    "merge": (
+        "coder.cli.team",
+        "merge",
+        "Bring another copy's decisions, proposals, codebook versions and models into this project.",
+    ),
     "models": (
         "coder.cli.models",
         "models",
@@ -88,6 +98,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "coder.cli.review",
         "review",
         "Review the model's proposals one response at a time (a terminal UI).",
+    ),
+    "reviewers": (
+        "coder.cli.serve",
+        "reviewers_group",
+        "Add, list and revoke the reviewers who may sign in to 'coder serve'.",
+    ),
+    "serve": (
+        "coder.cli.serve",
+        "serve",
+        "Serve the review app to browsers: one app process per signed-in reviewer.",
     ),
     "status": (
         "coder.cli.project",

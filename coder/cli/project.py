@@ -206,6 +206,11 @@ def status(as_json: bool, db_path: Path | None) -> None:
         console.print("  review sessions (latest last):")
         for session in sessions:
             console.print(f"    {session['line']}", highlight=False, markup=False)
+    reviewers = info.get("reviewers")
+    if isinstance(reviewers, list) and reviewers:
+        console.print("  reviewers:")
+        for stats in reviewers:
+            console.print(f"    {stats['line']}", highlight=False, markup=False, soft_wrap=True)
 
 
 @click.command("demo")

@@ -76,6 +76,12 @@ def default_reviewer() -> str:
     default=None,
     help="YAML or JSON file mapping binding ids to keys, e.g. 'review.accept: a,enter,y'.",
 )
+@click.option(
+    "--served",
+    is_flag=True,
+    hidden=True,
+    help="Run as one browser session of 'coder serve': the reviewer is fixed by the sign-in.",
+)
 @handle_errors
 def review(
     db_path: Path | None,
@@ -86,6 +92,7 @@ def review(
     adjudicate: tuple[str, str] | None,
     retrain_every: int,
     keymap: Path | None,
+    served: bool = False,
 ) -> None:
     """Review the model's proposals one response at a time (a terminal UI).
 
@@ -94,18 +101,26 @@ def review(
     d definitions, ? help, Ctrl+P commands, q quit. Every decision is saved at once;
     reopening resumes at the first unreviewed item.
     """
+    from coder.leases import Leases
     from coder.review import parse_filter
     from review_tui.app import ReviewApp
+    from review_tui.served_app import ServedReviewApp
     from review_tui.session import ReviewSession
 
     store = open_store(db_path)
     if store.count_responses() == 0:
         raise CoderError(f"{store.path}: no responses yet: run 'coder import FILE' first")
-    session = ReviewSession(store, reviewer or default_reviewer(), blind=blind, order=order)
+    name = reviewer or default_reviewer()
+    # Leases keep two sessions (terminals or browsers) off the same item; blind reviewers
+    # double-code, so they may share items.
+    leases = Leases.for_review(store, name, blind=blind)
+    session = ReviewSession(
+        store, name, blind=blind, order=order, leases=leases, reviewer_locked=served
+    )
     if filter_text:
         session.set_filter(parse_filter(filter_text))
     keys = load_keymap(keymap) if keymap else None
-    app = ReviewApp(
+    app = (ServedReviewApp if served else ReviewApp)(
         session,
         adjudicate=tuple(adjudicate) if adjudicate else None,  # type: ignore[arg-type]
         retrain_every=retrain_every,
@@ -117,4 +132,5 @@ def review(
         session.close()
         summary = session.summary()
         store.close()
-    click.echo(summary)
+    if not served:  # a served app's stdout is textual-serve's channel to the browser
+        click.echo(summary)

@@ -109,6 +109,37 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
     return lines + [""]
 
 
+def team_rows(report: ReportData) -> list[list[object]]:
+    """The coding team's table rows (also the XLSX's): one per reviewer."""
+    rows: list[list[object]] = []
+    for stats in report.team:
+        rows.append([
+            stats.reviewer,
+            stats.decisions,
+            stats.reviewed,
+            f"{stats.per_hour:,.0f}" if stats.per_hour is not None else "-",
+            _pct(stats.accepted_share) if stats.accepted_share is not None else "-",
+            (f"{_pct(stats.overlap_agreement)} of {stats.overlap_coded}"
+             if stats.overlap_agreement is not None else "-"),
+        ])
+    return rows
+
+
+TEAM_HEADERS = ["Reviewer", "Decisions", "Reviewed", "Per hour", "Accepted unchanged",
+                "Agreement on the overlap"]
+
+
+def _team_section(report: ReportData) -> list[str]:
+    """'Coding team': shown when two or more people reviewed (one reviewer has no team)."""
+    if len(report.team) < 2:
+        return []
+    out = ["## Coding team", "",
+           "Decisions per reviewer, pace in review sessions, the share of the model's proposals "
+           "accepted unchanged, and how often each agrees with their partner on the answers "
+           "assigned to two reviewers (same labels; quote flags aside).", ""]
+    return out + _table(TEAM_HEADERS, team_rows(report))
+
+
 def render_markdown(report: ReportData) -> str:
     """The whole report as one Markdown document."""
     summary = report.summary
@@ -145,6 +176,7 @@ def render_markdown(report: ReportData) -> str:
         )
     if summary.people_note:
         out += [f"*People: {summary.people_note}*", ""]
+    out += _team_section(report)
 
     out += ["## Guide to the mind maps", "", report.mind_map_guide, ""]
 

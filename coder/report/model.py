@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from coder.errors import CoderError
 from coder.report.quotes import POOL_PER_GROUP, QuoteKeys, QuotePool, quotable, select_from_pool
+from coder.status import ReviewerStats, reviewer_stats
 from coder.store import Store, StoredDecision, StoredProposal
 from schemas import Codebook, Labels, Response, Theme
 
@@ -308,6 +309,8 @@ class ReportData:
     status: ReviewStatus
     #: The codebook's parent rule, which decides what a parent theme's n counts.
     sub_themes_imply_parent: bool = False
+    #: Each reviewer's figures (coder/status.py); the report shows them with two or more.
+    team: list[ReviewerStats] = field(default_factory=list)
 
     @property
     def mind_map_guide(self) -> str:
@@ -887,6 +890,7 @@ def build_report(
         questions=questions,
         status=tally.status,
         sub_themes_imply_parent=codebook.sub_themes_imply_parent,
+        team=reviewer_stats(store),
     )
 
 

@@ -137,6 +137,17 @@ def _summary_sheet(workbook: Workbook, report: ReportData) -> None:
         ]
         for column, value in enumerate(values, start=1):
             put(sheet, row, column, value)
+    if len(report.team) >= 2:
+        from coder.report.markdown import TEAM_HEADERS, team_rows
+
+        row += 2
+        put(sheet, row, 1, "Coding team").font = _TITLE
+        row += 1
+        _header(sheet, row, TEAM_HEADERS)
+        for values in team_rows(report):
+            row += 1
+            for column, value in enumerate(values, start=1):
+                put(sheet, row, column, value)
     _widths(sheet, [42, 12, 12, 12, 12, 12, 12])
 
 
