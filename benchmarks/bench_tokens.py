@@ -13,6 +13,15 @@ request plan (LLMClassifier.plan):
 
 Run: python benchmarks/bench_tokens.py [--responses 300] [--batch-size 10]
 Writes benchmarks/results/tokens.json.
+
+``--shortlist`` measures the codebook shortlist instead (coder/llm/shortlist.py) on the gold
+dev sets in ../shared/gold: recall of the gold codes and codes per prompt, zero-shot with the
+default cut on every set, and on NHS with the embedded model trained on half the items
+(the "reviewed" answers), the cut chosen on a fifth and measured on the rest (30%); plus
+prompt tokens per NHS answer with and without the shortlist (the pre-flight estimate:
+messages and the response model's JSON schema) and whether each fits a 4,096-token window.
+Run: python benchmarks/bench_tokens.py --shortlist [--gold ../shared/gold]
+Writes benchmarks/results/shortlist.json.
 """
 
 from __future__ import annotations
@@ -113,12 +122,226 @@ def measure(codebook: Codebook, items: list[Response], batch_size: int) -> dict[
     }
 
 
+def _gold_codes(items: list[Any]) -> list[list[str]]:
+    return [list(item.labels) if item.relevant is not False else [] for item in items]
+
+
+def _shortlist_stats(
+    classifier: LLMClassifier, codebook: Codebook, items: list[Any], extra: dict[str, list[str]]
+) -> dict[str, Any]:
+    """Recall of gold codes and mean codes per prompt for the classifier's shortlists."""
+    from coder.llm.shortlist import Shortlister
+
+    shortlister = classifier.shortlister(codebook)
+    responses = [item.to_response() for item in items]
+    if shortlister is not None:
+        shortlister.rank(responses, codebook)
+    found = total = 0
+    sizes = []
+    for item, response, codes in zip(items, responses, _gold_codes(items), strict=True):
+        if shortlister is None:
+            chosen = {t.id for t in codebook.themes_for(item.question)}
+        else:
+            chosen = set(
+                Shortlister.shortlist(shortlister, response, codebook, extra=extra.get(item.id, []))
+            )
+        if codes:
+            sizes.append(len(chosen))
+            total += len(codes)
+            found += sum(code in chosen for code in codes)
+    return {
+        "items_with_codes": len(sizes),
+        "recall": round(found / total, 4) if total else None,
+        "mean_codes_per_prompt": round(sum(sizes) / len(sizes), 2) if sizes else None,
+        "codes": len(codebook.themes),
+    }
+
+
+def _smallest_fraction(classifier: LLMClassifier, codebook: Codebook, items: list[Any]) -> float:
+    """The smallest share of each response's codes (step 0.05) reaching 98% recall."""
+    import math
+
+    from coder.llm.shortlist import DEFAULT_MIN_SIZE
+
+    shortlister = classifier.shortlister(codebook)
+    responses = [item.to_response() for item in items]
+    rankings = []
+    for response in responses:
+        applicable = [t.id for t in codebook.themes_for(response.question)]
+        if shortlister is None or len(applicable) <= DEFAULT_MIN_SIZE:
+            rankings.append([(code, 0.0) for code in applicable])
+        else:
+            rankings.append(shortlister.ranking(response, codebook))
+    gold = _gold_codes(items)
+    for step in range(1, 21):
+        fraction = step / 20
+        found = total = 0
+        for ranking, codes in zip(rankings, gold, strict=True):
+            k = min(len(ranking), max(DEFAULT_MIN_SIZE, math.ceil(fraction * len(ranking))))
+            top = {code for code, _ in ranking[:k]}
+            total += len(codes)
+            found += sum(code in top for code in codes)
+        if total and found / total >= 0.98:
+            return fraction
+    return 1.0
+
+
+def _bench_classifier(scorer: Any = None, **settings: Any) -> LLMClassifier:
+    return LLMClassifier(
+        model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", mode="tools", scorer=scorer,
+        **settings,
+    )
+
+
+def shortlist_main(gold_root: Path) -> None:
+    import time
+
+    import numpy as np
+
+    from coder.embedded.classifier import LocalClassifier
+    from coder.llm.examples import Example, ExamplePool
+    from eval.gold import load_gold
+    from eval.runner import gold_labels, labelled_examples
+
+    results: dict[str, Any] = {"zero_shot_default_cut": {}, "smallest_zero_shot_fraction": {}}
+    nhs: tuple[Codebook, list[Any]] | None = None
+    for name in ("nhs_pxtextmining_v6", "rapid_insight_dev", "argkp_2021"):
+        folder = gold_root / name
+        if not folder.is_dir():
+            print(f"skipped {name}: {folder} not found", file=sys.stderr)
+            continue
+        codebook, items = load_gold(folder)
+        if name.startswith("nhs"):
+            nhs = (codebook, items)
+        scorer = LocalClassifier(use_stored_model=False)
+        classifier = _bench_classifier(scorer)
+        started = time.perf_counter()
+        assert classifier.prepare is not None
+        classifier.prepare([item.to_response() for item in items], codebook)
+        stats = _shortlist_stats(classifier, codebook, items, {})
+        stats["seconds"] = round(time.perf_counter() - started, 1)
+        results["zero_shot_default_cut"][name] = stats
+        results["smallest_zero_shot_fraction"][name] = _smallest_fraction(
+            classifier, codebook, items
+        )
+        print(name, stats, file=sys.stderr, flush=True)
+    if nhs is not None:
+        codebook, items = nhs
+        order = np.random.default_rng(0).permutation(len(items))
+        reviewed = [items[i] for i in order[: len(items) // 2]]
+        calibration = [items[i] for i in order[len(items) // 2 : int(len(items) * 0.7)]]
+        test = [items[i] for i in order[int(len(items) * 0.7) :]]
+        scorer = LocalClassifier(use_stored_model=False)
+        scorer.prepare([item.to_response() for item in items], codebook)
+        started = time.perf_counter()
+        scorer.fit(labelled_examples(reviewed), codebook)
+        fit_seconds = time.perf_counter() - started
+        trained: dict[str, Any] = {
+            "reviewed": len(reviewed), "calibration": len(calibration), "test": len(test),
+            "fit_seconds": round(fit_seconds, 1),
+        }
+        pool = ExamplePool(
+            [Example(i.id, i.question, i.text, gold_labels(i)) for i in reviewed + calibration],
+            scorer.embed,
+        )
+        whole = _bench_classifier(scorer, shortlist=False, examples=0)
+        test_responses = [item.to_response() for item in test]
+        whole_tokens = whole.estimate(test_responses, codebook).prompt_tokens / len(test)
+        trained["whole_codebook_prompt_tokens_per_answer"] = round(whole_tokens, 1)
+        for label, examples in (("no_examples", 0), ("with_3_examples", 3)):
+            classifier = _bench_classifier(scorer, examples=examples, example_pool=pool)
+            cut = classifier.calibrate_shortlist(
+                [i.to_response() for i in calibration], _gold_codes(calibration), codebook
+            )
+            assert cut is not None
+            extra: dict[str, list[str]] = {}
+            if examples:
+                for item in test:
+                    nearest = pool.nearest([item.to_response()], examples, codebook)
+                    extra[item.id] = [code for e in nearest for code in e.codes()]
+            stats = _shortlist_stats(classifier, codebook, test, extra)
+            trained[label] = {"cut": cut.describe(), **stats, **_prompt_tokens(
+                classifier, codebook, test_responses, whole_tokens
+            )}
+            print(label, trained[label], file=sys.stderr, flush=True)
+        results["nhs_trained_on_half"] = trained
+        default = _bench_classifier(LocalClassifier(use_stored_model=False), examples=0)
+        results["nhs_zero_shot_default_cut_prompt_tokens"] = _prompt_tokens(
+            default, codebook, test_responses, whole_tokens
+        )
+    results["targets"] = {
+        "nhs_recall": ">= 0.98 of gold codes with <= 12 of 48 codes per prompt on average",
+        "nhs_prompt_tokens": "<= 0.25 x the whole-codebook prompt per answer",
+        "fits_4096": "every NHS item fits a 4,096-token context",
+    }
+    results["command"] = " ".join(
+        ["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]
+    )
+    results["peak_rss_mib"] = peak_rss_mib()
+    write_result("shortlist", results)
+
+
+def _prompt_tokens(
+    classifier: LLMClassifier, codebook: Codebook, responses: list[Response], whole: float
+) -> dict[str, Any]:
+    """Estimated prompt tokens per answer (messages + JSON schema, chars/4) and the share
+    that fits a 4,096-token window with the classifier's margin and answer reserve."""
+    from coder.llm.classifier import CONTEXT_SAFETY
+
+    classifier._rank(responses, codebook)
+    per_answer = [
+        classifier._prompt(codebook, _planned(response), batch=False).tokens
+        for response in responses
+    ]
+    mean = sum(per_answer) / len(per_answer)
+    # The same prompts fitted to a 4,096-token window, as for a small local model.
+    from coder.llm.classifier import ContextTooSmall
+
+    window, classifier.context_window = classifier.context_window, 4096
+    fitted: list[int] = []
+    shrunk = too_big = 0
+    for response in responses:
+        try:
+            prompt = classifier._prompt(codebook, _planned(response), batch=False)
+        except ContextTooSmall:
+            too_big += 1
+            continue
+        fitted.append(prompt.tokens)
+        shrunk += bool(prompt.fitted)
+    classifier.context_window = window
+    return {
+        "prompt_tokens_mean": round(mean, 1),
+        "prompt_tokens_max": max(per_answer),
+        "prompt_tokens_ratio_to_whole_codebook": round(mean / whole, 3),
+        "share_fitting_4096_unfitted": round(
+            sum(t * CONTEXT_SAFETY + 512 <= 4096 for t in per_answer) / len(per_answer), 4
+        ),
+        "window_4096": {
+            "failed_to_fit": too_big,
+            "shrunk_to_fit": shrunk,
+            "prompt_tokens_mean": round(sum(fitted) / len(fitted), 1) if fitted else None,
+            "prompt_tokens_max": max(fitted) if fitted else None,
+        },
+    }
+
+
+def _planned(response: Response) -> Any:
+    from coder.llm.classifier import _Planned
+
+    return _Planned(response.question, [response])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--responses", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--shortlist", action="store_true", help="measure the shortlist")
+    parser.add_argument("--gold", type=Path, default=REPO.parent / "shared" / "gold")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench-local")
+    if args.shortlist:
+        shortlist_main(args.gold)
+        return
     codebook = forty_code_codebook()
     items = responses(args.responses, codebook)
     codes_per_prompt = [len(codebook.themes_for(q)) for q in codebook.question_ids]

@@ -8,17 +8,26 @@ the next run). The LLM backend streams results and each is committed at once; th
 embedded backend is synchronous and batch-oriented, so it is called in chunks and each
 chunk is stored in one transaction. Either way a killed run loses at most the
 requests in flight.
+
+Two variants share this path: ``samples`` > 1 asks an LLM backend N times per answer
+(seeds ``seed``, ``seed + 1``, ...) and stores the majority (``coder/stability.py``),
+chunk by chunk; ``coder/cascade.py`` passes the responses it sends to the LLM
+(``responses``) with a ``route`` marker per response, merged into each row's ``params``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from coder import stability
 from coder.backends.base import Classifier, ProposalResult
+from coder.errors import BackendError
 from coder.injection import FLAG as INJECTION_FLAG
 from coder.injection import looks_like_prompt_injection
 from coder.redact import redact
@@ -139,11 +148,29 @@ def precode(
     limit: int | None = None,
     progress: PrecodeProgress | None = None,
     chunk_size: int = LOCAL_CHUNK,
+    responses: Sequence[Response] | None = None,
+    route: Mapping[str, dict[str, Any]] | None = None,
+    samples: int = 1,
 ) -> PrecodeSummary:
-    """Pre-code the project's responses with ``classifier``; see the module docstring."""
+    """Pre-code the project's responses with ``classifier``; see the module docstring.
+
+    ``responses`` replaces the selection of what to do (the cascade's share for the LLM);
+    ``route`` adds per-response entries to each stored row's ``params``; ``samples`` > 1
+    stores the majority of that many LLM samples per answer.
+    """
+    if samples < 1:
+        raise BackendError(f"--samples must be at least 1, got {samples}")
+    if samples > 1 and not _can_sample(classifier):
+        raise BackendError(
+            f"--samples needs a backend whose calls take a seed (openai); "
+            f"{classifier.backend!r} gives the same answer every time"
+        )
     codebook_version, codebook = store.codebook()
     summary = PrecodeSummary(total_responses=store.count_responses())
-    todo = responses_to_precode(store, codebook_version, redo=redo, limit=limit)
+    if responses is not None:
+        todo = list(responses)
+    else:
+        todo = responses_to_precode(store, codebook_version, redo=redo, limit=limit)
     summary.todo = len(todo)
     if not redo:
         summary.already_done = summary.total_responses - count_to_precode(store, codebook_version)
@@ -159,8 +186,14 @@ def precode(
     if getattr(classifier, "redacts", False):
         summary.redacted = save_redactions(store, todo)
 
+    if samples > 1:
+        # A cached answer is one sample, never a majority: a samples run asks afresh.
+        _precode_samples(
+            store, classifier, codebook, codebook_version, todo, summary, progress, samples, route
+        )
+        return summary
     remaining = _serve_from_cache(
-        store, classifier, codebook, codebook_version, todo, summary, progress
+        store, classifier, codebook, codebook_version, todo, summary, progress, route
     )
     prepare = getattr(classifier, "prepare", None)
     if remaining and callable(prepare):
@@ -172,7 +205,7 @@ def precode(
 
     def store_one(result: ProposalResult, response: Response) -> None:
         _record(summary, result, response)
-        store.add_proposal(**_row(result, classifier, codebook_version, run_id))
+        store.add_proposal(**_row(result, classifier, codebook_version, run_id, route))
         if progress is not None:
             progress.advance(result, summary)
 
@@ -191,7 +224,7 @@ def precode(
             for result, response in zip(results, chunk, strict=True):
                 _record(summary, result, response)
             store.add_proposals(
-                _row(result, classifier, codebook_version, run_id) for result in results
+                _row(result, classifier, codebook_version, run_id, route) for result in results
             )
             if progress is not None:
                 for result in results:
@@ -222,6 +255,7 @@ def _serve_from_cache(
     todo: Sequence[Response],
     summary: PrecodeSummary,
     progress: PrecodeProgress | None,
+    route: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[Response]:
     """Store cached proposals for identical inputs; return the responses still to do."""
     input_hash = getattr(classifier, "input_hash", None)
@@ -247,7 +281,7 @@ def _serve_from_cache(
         summary.cached += 1
         summary.proposed += 1
         store.add_proposal(
-            **_row(result, classifier, codebook_version, getattr(classifier, "run_id", None))
+            **_row(result, classifier, codebook_version, getattr(classifier, "run_id", None), route)
         )
         if progress is not None:
             progress.advance(result, summary)
@@ -265,7 +299,11 @@ def _record(summary: PrecodeSummary, result: ProposalResult, response: Response)
 
 
 def _row(
-    result: ProposalResult, classifier: Classifier, codebook_version: int, run_id: str | None
+    result: ProposalResult,
+    classifier: Classifier,
+    codebook_version: int,
+    run_id: str | None,
+    route: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     scrubbed = getattr(classifier, "scrubbed", None)
     if scrubbed is not None:
@@ -281,9 +319,127 @@ def _row(
         "model_version": result.model_version,
         "prompt_template_hash": result.prompt_template_hash,
         "system_prompt_hash": result.system_prompt_hash,
-        "params": result.params,
+        "params": {**result.params, **(route or {}).get(result.response_id, {})},
         "input_hash": result.input_hash,
         "status": "ok" if result.ok else "failed",
         "error": None if result.ok else (result.error or "no proposal returned"),
         "run_id": run_id,
     }
+
+
+# --- several samples per answer (--samples N) ------------------------------------------------
+def _can_sample(classifier: Classifier) -> bool:
+    settings = getattr(classifier, "settings", None)
+    return hasattr(classifier, "propose_iter") and hasattr(settings, "seed")
+
+
+def _with_seed(classifier: Any, seed: int) -> Any:
+    """A copy of an LLM classifier that sends ``seed``, logging to the same run.
+
+    A shallow copy keeps what the backend prepared for the run (its project, shortlist,
+    examples, memoised prompts); only the settings and the running totals are its own.
+    """
+    clone = copy.copy(classifier)
+    clone.settings = dataclasses.replace(classifier.settings, seed=seed)
+    clone.stats = type(classifier.stats)()
+    return clone
+
+
+def _precode_samples(
+    store: Store,
+    classifier: Any,
+    codebook: Codebook,
+    codebook_version: int,
+    todo: Sequence[Response],
+    summary: PrecodeSummary,
+    progress: PrecodeProgress | None,
+    samples: int,
+    route: Mapping[str, dict[str, Any]] | None,
+) -> None:
+    """Ask ``samples`` times per answer and store each answer's majority.
+
+    The work goes in chunks: each chunk is sampled N times (one seed per pass, at the
+    classifier's concurrency) and its majorities are committed, so a killed run loses at
+    most one chunk's samples (their calls stay in llm_calls). An answer whose samples did
+    not all succeed is stored as failed and asked again next run.
+    """
+    base_seed = classifier.settings.seed if classifier.settings.seed is not None else 0
+    seeds = [base_seed + index for index in range(samples)]
+    clones = [_with_seed(classifier, seed) for seed in seeds]
+    chunk = max(32, 8 * max(1, classifier.settings.concurrency))
+    run_id = classifier.run_id
+
+    async def sample_chunk(part: Sequence[Response]) -> list[dict[str, ProposalResult]]:
+        passes = []
+        for clone in clones:
+            found = {}
+            async for result in clone.propose_iter(part, codebook):
+                found[result.response_id] = result
+            passes.append(found)
+        return passes
+
+    try:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            passes = asyncio.run(sample_chunk(part))
+            for response in part:
+                results = [found[response.id] for found in passes]
+                combined = _combine(response, results, seeds)
+                _record(summary, combined, response)
+                store.add_proposal(**_row(combined, classifier, codebook_version, run_id, route))
+                if progress is not None:
+                    progress.advance(combined, summary)
+    finally:
+        summary.calls = sum(clone.stats.calls for clone in clones)
+        summary.prompt_tokens = sum(clone.stats.prompt_tokens for clone in clones)
+        summary.completion_tokens = sum(clone.stats.completion_tokens for clone in clones)
+        known = all(clone.stats.cost_known for clone in clones)
+        summary.cost_usd = sum(clone.stats.cost_usd for clone in clones) if known else None
+        # The CLI's progress bar reads the classifier's own running totals.
+        classifier.stats = dataclasses.replace(
+            classifier.stats,
+            calls=summary.calls,
+            prompt_tokens=summary.prompt_tokens,
+            completion_tokens=summary.completion_tokens,
+            cost_usd=sum(clone.stats.cost_usd for clone in clones),
+            cost_known=known,
+        )
+
+
+def _combine(
+    response: Response, results: Sequence[ProposalResult], seeds: Sequence[int]
+) -> ProposalResult:
+    """One result from an answer's samples: the majority, or a failure naming the samples."""
+    first = results[0]
+    params = {
+        **first.params,
+        "samples": {
+            "n": len(results),
+            "seeds": list(seeds),
+            "note": "each sample's call is in llm_calls (request.seed)",
+        },
+    }
+    params.pop("seed", None)
+    failed = [(seed, r) for seed, r in zip(seeds, results, strict=True) if not r.ok]
+    if failed:
+        errors = "; ".join(f"seed {seed}: {r.error}" for seed, r in failed[:3])
+        return dataclasses.replace(
+            first,
+            proposal=None,
+            error=f"{len(failed)} of {len(results)} samples failed ({errors})",
+            params=params,
+        )
+    proposals = [r.proposal for r in results if r.proposal is not None]
+    combined = stability.majority(proposals)
+    params["samples"]["labels"] = stability.sample_summary(proposals, seeds)
+    params["samples"]["agreement"] = combined.confidence
+    versions = sorted({r.model_version for r in results if r.model_version})
+    return ProposalResult(
+        response_id=response.id,
+        proposal=combined,
+        model_version=",".join(versions) or None,
+        prompt_template_hash=first.prompt_template_hash,
+        system_prompt_hash=first.system_prompt_hash,
+        input_hash=stability.samples_input_hash([r.input_hash for r in results], seeds),
+        params=params,
+    )

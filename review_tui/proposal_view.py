@@ -83,6 +83,10 @@ def render_proposal(item: ReviewItem, codebook: Codebook, blind: bool) -> Text:
             if suggested.definition:
                 out.append(f" — {suggested.definition}", style="dim")
             out.append("\n")
+    if proposal.other_theme_needed:
+        # The LLM saw a shortlist of themes and says one it was not shown is needed.
+        out.append("Theme not in the shortlist: ", style="bold")
+        out.append(proposal.other_theme_needed + "\n", style="green")
     if proposal.rationale:
         out.append("Rationale: ", style="bold")
         out.append(proposal.rationale + "\n", style="italic")

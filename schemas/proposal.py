@@ -52,6 +52,10 @@ class Proposal(BaseModel):
     relevance_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     themes: list[ThemeAssignment] = Field(default_factory=list)
     suggested_themes: list[SuggestedTheme] = Field(default_factory=list)
+    other_theme_needed: str | None = Field(
+        default=None,
+        description="A theme the LLM said is needed but was not in its shortlisted prompt.",
+    )
     rationale: str = ""
     confidence: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Overall confidence used to order review."

@@ -158,3 +158,65 @@ def test_precode_through_llama_cpp_server(tmp_path: Path, llama_server: str) -> 
     calls = list(store.db.query("select prompt_tokens, error from llm_calls"))
     assert len(calls) == classifier.stats.calls >= 3
     assert any(call["prompt_tokens"] > 0 for call in calls)  # real usage came back
+
+
+def nhs_items(count: int) -> tuple[Codebook, list[Response]]:
+    """A few NHS dev answers of everyday length (the 48-code codebook: ~18,000 prompt tokens
+    whole, four times the server's context)."""
+    from eval.gold import load_gold
+    from tests.conftest import shared_path
+
+    codebook, items = load_gold(shared_path("gold/nhs_pxtextmining_v6"))
+    chosen = [i for i in items if i.labels and 40 <= len(i.text) <= 200][:count]
+    return codebook, [item.to_response() for item in chosen]
+
+
+@pytest.mark.slow
+def test_nhs_items_fit_a_4096_token_context_through_the_shortlist(
+    tmp_path: Path, llama_server: str
+) -> None:
+    # Two answers: the first call is refused and retried fitted, the second is fitted from
+    # the start. Each fitted prompt is read token by token, so more would only cost CI time.
+    codebook, responses = nhs_items(2)
+    store = Store(tmp_path / "nhs.db")
+    store.save_codebook(codebook)
+    store.add_responses(responses)
+    # No --context-window: llama-cpp-python reports none, so the first call is refused
+    # ("maximum context length is 4096 tokens"), the window is learned from that, and
+    # every prompt after it is fitted. A fitted prompt is about 3,000 tokens, read one
+    # token at a time with the fixture's n_ubatch=1 (CODER_LLAMA_UBATCH=512 is faster).
+    classifier = LLMClassifier(
+        model="smollm2",
+        base_url=llama_server,
+        mode="tools",
+        concurrency=1,
+        max_tokens=300,
+        validation_retries=0,
+        initial_wait=0.1,
+        max_attempts=1,
+        request_timeout=1200,
+    )
+    started = time.perf_counter()
+    summary = precode(store, classifier)
+    elapsed = time.perf_counter() - started
+    print(
+        f"llama NHS: {summary.proposed} ok, {summary.failed} failed, window "
+        f"{classifier.context_window}, {classifier.stats.calls} calls, "
+        f"{classifier.stats.prompt_tokens}+{classifier.stats.completion_tokens} tokens, "
+        f"{elapsed:.1f}s; errors: {summary.errors}"
+    )
+    assert summary.proposed + summary.failed == len(responses)
+    rows = list(store.db.query("select response_id, status, error, params from proposals"))
+    assert sorted(row["response_id"] for row in rows) == sorted(r.id for r in responses)
+    for row in rows:
+        assert row["status"] == "ok" or row["error"]
+        # Whatever a 135M model answers, no item fails for the prompt's length.
+        error = (row["error"] or "").lower()
+        assert "context" not in error and "exceed" not in error, row["error"]
+    # The server's window was learned (llama-cpp-python reports none) and prompts fit it.
+    assert classifier.context_window == 4096
+    for stored in store.current_proposals().values():
+        assert stored.proposal is not None
+        assert set(stored.proposal.theme_codes) <= set(codebook.theme_ids)
+    calls = list(store.db.query("select prompt_tokens from llm_calls where error is null"))
+    assert calls and all(0 < call["prompt_tokens"] <= 4096 for call in calls)

@@ -250,3 +250,29 @@ def test_default_backend_is_local_with_a_hint(
     result = CliRunner().invoke(cli, ["precode", "--db", str(db), "--dry-run"])
     assert "using the local backend" in result.output
     assert SECRET not in result.output
+
+
+def test_batch_api_sends_the_shortlisted_prompt_and_traces_it(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """A batch request is the prompt a live call would send, and its proposal names it."""
+    import hashlib
+    import json
+
+    db = tmp_path / "p.db"
+    make_project(db, n=4).close()
+    result = run(openai_args(db, fake, "--batch-api", "--poll-interval", "0", "--shortlist-size", "1"))
+    assert result.exit_code == 0, result.output
+    (content,) = [data for data in fake.files.values() if b'"method": "POST"' in data]
+    bodies = [json.loads(line)["body"] for line in content.decode().splitlines()]
+    systems = {body["messages"][0]["content"] for body in bodies}
+    with Store(db) as store:
+        _, codebook = store.codebook()
+        rows = list(store.db.query("select system_prompt_hash, status from proposals"))
+    for body in bodies:
+        # The response model's codes follow the one-code shortlist (parents may join it).
+        enum = json.dumps(body["tools"][0]["function"]["parameters"])
+        offered = [code for code in codebook.theme_ids if f'"{code}"' in enum]
+        assert 1 <= len(offered) < len(codebook.theme_ids)
+    sent = {hashlib.sha256(text.encode("utf-8")).hexdigest() for text in systems}
+    assert rows and {row["system_prompt_hash"] for row in rows} <= sent

@@ -364,6 +364,20 @@ class _EvalGroup(click.Group):
     help="Fine-tune the encoder on the training items first (local backend with --train or "
     "--train-filter; optional extra: pip install 'coder[finetune]').",
 )
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run the backend N times (seeds SEED, SEED+1, ...) and report run-to-run agreement "
+    "(alpha/kappa per field) beside agreement with gold.",
+)
+@click.option(
+    "--temperature",
+    type=float,
+    default=None,
+    help="With --repeat and --backend openai: the sampling temperature (default 0).",
+)
 @db_option
 @click.pass_context
 @handle_errors
@@ -392,7 +406,37 @@ def eval_(ctx: click.Context, **options: Any) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    repeat, temperature = options.pop("repeat"), options.pop("temperature")
+    if repeat > 1 or temperature is not None:
+        _run_repeat(repeat, temperature, **options)
+        return
     _run_eval(**options)
+
+
+def _run_repeat(repeat: int, temperature: float | None, **options: Any) -> None:
+    """``coder eval --repeat N``: N seeded runs, each scored, and their agreement."""
+    from eval import stability
+
+    # Every model call is traced into the project's llm_calls, as a single eval run's are.
+    store = None if options["no_store"] else open_store(options["db_path"])
+    try:
+        result, stored = stability.repeat_from_options(
+            repeat, temperature, store=store, command="coder " + " ".join(sys.argv[1:]), **options
+        )
+    finally:
+        if store is not None:
+            store.close()
+    table = Table(title=f"coder eval --repeat {repeat}: {result['n_items']} items")
+    for column in ("field", "between runs", "against gold (mean ± sd)"):
+        table.add_column(column)
+    for row in stability.stability_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    if options.get("json_path"):
+        _write_json(options["json_path"], result)
+        err_console.print(f"Wrote {options['json_path']}")
+    if stored:
+        err_console.print(f"[dim]Stored as eval run {stored}[/]")
 
 
 def _parse_minimums(minimums: tuple[str, ...]) -> list[tuple[str, float]]:
@@ -861,11 +905,17 @@ def eval_agreement(
 
     The model's proposals against the reviewers' final labels, shown beside the agreement
     between reviewers on double-coded responses (the human ceiling to compare against).
+    With an assignment ('coder assign'), also agreement on its double-coded answers pair
+    by pair and model vs each reviewer there, with how many are left to adjudicate.
     """
+    from coder.cli.team import print_overlap
+    from eval.overlap import overlap_agreement
     from eval.project import project_agreement
 
     with open_store(db_path) as store:
         result = project_agreement(store, first=first, n_resamples=resamples)
+        # The answers `coder assign` gave to two reviewers: agreement pair by pair.
+        result["overlap"] = overlap_agreement(store, n_resamples=resamples)
     model, human = result["model_human"], result["human_human"]
     table = Table(
         title=f"Agreement in the project ({result['proposals']} proposals; "
@@ -884,6 +934,7 @@ def eval_agreement(
             + (f"\n[dim]{_ci(human['ci'].get(key))}[/]" if human.get("ci", {}).get(key) else ""),
         )
     console.print(table)
+    print_overlap(result["overlap"])
     if json_path:
         _write_json(json_path, result)
         console.print(f"Wrote {json_path}")

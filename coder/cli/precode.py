@@ -92,6 +92,9 @@ def _build_classifier(backend: str, options: dict[str, Any], store: Store | None
             return get_classifier("local", **local_options)
         except ImportError as error:
             raise BackendError(f"the local backend is not available: {error}") from error
+    if backend == "openai" and store is not None:
+        # The project's reviewed answers size the shortlist and give examples.
+        return get_classifier(backend, model_store=store, **options)
     return get_classifier(backend, **options)
 
 
@@ -166,6 +169,33 @@ def _build_classifier(backend: str, options: dict[str, Any], store: Store | None
     "--poll-interval", type=float, default=None, help="With --batch-api: seconds between polls."
 )
 @click.option(
+    "--no-shortlist",
+    is_flag=True,
+    help="Send every response the whole codebook (by default the local model shortlists "
+    "the likeliest themes for each response's prompt).",
+)
+@click.option(
+    "--shortlist-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Themes per shortlisted prompt (default: chosen on reviewed answers for 98% "
+    "recall, else 60% of the question's themes, at least 12).",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Similar reviewed answers shown with their labels in each prompt (default 3 when "
+    "there are reviewed answers; 0 turns them off).",
+)
+@click.option(
+    "--context-window",
+    type=click.IntRange(min=256),
+    default=None,
+    help="The model's context window in tokens (default: what a local server reports); "
+    "prompts are fitted to it.",
+)
+@click.option(
     "--max-attempts", type=int, default=None, help="Transport attempts per request (default 6)."
 )
 @click.option(
@@ -177,6 +207,30 @@ def _build_classifier(backend: str, options: dict[str, Any], store: Store | None
     default=None,
     help="Seconds for one whole request, answer included (default 120); a server that "
     "sends its answer too slowly is cut off and retried.",
+)
+@click.option(
+    "--cascade",
+    is_flag=True,
+    help="With --backend openai: the local model settles the answers it is confident about "
+    "(cut calibrated on reviewed answers) and only the rest go to the LLM.",
+)
+@click.option(
+    "--cascade-precision",
+    type=float,
+    default=None,
+    help="With --cascade: the agreement with reviewers the settled answers must reach, per "
+    "field (default: the LLM's measured agreement, else 0.9).",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="LLM samples per answer (seeds SEED, SEED+1, ...); the proposal is their majority, "
+    "its confidence their agreement. Use with --temperature above 0.",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Sampling seed sent with every LLM request (recorded)."
 )
 @handle_errors
 def precode_command(
@@ -201,7 +255,15 @@ def precode_command(
     max_attempts: int | None,
     initial_wait: float | None,
     request_timeout: float | None,
+    no_shortlist: bool = False,
+    shortlist_size: int | None = None,
+    examples: int | None = None,
+    context_window: int | None = None,
     plugin_options: tuple[str, ...] = (),
+    cascade: bool = False,
+    cascade_precision: float | None = None,
+    samples: int = 1,
+    seed: int | None = None,
 ) -> None:
     """Propose labels for responses that have none for the current codebook version.
 
@@ -237,6 +299,11 @@ def precode_command(
         "max_attempts": max_attempts,
         "initial_wait": initial_wait,
         "request_timeout": request_timeout,
+        "shortlist": False if no_shortlist else None,
+        "shortlist_size": shortlist_size,
+        "examples": examples,
+        "context_window": context_window,
+        "seed": seed,
     }
     options = {key: value for key, value in options.items() if value is not None}
     if backend not in ("local", "openai"):
@@ -253,6 +320,7 @@ def precode_command(
             raise BackendError(f"option(s) for the openai backend only: {', '.join(ignored)}")
     if batch_api and backend != "openai":
         raise BackendError("--batch-api needs --backend openai")
+    _check_cascade_options(backend, cascade, cascade_precision, samples, batch_api, dry_run)
 
     store = open_store(db_path)
     try:
@@ -264,8 +332,18 @@ def precode_command(
             _run_batch_api(store, classifier, resume_batch, redo=redo, limit=limit)
             return
         with RichPrecodeProgress(classifier) as progress:
-            summary = precode(store, classifier, redo=redo, limit=limit, progress=progress)
-        _print_summary(summary, classifier)
+            if cascade:
+                cascade_summary = _run_cascade(
+                    store, classifier, cascade_precision, progress, redo, limit
+                )
+            else:
+                summary = precode(
+                    store, classifier, redo=redo, limit=limit, progress=progress, samples=samples
+                )
+        if cascade:
+            _print_cascade(cascade_summary, classifier)
+        else:
+            _print_summary(summary, classifier)
     finally:
         store.close()
 
@@ -358,3 +436,57 @@ def _print_summary(summary: PrecodeSummary, classifier: Classifier) -> None:
         err_console.print(
             "failed responses are stored and retried on the next 'coder precode'", highlight=False
         )
+
+
+def _check_cascade_options(
+    backend: str,
+    cascade: bool,
+    cascade_precision: float | None,
+    samples: int,
+    batch_api: bool,
+    dry_run: bool,
+) -> None:
+    if cascade_precision is not None and not cascade:
+        raise BackendError("--cascade-precision goes with --cascade")
+    if cascade and backend != "openai":
+        raise BackendError("--cascade needs --backend openai (the local model is its first stage)")
+    if (cascade or samples > 1) and (batch_api or dry_run):
+        raise BackendError("--cascade and --samples cannot be combined with --batch-api or --dry-run")
+    if cascade and samples > 1:
+        raise BackendError("--cascade and --samples cannot be combined (yet): choose one")
+
+
+def _run_cascade(
+    store: Store,
+    classifier: Classifier,
+    precision: float | None,
+    progress: RichPrecodeProgress,
+    redo: bool,
+    limit: int | None,
+) -> Any:
+    from coder.cascade import cascade
+
+    def announce(calibration: Any) -> None:
+        err_console.print(calibration.describe(), highlight=False, soft_wrap=True)
+
+    return cascade(
+        store,
+        classifier,
+        precision=precision,
+        redo=redo,
+        limit=limit,
+        progress=progress,
+        on_calibrated=announce,
+    )
+
+
+def _print_cascade(summary: Any, classifier: Classifier) -> None:
+    _print_summary(summary.llm, classifier)
+    saved = "unknown" if summary.saved_cost_usd is None else f"${summary.saved_cost_usd:.4f}"
+    console.print(
+        f"cascade: {summary.todo} to do; {summary.settled} settled by the local model, "
+        f"{summary.sent} sent to the LLM ({summary.llm_share:.1%}); saved about "
+        f"{summary.saved_calls} calls, {summary.saved_prompt_tokens}+"
+        f"{summary.saved_completion_tokens} tokens, {saved} (chars/4 estimate)",
+        highlight=False,
+    )

@@ -23,9 +23,8 @@ import openai
 from pydantic import ValidationError
 
 from coder.backends.base import ProposalResult
-from coder.errors import BackendError
-from coder.llm import prompts
-from coder.llm.classifier import LLMClassifier, _Planned
+from coder.errors import BackendError, CoderError
+from coder.llm.classifier import ContextTooSmall, LLMClassifier, _Planned
 from coder.llm.response_model import build_item_model, to_proposal
 from coder.precode import PrecodeSummary, _flag, _row
 from coder.store import Store, now
@@ -56,11 +55,17 @@ def _sync_client(classifier: LLMClassifier) -> openai.OpenAI:
 
 
 def request_body(
-    classifier: LLMClassifier, codebook: Codebook, response: Response
+    classifier: LLMClassifier, codebook: Codebook, response: Response, prompt: Any = None
 ) -> dict[str, Any]:
-    """The chat completion body for one response, in the classifier's mode (tools or schema)."""
-    model = build_item_model(codebook, response.question)
-    messages = classifier._messages(codebook, _Planned(response.question, [response]))
+    """The chat completion body for one response, in the classifier's mode (tools or schema).
+
+    The prompt is the one a live call would send (shortlist, examples, context fit
+    included), so a batch proposal is traced to exactly what the model saw.
+    """
+    if prompt is None:
+        prompt = classifier._prompt(codebook, _Planned(response.question, [response]), batch=False)
+    model = prompt.model
+    messages = prompt.messages()
     schema = model.model_json_schema()
     body: dict[str, Any] = {
         "model": classifier.model,
@@ -99,14 +104,22 @@ def submit_batch(
     """Write the JSONL, upload it, create the batch and record it (before any waiting)."""
     lines = []
     requests: dict[str, dict[str, Any]] = {}
+    classifier._rank(responses, codebook)  # one batch for the shortlist's ranking model
     for index, response in enumerate(responses):
         custom_id = f"r{index}"
-        system = prompts.render_system_prompt(codebook, response.question)
+        try:
+            prompt = classifier._prompt(
+                codebook, _Planned(response.question, [response]), batch=False
+            )
+        except ContextTooSmall as error:
+            raise CoderError(f"response {response.id}: {error}") from error
         requests[custom_id] = {
             "response_id": response.id,
-            "prompt_template_hash": system.template_hash,
-            "system_prompt_hash": system.hash,
+            "prompt_template_hash": prompt.system.template_hash,
+            "system_prompt_hash": prompt.system.hash,
             "input_hash": classifier.input_hash(response, codebook),
+            # The answer is read with the same response model (its Literal follows this).
+            "theme_ids": list(prompt.theme_ids) if prompt.theme_ids is not None else None,
         }
         lines.append(
             json.dumps(
@@ -114,7 +127,7 @@ def submit_batch(
                     "custom_id": custom_id,
                     "method": "POST",
                     "url": ENDPOINT,
-                    "body": request_body(classifier, codebook, response),
+                    "body": request_body(classifier, codebook, response, prompt),
                 },
                 ensure_ascii=False,
             )
@@ -279,7 +292,10 @@ def _read_answer(
             arguments = message["tool_calls"][0]["function"]["arguments"]
         else:
             arguments = message.get("content") or ""
-        model = build_item_model(codebook, response.question)
+        theme_ids = info.get("theme_ids")  # absent in batches submitted before shortlists
+        model = build_item_model(
+            codebook, response.question, None, tuple(theme_ids) if theme_ids is not None else None
+        )
         item = model.model_validate_json(
             arguments,
             context={

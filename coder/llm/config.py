@@ -12,6 +12,7 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -36,6 +37,8 @@ class LLMSettings:
     #: instructor mode; None picks a default for the endpoint (see :func:`default_mode`)
     mode: str | None = None
     temperature: float = 0.0
+    #: sampling seed sent with every request (None: none sent); recorded in llm_calls
+    seed: int | None = None
     max_tokens: int | None = 1024
     concurrency: int = 4
     #: responses per request (1 = one request each)
@@ -61,6 +64,16 @@ class LLMSettings:
     prices_file: str | None = None
     #: Batch API polling interval in seconds
     batch_poll_interval: float = 30.0
+    #: send each response only the codebook's likeliest themes (coder/llm/shortlist.py)
+    shortlist: bool = True
+    #: codes per shortlist; None: chosen on reviewed answers, else a measured default
+    shortlist_size: int | None = None
+    #: share of reviewers' codes the shortlist must keep when reviewed answers choose its size
+    shortlist_recall: float = 0.98
+    #: similar reviewed answers shown with their labels; None: 3 when there are any
+    examples: int | None = None
+    #: the model's context window in tokens; None: the server's reported limit, if any
+    context_window: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -97,21 +110,26 @@ class LLMSettings:
 
     def params(self) -> dict[str, Any]:
         """The settings that change a model's answer: part of the cache key."""
-        return {
+        params: dict[str, Any] = {
             "base_url": self.resolved_base_url,
             "mode": self.resolved_mode,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "batch_size": self.batch_size,
         }
+        if self.seed is not None:  # only when set, so cache keys made without one still hit
+            params["seed"] = self.seed
+        return params
 
 
+@lru_cache(maxsize=64)
 def is_local_endpoint(base_url: str) -> bool:
     """True when the endpoint's host is this machine (no text leaves it)."""
     host = urlparse(base_url).hostname or ""
     return host in LOCAL_HOSTS
 
 
+@lru_cache(maxsize=64)
 def default_mode(base_url: str) -> str:
     """A sensible instructor mode for an endpoint.
 
@@ -163,6 +181,17 @@ def build_settings(config_file: str | Path | None = None, **overrides: Any) -> L
     unknown = sorted(set(values) - known)
     if unknown:
         raise BackendError(f"unknown LLM setting(s): {', '.join(unknown)}")
+    if isinstance(values.get("shortlist"), str):
+        # -o shortlist=off / a config file's "shortlist: off"
+        values["shortlist"] = values["shortlist"].strip().lower() not in ("off", "false", "0", "no")
+    for name in ("shortlist_size", "examples", "context_window"):
+        if values.get(name) is not None:
+            try:
+                values[name] = int(values[name])
+            except (TypeError, ValueError):
+                raise BackendError(f"{name} must be a whole number, not {values[name]!r}") from None
+            if values[name] < (0 if name == "examples" else 1):
+                raise BackendError(f"{name} must be at least {0 if name == 'examples' else 1}")
     if values.get("mode") is not None and values["mode"] not in MODES:
         raise BackendError(f"unknown mode {values['mode']!r}: choose one of {', '.join(MODES)}")
     return LLMSettings(**values)

@@ -9,6 +9,7 @@ traced to the exact instructions the model saw.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -20,9 +21,12 @@ from schemas import Codebook, Question, Response
 
 TEMPLATE_PACKAGE = "prompts"
 SYSTEM_TEMPLATE = "system.j2"
+THEMES_TEMPLATE = "themes.j2"
 USER_TEMPLATE = "user.j2"
 USER_BATCH_TEMPLATE = "user_batch.j2"
-TEMPLATE_FILES = (SYSTEM_TEMPLATE, USER_TEMPLATE, USER_BATCH_TEMPLATE)
+TEMPLATE_FILES = (SYSTEM_TEMPLATE, THEMES_TEMPLATE, USER_TEMPLATE, USER_BATCH_TEMPLATE)
+#: a shortlisted theme's one example is cut to this many characters
+SHORTLIST_EXAMPLE_CHARS = 400
 
 
 def sha256(text: str) -> str:
@@ -44,6 +48,7 @@ def template_source(name: str) -> str:
     return (resources.files(TEMPLATE_PACKAGE) / name).read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=1)
 def template_hash() -> str:
     """Hash of all template files together: any edit is a new prompt version."""
     digest = hashlib.sha256()
@@ -65,8 +70,9 @@ class SystemPrompt:
     hash: str
 
 
-def render_system_prompt(codebook: Codebook, question_id: str | None) -> SystemPrompt:
-    """The system prompt for responses to ``question_id``: one rendered codebook shared by all."""
+def render_static_prompt(codebook: Codebook, question_id: str | None) -> str:
+    """The static part of the system prompt for ``question_id``: the instructions, the
+    question, stance and relevance rules (the same for every response to the question)."""
     question: Question | None = None
     if question_id is not None:
         try:
@@ -81,14 +87,73 @@ def render_system_prompt(codebook: Codebook, question_id: str | None) -> SystemP
             codebook=codebook,
             question=question,
             other_questions=others if len(codebook.questions) > 1 else [],
-            themes=codebook.themes_for(question_id),
         )
     )
+    return text.strip() + "\n"
+
+
+def render_themes_part(
+    codebook: Codebook,
+    question_id: str | None,
+    theme_ids: Sequence[str] | None = None,
+    examples: Sequence[dict[str, Any]] = (),
+    *,
+    show_theme_examples: bool = True,
+) -> str:
+    """The per-response part: the themes (``theme_ids``, else every theme of the question)
+    and examples of reviewed answers (:func:`coder.llm.examples.render_examples`).
+
+    The whole codebook shows up to three of each theme's own examples; a shortlist shows
+    one, cut to ``SHORTLIST_EXAMPLE_CHARS`` (a codebook's examples may be whole answers:
+    NHS's are three-quarters of its prompt)."""
+    applicable = codebook.themes_for(question_id)
+    if theme_ids is None:
+        themes = applicable
+    else:
+        wanted = set(theme_ids)
+        themes = [theme for theme in applicable if theme.id in wanted]
+    text = (
+        _environment()
+        .get_template(THEMES_TEMPLATE)
+        .render(
+            themes=themes,
+            total_themes=len(applicable),
+            shortlisted=len(themes) < len(applicable),
+            examples=list(examples),
+            theme_examples=(
+                0 if not show_theme_examples else 1 if len(themes) < len(applicable) else 3
+            ),
+            example_chars=SHORTLIST_EXAMPLE_CHARS if len(themes) < len(applicable) else None,
+        )
+    )
+    return text.strip() + "\n"
+
+
+def compose_system_prompt(static: str, part: str, question_id: str | None) -> SystemPrompt:
+    """The system prompt sent: the static part first (provider prompt caching), then the
+    per-response part; ``hash`` is the SHA-256 of exactly that text."""
+    text = static + "\n" + part
     return SystemPrompt(
-        text=text.strip() + "\n",
-        question_id=question_id,
-        template_hash=template_hash(),
-        hash=sha256(text.strip() + "\n"),
+        text=text, question_id=question_id, template_hash=template_hash(), hash=sha256(text)
+    )
+
+
+def render_system_prompt(
+    codebook: Codebook,
+    question_id: str | None,
+    theme_ids: Sequence[str] | None = None,
+    examples: Sequence[dict[str, Any]] = (),
+    *,
+    show_theme_examples: bool = True,
+) -> SystemPrompt:
+    """The system prompt for a response to ``question_id``: the whole codebook's themes
+    for the question unless ``theme_ids`` shortlists them."""
+    return compose_system_prompt(
+        render_static_prompt(codebook, question_id),
+        render_themes_part(
+            codebook, question_id, theme_ids, examples, show_theme_examples=show_theme_examples
+        ),
+        question_id,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -114,14 +115,21 @@ def build_item_model(
     codebook: Codebook,
     question_id: str | None,
     response_ids: list[str] | None = None,
+    theme_ids: Sequence[str] | None = None,
 ) -> type[BaseModel]:
     """The model of one coded response to ``question_id``.
 
     With ``response_ids`` (batched requests) the item carries a ``response_id`` that
-    must be one of them.
+    must be one of them. With ``theme_ids`` (a shortlist) ``code`` is one of those, and an
+    ``other_theme_needed`` field lets the model say a theme it was not shown is needed.
     """
     suffix = _safe_name(question_id)
     codes = [theme.id for theme in codebook.themes_for(question_id)]
+    shortlisted = False
+    if theme_ids is not None:
+        wanted = set(theme_ids)
+        shortlisted = len(wanted & set(codes)) < len(codes)
+        codes = [code for code in codes if code in wanted]
     fields: dict[str, Any] = {}
     if response_ids is not None:
         fields["response_id"] = (
@@ -165,6 +173,15 @@ def build_item_model(
             list[theme_model],  # type: ignore[valid-type]
             Field(default_factory=list, description="Every theme the response expresses."),
         )
+    if shortlisted:
+        fields["other_theme_needed"] = (
+            str | None,
+            Field(
+                default=None,
+                description="A codebook theme not listed that the response clearly "
+                "expresses (its name); empty if the listed themes suffice.",
+            ),
+        )
     fields["suggested_themes"] = (
         list[_LLMSuggestedTheme],
         Field(default_factory=list, description="New themes not in the codebook (rarely)."),
@@ -184,10 +201,13 @@ def build_item_model(
 
 
 def build_batch_model(
-    codebook: Codebook, question_id: str | None, response_ids: list[str]
+    codebook: Codebook,
+    question_id: str | None,
+    response_ids: list[str],
+    theme_ids: Sequence[str] | None = None,
 ) -> type[BaseModel]:
     """The model of several coded responses to one question in one request."""
-    item = build_item_model(codebook, question_id, response_ids)
+    item = build_item_model(codebook, question_id, response_ids, theme_ids)
     model: type[BaseModel] = create_model(
         f"CodedResponses_{_safe_name(question_id)}",
         __doc__="The coding of each response given, one item per response id.",
@@ -226,4 +246,5 @@ def to_proposal(item: BaseModel, response_id: str, response_question: str | None
         ],
         rationale=data.get("rationale") or "",
         confidence=float(data.get("confidence", 0.5)),
+        other_theme_needed=(data.get("other_theme_needed") or "").strip() or None,
     )

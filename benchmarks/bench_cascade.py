@@ -1,0 +1,234 @@
+"""The cascade's cost arithmetic on NHS dev: LLM share, calls, tokens and micro-F1.
+
+A project holds every NHS dev answer; a seeded ``--reviewed`` of them carry their gold
+labels as reviewers' decisions, the local model is trained on those (``coder train``) and
+they get its proposals, as a project's reviewed answers would have. The other answers are
+then pre-coded twice from the same starting file:
+
+- all-LLM: ``precode`` with the openai backend for every answer;
+- cascade: ``coder.cascade.cascade`` (the local model settles what it is confident
+  about, calibrated on the reviewed answers; the LLM codes the rest).
+
+The "LLM" is tests/llm_gold_server.py in its own process: it answers from the gold labels
+with ``--error-rate`` of each field wrong. That is arithmetic for cost and for whether
+the cascade loses agreement against the same LLM, **never a model-quality figure**.
+Both runs are scored against gold on the same answers with the eval suite's scoring.
+
+Target (issue 18): LLM calls <= 0.5x the all-LLM run at no loss of micro-F1.
+
+Run: python benchmarks/bench_cascade.py [--reviewed 1000] [--error-rate 0.1] [--quick]
+Writes benchmarks/results/cascade.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+from machine import write_result  # noqa: E402
+
+from coder.cascade import cascade  # noqa: E402
+from coder.llm.classifier import LLMClassifier  # noqa: E402
+from coder.precode import precode  # noqa: E402
+from coder.store import Store  # noqa: E402
+from eval.gold import GoldItem, load_gold  # noqa: E402
+from eval.runner import gold_labels  # noqa: E402
+from eval.scoring import Prediction, score  # noqa: E402
+from eval.simulate import build_project  # noqa: E402
+
+GOLD = REPO.parent / "shared" / "gold" / "nhs_pxtextmining_v6"
+
+
+def start_gold_server(gold: Path, error_rate: float) -> tuple[subprocess.Popen[str], str]:
+    """The gold-answering server in its own process (so it does not share our GIL)."""
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "llm_gold_server.py"), str(gold),
+         "--error-rate", str(error_rate)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert server.stdout is not None
+    return server, server.stdout.readline().strip()
+
+
+def llm(base_url: str, concurrency: int) -> LLMClassifier:
+    return LLMClassifier(
+        model="gpt-4o-mini", base_url=base_url, mode="tools", concurrency=concurrency,
+        initial_wait=0.01,
+    )  # fmt: skip
+
+
+def prepare_project(
+    path: Path,
+    codebook: Any,
+    items: list[GoldItem],
+    reviewed: list[GoldItem],
+    judged_llm: LLMClassifier | None = None,
+) -> dict[str, Any]:
+    """The starting file: answers imported, reviewed ones labelled, local model trained.
+
+    With ``judged_llm`` the reviewed answers were first pre-coded by that LLM and the
+    reviewers judged its proposals, so the cascade's target is the LLM's measured level.
+    """
+    from coder.embedded.retrain import retrain_and_repropose
+
+    store = build_project(path, codebook, items)
+    try:
+        judged: dict[str, int] = {}
+        if judged_llm is not None:
+            precode(store, judged_llm, responses=[store.response(item.id) for item in reviewed])
+            judged = {
+                response_id: stored.id
+                for response_id, stored in store.current_proposals(
+                    [item.id for item in reviewed]
+                ).items()
+            }
+        for item in reviewed:
+            store.add_decision(
+                response_id=item.id,
+                reviewer="gold",
+                action="correct",
+                labels=gold_labels(item),
+                proposal_id=judged.get(item.id),
+            )
+        started = time.perf_counter()
+        summary = retrain_and_repropose(store, repropose=False)
+        train_seconds = time.perf_counter() - started
+        # The reviewed answers had proposals before anyone reviewed them.
+        from coder.backends.base import get_classifier
+
+        if judged_llm is None:
+            local = get_classifier("local", model_store=store)
+            precode(store, local, responses=[store.response(item.id) for item in reviewed])
+        return {"train_seconds": round(train_seconds, 1), "fields": summary.fields}
+    finally:
+        store.close()
+
+
+def scored(path: Path, codebook: Any, items: list[GoldItem], resamples: int) -> dict[str, Any]:
+    with Store(path) as store:
+        current = store.current_proposals([item.id for item in items])
+        routes: dict[str, int] = {}
+        predictions = {}
+        for response_id, stored in current.items():
+            if stored.proposal is None:
+                continue
+            predictions[response_id] = Prediction.from_proposal(stored.proposal)
+            route = stored.backend
+            routes[route] = routes.get(route, 0) + 1
+    metrics = score(codebook, items, predictions, n_resamples=resamples, seed=0)
+    return {
+        "themes_micro_f1": metrics["themes"]["micro_f1"],
+        "themes_micro_f1_ci": metrics["ci"].get("themes.micro_f1"),
+        "themes_macro_f1": metrics["themes"]["macro_f1"],
+        "stance_accuracy": (metrics.get("stance") or {}).get("accuracy"),
+        "relevance_f1_not_relevant": (metrics.get("relevance") or {}).get("f1"),
+        "proposals_by_backend": routes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gold", type=Path, default=GOLD)
+    parser.add_argument("--reviewed", type=int, default=1000)
+    parser.add_argument("--error-rate", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--precision", type=float, default=None, help="--cascade-precision")
+    parser.add_argument("--resamples", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="600 answers, 200 reviewed")
+    parser.add_argument(
+        "--judged-llm",
+        action="store_true",
+        help="reviewers judged LLM proposals (the cascade's target is the LLM's measured level)",
+    )
+    parser.add_argument("--out", default="cascade", help="results file name")
+    args = parser.parse_args()
+
+    codebook, items = load_gold(args.gold)
+    if args.quick:
+        items = random.Random(1).sample(items, 600)
+        args.reviewed = 200
+    order = list(items)
+    random.Random(0).shuffle(order)
+    reviewed, target = order[: args.reviewed], order[args.reviewed :]
+    server, base_url = start_gold_server(args.gold, args.error_rate)
+    work = Path(tempfile.mkdtemp(prefix="bench_cascade_"))
+    try:
+        start = work / "start.coder"
+        setup = prepare_project(
+            start,
+            codebook,
+            items,
+            reviewed,
+            llm(base_url, args.concurrency) if args.judged_llm else None,
+        )
+        runs: dict[str, Any] = {}
+        for name in ("all_llm", "cascade"):
+            path = work / f"{name}.coder"
+            shutil.copy(start, path)
+            classifier = llm(base_url, args.concurrency)
+            started = time.perf_counter()
+            with Store(path) as store:
+                if name == "all_llm":
+                    summary = precode(store, classifier)
+                    run: dict[str, Any] = {"llm_share": 1.0, "llm": summary.as_dict()}
+                else:
+                    result = cascade(store, classifier, precision=args.precision)
+                    run = result.as_dict()
+                    print(
+                        result.calibration.describe() if result.calibration else "", file=sys.stderr
+                    )
+            run["seconds"] = round(time.perf_counter() - started, 1)
+            run["calls"] = classifier.stats.calls
+            run["prompt_tokens"] = classifier.stats.prompt_tokens
+            run["completion_tokens"] = classifier.stats.completion_tokens
+            run["cost_usd_at_gpt_4o_mini_prices"] = round(classifier.stats.cost_usd, 4)
+            run["scores"] = scored(path, codebook, target, args.resamples)
+            runs[name] = run
+            print(
+                f"{name}: {run['calls']} calls, micro-F1 {run['scores']['themes_micro_f1']:.4f}",
+                file=sys.stderr,
+            )
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    base, cas = runs["all_llm"], runs["cascade"]
+    result = {
+        "note": "LLM = tests/llm_gold_server.py answering from gold with the error rate below: "
+        "cost and agreement arithmetic, not model quality",
+        "gold": args.gold.name,
+        "n_items": len(items),
+        "n_reviewed": len(reviewed),
+        "n_coded": len(target),
+        "error_rate": args.error_rate,
+        "cascade_precision": args.precision,
+        "reviewers_judged": "llm proposals" if args.judged_llm else "local proposals",
+        "setup": setup,
+        "runs": runs,
+        "calls_ratio": round(cas["calls"] / base["calls"], 4) if base["calls"] else None,
+        "prompt_tokens_ratio": round(cas["prompt_tokens"] / base["prompt_tokens"], 4)
+        if base["prompt_tokens"]
+        else None,
+        "micro_f1_delta": round(
+            cas["scores"]["themes_micro_f1"] - base["scores"]["themes_micro_f1"], 4
+        ),
+        "target": "calls_ratio <= 0.5 and micro_f1_delta >= 0 (within the CI)",
+    }
+    write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
