@@ -52,11 +52,14 @@ def queue_page(session: ReviewSession, page: int, page_size: int = PAGE_SIZE) ->
     rows = []
     for entry in entries:
         state = entry.state(session.reviewer)
+        # An answer double coded blind to the model (coder assign --blind) hides the model's
+        # labels and confidence here too, not only on the review screen.
+        blind = session.blind or (entry.assigned_blind and session.reviewer in entry.assigned)
         if state.labels_json:
             labels = json.loads(state.labels_json)
             themes = tuple(labels.get("themes") or ())
             stance = labels.get("stance")
-        elif session.blind:
+        elif blind:
             themes, stance = (), None
         else:
             themes = proposed.get(entry.response_id, ())
@@ -69,7 +72,7 @@ def queue_page(session: ReviewSession, page: int, page_size: int = PAGE_SIZE) ->
                 response_id=entry.response_id,
                 status=state.status,
                 flagged=state.flagged,
-                confidence=None if session.blind else entry.confidence,
+                confidence=None if blind else entry.confidence,
                 question=entry.question or "",
                 stance=stance or "",
                 themes=", ".join(themes),

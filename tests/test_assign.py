@@ -118,6 +118,18 @@ def test_double_coding_is_blind_to_the_partner_and_the_model(store: Store) -> No
     assert lead.proposal is not None and lead.notes
 
 
+def test_the_queue_table_hides_the_model_on_blind_double_coded_answers(store: Store) -> None:
+    from review_tui.queue import queue_page
+    from review_tui.session import ReviewSession
+
+    assign(store, ["ann", "bob"], 1.0, seed=0, blind=True)
+    rows = queue_page(ReviewSession(store, "bob"), 0)
+    assert rows and all(row.confidence is None and row.themes == "" for row in rows)
+    # The lead, outside the pair, sees the model's labels in the table.
+    lead = queue_page(ReviewSession(store, "lead"), 0)
+    assert any(row.confidence is not None for row in lead)
+
+
 async def test_the_review_app_opens_on_the_reviewers_own_answer(store: Store) -> None:
     assign(store, ["ann", "bob"], 0.0, seed=9)
     mine = {rid for rid, answer in assignments_in_force(store).items() if answer.reviewers == ("bob",)}
