@@ -10,7 +10,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from coder.cli.common import console, db_option, err_console, handle_errors, open_store
+from coder.cli.common import (
+    console,
+    db_option,
+    err_console,
+    handle_errors,
+    open_store,
+    write_output_text,
+)
 from coder.codebook import (
     builtin_codebook_path,
     check_codebook_data,
@@ -160,11 +167,13 @@ def codebook_versions(db_path: Path | None) -> None:
 @codebook.command("schema")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (default: print).")
+@handle_errors
 def codebook_schema(out: Path | None) -> None:
     """Print (or write) the JSON Schema of the codebook file format."""
     text = json.dumps(codebook_json_schema(), indent=2) + "\n"
     if out:
-        out.write_text(text, encoding="utf-8")
+        write_output_text(out, text)
+        err_console.print(f"Wrote {out}", highlight=False, markup=False)
     else:
         click.echo(text, nl=False)
 
@@ -172,11 +181,12 @@ def codebook_schema(out: Path | None) -> None:
 @codebook.command("example")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (default: print).")
+@handle_errors
 def codebook_example(out: Path | None) -> None:
     """Print (or write) the built-in example codebook, to start your own from."""
     text = builtin_codebook_path().read_text(encoding="utf-8")
     if out:
-        out.write_text(text, encoding="utf-8")
+        write_output_text(out, text)
         err_console.print(f"Wrote {out}", highlight=False, markup=False)
     else:
         click.echo(text, nl=False)
@@ -191,7 +201,7 @@ def codebook_convert(path: Path, out: Path | None) -> None:
     """Convert a codebook (e.g. a gold-set codebook.json) to coder's YAML."""
     text = codebook_to_yaml(load_codebook(path))
     if out:
-        out.write_text(text, encoding="utf-8")
+        write_output_text(out, text)
         err_console.print(f"Wrote {out}", highlight=False, markup=False)
     else:
         click.echo(text, nl=False)
@@ -219,7 +229,7 @@ def import_qdc(path: Path, out_path: Path | None, name: str | None) -> None:
     if out_path is None:
         click.echo(text)
         return
-    out_path.write_text(text, encoding="utf-8")
+    write_output_text(out_path, text)
     err_console.print(
         f"Wrote {out_path}: {len(codebook.themes)} themes (add questions before use)",
         highlight=False,

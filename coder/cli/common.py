@@ -25,6 +25,15 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def write_output_text(path: Path, text: str) -> None:
+    """Write a command's text output file atomically, refusing to overwrite a project or any
+    SQLite file (an interrupted write leaves the previous file whole)."""
+    from coder.atomic import check_output_path, write_atomically
+
+    check_output_path(path)
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
 def quiet_library_logs() -> None:
     """Silence the LLM client libraries' own logging of failed attempts.
 

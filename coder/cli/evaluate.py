@@ -168,7 +168,7 @@ def agree(
     _print_agreement(result)
     if json_path:
         _write_json(json_path, result)
-        console.print(f"Wrote {json_path}")
+        err_console.print(f"Wrote {json_path}")
 
 
 def _print_agreement(result: dict[str, Any]) -> None:
@@ -607,12 +607,12 @@ def _run_eval(
     _print_eval(metrics, per_code_rows)
     if json_path:
         _write_json(json_path, metrics)
-        console.print(f"Wrote {json_path}")
+        err_console.print(f"Wrote {json_path}")
     if report_dir:
         from eval.report import write_report
 
         md, html_path = write_report(metrics, report_dir, title=f"coder eval: {codebook.name}")
-        console.print(f"Wrote {md} and {html_path}")
+        err_console.print(f"Wrote {md} and {html_path}")
     if not no_store:
         with call_store or open_store(db_path) as store:
             run_id = store.add_eval_run(
@@ -937,7 +937,7 @@ def eval_agreement(
     print_overlap(result["overlap"])
     if json_path:
         _write_json(json_path, result)
-        console.print(f"Wrote {json_path}")
+        err_console.print(f"Wrote {json_path}")
 
 
 HISTORY_METRICS = (
@@ -1010,7 +1010,7 @@ def eval_history(
     console.print(table)
     if json_path:
         _write_json(json_path, {"runs": runs})
-        console.print(f"Wrote {json_path}")
+        err_console.print(f"Wrote {json_path}")
 
 
 @eval_.command("simulate")
@@ -1114,4 +1114,4 @@ def eval_simulate(
     console.print(table)
     if json_path:
         _write_json(json_path, result)
-        console.print(f"Wrote {json_path}")
+        err_console.print(f"Wrote {json_path}")

@@ -1,0 +1,31 @@
+"""Command output files: written atomically, never over a project; "Wrote" goes to stderr."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from coder.cli import cli
+
+
+def test_codebook_example_refuses_to_overwrite_an_sqlite_file(tmp_path: Path) -> None:
+    target = tmp_path / "project.db"
+    sqlite3.connect(target).execute("create table t (x)").connection.close()
+    before = target.read_bytes()
+    result = CliRunner().invoke(cli, ["codebook", "example", "--out", str(target)])
+    assert result.exit_code == 1
+    assert "refusing to overwrite an SQLite database" in result.output
+    assert "Traceback" not in result.output
+    assert target.read_bytes() == before
+
+
+def test_codebook_schema_writes_the_file_and_says_so_on_stderr(tmp_path: Path) -> None:
+    target = tmp_path / "schema.json"
+    result = CliRunner().invoke(cli, ["codebook", "schema", "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text(encoding="utf-8").startswith("{")
+    assert result.stdout == ""
+    assert f"Wrote {target}" in result.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
