@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from coder import review_queries as queries
@@ -992,18 +993,25 @@ def two_reviewers(index: ReviewIndex, exclude: str | None = None) -> tuple[str, 
 
 def export_labels(store: Store, path: str, reviewer: str | None = None) -> int:
     """Write the labels in force to a JSONL file (one object per response). Returns rows."""
+    from coder.atomic import check_output_path, write_atomically
+
     final = store.final_labels(reviewer)
-    with open(path, "w", encoding="utf-8") as handle:
-        for response_id, decision in final.items():
-            row = {
-                "response_id": response_id,
-                "reviewer": decision.reviewer,
-                "action": decision.action,
-                "decision_id": decision.id,
-                "proposal_id": decision.proposal_id,
-                **(decision.labels.model_dump() if decision.labels else {}),
-            }
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", encoding="utf-8") as handle:
+            for response_id, decision in final.items():
+                row = {
+                    "response_id": response_id,
+                    "reviewer": decision.reviewer,
+                    "action": decision.action,
+                    "decision_id": decision.id,
+                    "proposal_id": decision.proposal_id,
+                    **(decision.labels.model_dump() if decision.labels else {}),
+                }
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    check_output_path(Path(path), protect=[Path(store.path)])
+    write_atomically(Path(path), write)
     return len(final)
 
 

@@ -15,3 +15,11 @@ class ServedReviewApp(ReviewApp):
             f"Signed in as {self.session.reviewer}: the reviewer cannot be changed here.",
             severity="warning",
         )
+
+    def export_labels(self) -> None:
+        # The file would land on the server, beside the project, where a browser reviewer
+        # can neither see nor fetch it; exports are the lead's job (coder export).
+        self.notify(
+            "Export is not available in the browser: the project's lead runs 'coder export'.",
+            severity="warning",
+        )

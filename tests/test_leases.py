@@ -118,6 +118,17 @@ async def test_a_served_app_cannot_switch_reviewer(db_path: Path) -> None:
         assert session.reviewer == "ann"
 
 
+async def test_a_served_app_writes_no_export_on_the_server(db_path: Path) -> None:
+    build_project(db_path, 4).close()
+    with Store(db_path) as store:
+        app = ServedReviewApp(ReviewSession(store, "ann", reviewer_locked=True))
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.export_labels()
+            await pilot.pause()
+            assert any("not available in the browser" in str(n.message) for n in app._notifications)
+    assert not Path(str(db_path) + ".labels.jsonl").exists()
+
+
 def test_an_answer_assigned_to_two_reviewers_may_be_open_twice(db_path: Path) -> None:
     from coder.assign import assign, double_coded
 
