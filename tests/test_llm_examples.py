@@ -113,3 +113,38 @@ def test_examples_sent_to_a_remote_endpoint_are_redacted(tmp_path: Path) -> None
     response = Response(id="r1", text="The leadership helped the business case.", question=question)
     system = classifier._messages(codebook, _Planned(question, [response]))[0]["content"]
     assert "<example>" in system and secret_mail not in system
+
+
+def test_coder_eval_gives_the_llm_the_training_items_as_examples(tmp_path: Path) -> None:
+    """`coder eval --backend openai` with training items: they are the prompt examples and
+    choose the shortlist cut (the LLM's fit) instead of being ignored."""
+    from eval.gold import load_gold
+    from tests.conftest import shared_path
+    from tests.llm_gold_server import GoldAnswers, GoldOpenAI
+
+    gold_dir = shared_path("gold/rapid_insight_dev")
+    codebook, items = load_gold(gold_dir)
+    rows = [
+        {"id": i.id, "text": i.text, "labels": list(i.labels), "stance": i.stance,
+         "relevant": i.relevant is not False}
+        for i in items
+    ]  # fmt: skip
+    with GoldOpenAI(GoldAnswers(rows), error_rate=0.0) as server:
+        args = [
+            "eval", str(gold_dir), "--backend", "openai", "--model", "gold",
+            "--train-filter", "group=H1", "--limit", "12", "--no-store", "--no-baselines",
+        ]  # fmt: skip
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}
+        result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "does not learn" not in result.output
+        requests = list(server.chat_requests)
+    assert requests
+    train_texts = {i.text for i in items if i.group == "H1"}
+    shown = []
+    for body in requests:
+        system = body["messages"][0]["content"]
+        answer = body["messages"][-1]["content"]
+        shown += EXAMPLE.findall(system) + EXAMPLE.findall(answer)
+    assert shown, "the training items appear as examples"
+    assert any(any(t in e for t in train_texts) for e in shown)

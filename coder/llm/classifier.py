@@ -482,6 +482,42 @@ class LLMClassifier:
             getattr(scorer, "model_version", "")
         )
 
+    def fit(self, examples: Sequence[Any], codebook: Codebook) -> None:
+        """Learn from labelled answers the way an LLM can: they become the pool of prompt
+        examples and choose the shortlist's cut (the model's weights do not change).
+
+        ``examples`` are :class:`coder.embedded.training.LabelledExample`-like objects (text,
+        question, themes, stance, relevant, id), as ``coder eval`` passes a gold set's
+        training part; in a project the reviewed answers play this part on their own.
+        """
+        from schemas import Labels
+
+        kept = [e for e in examples if (e.text or "").strip()]
+        pool = [
+            Example(
+                str(e.id or f"train-{number}"),
+                e.question,
+                e.text,
+                Labels(
+                    question=e.question,
+                    themes=list(e.themes),
+                    stance=e.stance,
+                    relevant=e.relevant is not False,
+                ),
+            )
+            for number, e in enumerate(kept)
+        ]
+        self._example_pool = ExamplePool(pool, self.scorer.embed)
+        # The prompt choice (and so the cache key) depends on the pool and the cut.
+        self._memo = {k: v for k, v in self._memo.items() if "shortlist_key" not in k}
+        if self.settings.shortlist and self.settings.shortlist_size is None:
+            self._cut_for = None
+            self.calibrate_shortlist(
+                [Response(id=p.response_id, text=p.text, question=p.question) for p in pool],
+                [p.codes() for p in pool],
+                codebook,
+            )
+
     def example_pool(self) -> ExamplePool | None:
         """Reviewed answers to show as examples (None when --examples 0 or none exist)."""
         if self.settings.examples == 0:
