@@ -32,7 +32,7 @@ def test_agree_csv_reproduces_krippendorff_2011(tmp_path: Path) -> None:
     _write_k2011_csv(source)
     out = tmp_path / "agree.json"
     result = CliRunner().invoke(
-        cli, ["agree", str(source), "--json", str(out), "--resamples", "200"]
+        cli, ["agree", str(source), "--json-file", str(out), "--resamples", "200"]
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -44,7 +44,7 @@ def test_agree_csv_reproduces_krippendorff_2011(tmp_path: Path) -> None:
     assert "Agreement" in result.output
 
     ordinal = CliRunner().invoke(
-        cli, ["agree", str(source), "--level", "ordinal", "--json", str(out), "--resamples", "0"]
+        cli, ["agree", str(source), "--level", "ordinal", "--json-file", str(out), "--resamples", "0"]
     )
     assert ordinal.exit_code == 0, ordinal.output
     data = json.loads(out.read_text())
@@ -66,7 +66,7 @@ def test_agree_metric_and_categories(tmp_path: Path) -> None:
         "cohen",
         "--level",
         "ordinal",
-        "--json",
+        "--json-file",
         str(out),
         "--resamples",
         "0",
@@ -95,7 +95,7 @@ def test_agree_jsonl_multi_label_sets(tmp_path: Path) -> None:
     source.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "sets.json"
     result = CliRunner().invoke(
-        cli, ["agree", str(source), "--multi", "--json", str(out), "--resamples", "50"]
+        cli, ["agree", str(source), "--multi", "--json-file", str(out), "--resamples", "50"]
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -108,7 +108,7 @@ def test_agree_one_row_per_label(tmp_path: Path) -> None:
     source.write_text("coder,item,code\nA,1,x\nA,1,y\nB,1,x\nB,1,y\nA,2,x\nB,2,z\n")
     out = tmp_path / "o.json"
     result = CliRunner().invoke(
-        cli, ["agree", str(source), "--multi", "--json", str(out), "--resamples", "0"]
+        cli, ["agree", str(source), "--multi", "--json-file", str(out), "--resamples", "0"]
     )
     assert result.exit_code == 0, result.output
     pair = json.loads(out.read_text())["pairs"][0]

@@ -29,3 +29,25 @@ def test_codebook_schema_writes_the_file_and_says_so_on_stderr(tmp_path: Path) -
     assert result.stdout == ""
     assert f"Wrote {target}" in result.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_json_means_json_on_stdout_in_the_eval_commands(tmp_path: Path) -> None:
+    """`--json` prints the result alone on stdout (tables to stderr), as in `coder status`;
+    `--json-file` writes the same JSON to a file."""
+    import json
+
+    source = tmp_path / "codes.csv"
+    source.write_text(
+        "coder,item,label\n" + "".join(f"{c},i{i},{'a' if (i + (c == 'b')) % 3 else 'b'}\n"
+                                       for c in ("a", "b") for i in range(12)),
+        encoding="utf-8",
+    )
+    out = tmp_path / "agree.json"
+    result = CliRunner().invoke(
+        cli, ["agree", str(source), "--json", "--json-file", str(out), "--resamples", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed == json.loads(out.read_text(encoding="utf-8"))
+    assert "pairs" in printed
+    assert "Cohen" in result.stderr or "cohen" in result.stderr.lower()  # the table, on stderr

@@ -93,7 +93,7 @@ def _eval(args: list[str], tmp_path: Path) -> tuple[dict[str, Any], list[dict[st
     out = tmp_path / "metrics.json"
     db = tmp_path / "eval.db"
     result = CliRunner().invoke(
-        cli, ["eval", *args, "--json", str(out), "--db", str(db), "--resamples", "20"]
+        cli, ["eval", *args, "--json-file", str(out), "--db", str(db), "--resamples", "20"]
     )
     assert result.exit_code == 0, result.output
     with Store(db) as store:

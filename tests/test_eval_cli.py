@@ -124,7 +124,7 @@ def test_eval_predictions_scores_and_stores(gold_folder: Path, tmp_path: Path) -
             str(gold_folder),
             "--predictions",
             str(preds),
-            "--json",
+            "--json-file",
             str(out),
             "--db",
             str(db),
@@ -284,7 +284,7 @@ def test_matching_map_with_uncertain_labels(tmp_path: Path) -> None:
             str(folder),
             "--predictions",
             str(preds),
-            "--json",
+            "--json-file",
             str(out),
             "--no-store",
             "--resamples",
@@ -319,7 +319,7 @@ def test_eval_on_nhs_dev_with_generated_predictions(tmp_path: Path) -> None:
             str(NHS),
             "--predictions",
             str(preds),
-            "--json",
+            "--json-file",
             str(out),
             "--db",
             str(tmp_path / "e.db"),
@@ -350,7 +350,7 @@ def test_eval_on_argkp_dev_reports_map(tmp_path: Path) -> None:
             str(ARGKP),
             "--predictions",
             str(preds),
-            "--json",
+            "--json-file",
             str(out),
             "--no-store",
             "--resamples",
@@ -392,7 +392,7 @@ def test_eval_agreement_in_a_project(tmp_path: Path) -> None:
     out = tmp_path / "agreement.json"
     result = CliRunner().invoke(
         cli,
-        ["eval", "agreement", "--db", str(db), "--json", str(out), "--resamples", "50"],
+        ["eval", "agreement", "--db", str(db), "--json-file", str(out), "--resamples", "50"],
         terminal_width=160,
     )
     assert result.exit_code == 0, result.output
@@ -469,7 +469,7 @@ def test_eval_local_backend_on_nhs_dev(tmp_path: Path) -> None:
             "local",
             "--limit",
             "200",
-            "--json",
+            "--json-file",
             str(out),
             "--db",
             str(tmp_path / "e.db"),

@@ -124,7 +124,7 @@ def _eval(args: list[str], tmp_path: Path) -> tuple[dict[str, Any], list[dict[st
     out = tmp_path / "metrics.json"
     db = tmp_path / "eval.db"
     result = CliRunner().invoke(
-        cli, ["eval", *args, "--json", str(out), "--db", str(db), "--resamples", "50"]
+        cli, ["eval", *args, "--json-file", str(out), "--db", str(db), "--resamples", "50"]
     )
     assert result.exit_code == 0, result.output
     with Store(db) as store:
@@ -173,7 +173,7 @@ def test_eval_local_train_file_drops_scored_items(gold_folder: Path, tmp_path: P
         cli,
         [
             "eval", str(gold_folder), "--test-filter", "meta.source_split=dev",
-            "--train", str(train), "--json", str(tmp_path / "m.json"),
+            "--train", str(train), "--json-file", str(tmp_path / "m.json"),
             "--db", str(tmp_path / "e.db"), "--resamples", "0",
         ],
     )  # fmt: skip

@@ -51,7 +51,7 @@ def test_simulate_on_rapid_insight_matches_the_project_it_wrote(tmp_path: Path) 
             "eval", "simulate", "--codebook", str(RAPID / "codebook.yaml"),
             "--items", str(RAPID / "items.jsonl"), "--limit", str(limit),
             "--retrain-every", str(every), "--seed", "3", "--project", str(project),
-            "--json", str(out),
+            "--json-file", str(out),
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

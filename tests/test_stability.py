@@ -110,7 +110,7 @@ def _repeat(server: GoldOpenAI, db: Path, *extra: str) -> dict[str, Any]:
     out = db.parent / f"repeat{len(list(db.parent.glob('repeat*.json')))}.json"
     args = [
         "eval", str(shared_path("gold", "rapid_insight_dev")), "--backend", "openai",
-        "--model", "gpt-4o-mini", "--limit", "30", "--db", str(db), "--json", str(out), *extra,
+        "--model", "gpt-4o-mini", "--limit", "30", "--db", str(db), "--json-file", str(out), *extra,
     ]  # fmt: skip
     env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}
     result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)

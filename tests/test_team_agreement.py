@@ -120,7 +120,7 @@ def test_cli_eval_agreement_reports_the_overlap(store: Store, tmp_path: Path) ->
     store.close()
     out = tmp_path / "agreement.json"
     result = CliRunner().invoke(cli, ["eval", "agreement", "--db", path, "--resamples", "100",
-                                      "--json", str(out)])
+                                      "--json-file", str(out)])
     assert result.exit_code == 0, result.output
     assert "Agreement on the overlap" in result.output
     assert "ann+bob" in result.output and "model/ann" in result.output

@@ -6,7 +6,8 @@ import functools
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+@contextmanager
+def tables_to_stderr(active: bool) -> Iterator[None]:
+    """With ``--json`` stdout carries the JSON alone: what would print as tables goes to
+    stderr meanwhile (``console`` follows ``sys.stdout`` again afterwards)."""
+    if not active:
+        yield
+        return
+    console.file = sys.stderr
+    try:
+        yield
+    finally:
+        console.file = None  # type: ignore[assignment]  # rich: None means sys.stdout
 
 
 def write_output_text(path: Path, text: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from coder.cli.common import (
     handle_errors,
     open_store,
     quiet_library_logs,
+    tables_to_stderr,
 )
 from coder.errors import CoderError
 from coder.store import Store
@@ -43,6 +46,42 @@ def _ci(ci: Any) -> str:
     if not ci or ci[0] is None:
         return ""
     return f"{ci[0]:.3f}–{ci[1]:.3f}"
+
+
+def json_options(what: str) -> Callable[[F], F]:
+    """``--json`` (print ``what`` as JSON on stdout, as every coder command's ``--json``
+    does; the tables go to stderr) and ``--json-file FILE`` (also write it to a file)."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with tables_to_stderr(bool(kwargs.get("as_json"))):
+                return func(*args, **kwargs)
+
+        wrapped = click.option(
+            "--json-file",
+            "json_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=f"Also write {what} as JSON to this file.",
+        )(wrapper)
+        wrapped = click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help=f"Print {what} as JSON on stdout (the tables go to stderr).",
+        )(wrapped)
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def _emit_json(data: dict[str, Any], json_path: Path | None, as_json: bool) -> None:
+    """Write ``data`` to ``--json-file`` and/or print it for ``--json``."""
+    if json_path:
+        _write_json(json_path, data)
+        err_console.print(f"Wrote {json_path}")
+    if as_json:
+        click.echo(json.dumps(_clean(data), indent=2, ensure_ascii=False))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -111,12 +150,7 @@ def _clean(value: Any) -> Any:
     help="Bootstrap resamples for 95% CIs (0 = none).",
 )
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the figures as JSON.",
-)
+@json_options("the figures")
 @handle_errors
 def agree(
     file: Path,
@@ -130,6 +164,7 @@ def agree(
     resamples: int,
     seed: int,
     json_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Agreement between coders, from a long-format CSV or JSONL file of (coder, item, label) rows.
 
@@ -166,9 +201,7 @@ def agree(
     )
     result["file"] = str(file)
     _print_agreement(result)
-    if json_path:
-        _write_json(json_path, result)
-        err_console.print(f"Wrote {json_path}")
+    _emit_json(result, json_path, as_json)
 
 
 def _print_agreement(result: dict[str, Any]) -> None:
@@ -322,12 +355,7 @@ class _EvalGroup(click.Group):
     metavar="PATH=VALUE",
     help="Fail (exit 1) if a metric is below VALUE, e.g. themes.micro_f1=0.6. Repeatable.",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write all metrics as JSON.",
-)
+@json_options("all metrics")
 @click.option(
     "--report",
     "report_dir",
@@ -417,6 +445,8 @@ def _run_repeat(repeat: int, temperature: float | None, **options: Any) -> None:
     """``coder eval --repeat N``: N seeded runs, each scored, and their agreement."""
     from eval import stability
 
+    json_path, as_json = options.pop("json_path"), options.pop("as_json")
+
     # Every model call is traced into the project's llm_calls, as a single eval run's are.
     store = None if options["no_store"] else open_store(options["db_path"])
     try:
@@ -432,9 +462,7 @@ def _run_repeat(repeat: int, temperature: float | None, **options: Any) -> None:
     for row in stability.stability_rows(result):
         table.add_row(*row)
     console.print(table)
-    if options.get("json_path"):
-        _write_json(options["json_path"], result)
-        err_console.print(f"Wrote {options['json_path']}")
+    _emit_json(result, json_path, as_json)
     if stored:
         err_console.print(f"[dim]Stored as eval run {stored}[/]")
 
@@ -468,6 +496,7 @@ def _run_eval(
     limit: int | None,
     minimums: tuple[str, ...],
     json_path: Path | None,
+    as_json: bool,
     report_dir: Path | None,
     resamples: int,
     seed: int,
@@ -605,9 +634,7 @@ def _run_eval(
         metrics["baselines"] = baseline_block
     metrics["codebook"] = {"name": codebook.name, "hash": codebook.content_hash()}
     _print_eval(metrics, per_code_rows)
-    if json_path:
-        _write_json(json_path, metrics)
-        err_console.print(f"Wrote {json_path}")
+    _emit_json(metrics, json_path, as_json)
     if report_dir:
         from eval.report import write_report
 
@@ -891,15 +918,10 @@ def _print_baselines(metrics: dict[str, Any]) -> None:
 @click.option(
     "--resamples", default=1000, show_default=True, help="Bootstrap resamples for 95% CIs."
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the figures as JSON.",
-)
+@json_options("the figures")
 @handle_errors
 def eval_agreement(
-    db_path: Path | None, first: bool, resamples: int, json_path: Path | None
+    db_path: Path | None, first: bool, resamples: int, json_path: Path | None, as_json: bool
 ) -> None:
     """Model vs reviewers, and reviewer vs reviewer, inside a project.
 
@@ -935,9 +957,7 @@ def eval_agreement(
         )
     console.print(table)
     print_overlap(result["overlap"])
-    if json_path:
-        _write_json(json_path, result)
-        err_console.print(f"Wrote {json_path}")
+    _emit_json(result, json_path, as_json)
 
 
 HISTORY_METRICS = (
@@ -950,15 +970,14 @@ HISTORY_METRICS = (
 @db_option
 @click.option("--metric", "metrics", multiple=True, help="Metric paths to show (repeatable).")
 @click.option("--last", type=int, default=None, help="Only the last N runs.")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the runs as JSON.",
-)
+@json_options("the runs")
 @handle_errors
 def eval_history(
-    db_path: Path | None, metrics: tuple[str, ...], last: int | None, json_path: Path | None
+    db_path: Path | None,
+    metrics: tuple[str, ...],
+    last: int | None,
+    json_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Compare stored eval runs side by side (one column per run)."""
     from eval.scoring import lookup
@@ -1008,9 +1027,7 @@ def eval_history(
                     f"{path} − {label}", *[_signed(margin.get(path)) for margin in margins]
                 )
     console.print(table)
-    if json_path:
-        _write_json(json_path, {"runs": runs})
-        err_console.print(f"Wrote {json_path}")
+    _emit_json({"runs": runs}, json_path, as_json)
 
 
 @eval_.command("simulate")
@@ -1040,12 +1057,7 @@ def eval_history(
     default=None,
     help="Keep the simulated project file here (a new file; default: a temporary one).",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the figures as JSON.",
-)
+@json_options("the figures")
 @handle_errors
 def eval_simulate(
     gold_path: Path | None,
@@ -1057,6 +1069,7 @@ def eval_simulate(
     seed: int,
     project_path: Path | None,
     json_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Reviewer effort: replay a gold set as the reviewer, in coder's own queue order.
 
@@ -1112,6 +1125,4 @@ def eval_simulate(
             *("–" if figures.get(key) is None else f"{figures[key]:.1f}" for key in keys),
         )
     console.print(table)
-    if json_path:
-        _write_json(json_path, result)
-        err_console.print(f"Wrote {json_path}")
+    _emit_json(result, json_path, as_json)
