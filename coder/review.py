@@ -174,12 +174,29 @@ class ReviewIndex:
         ]
         self.entries = entries
         self.by_id = {entry.response_id: entry for entry in entries}
+        self.assignment_mark = -1
+        self._load_assignments()
+        self.last_decision_id = 0
+        self.sync()
+
+    def _load_assignments(self) -> set[str]:
+        """Read who is assigned what (coder/assign.py) if it changed since the last read;
+        returns the ids whose assignment changed. A session open while the lead runs
+        `coder assign` sees the new split at its next sync."""
+        mark = queries.assignments_mark(self.store)
+        if mark == self.assignment_mark:
+            return set()
+        self.assignment_mark = mark
+        before = {e.response_id: (e.assigned, e.assigned_blind) for e in self.entries if e.assigned}
+        for response_id in before:
+            self.by_id[response_id].assigned = ()
+            self.by_id[response_id].assigned_blind = False
         for response_id, reviewer, blind in queries.assignments_in_force(self.store):
             if (entry := self.by_id.get(response_id)) is not None:
                 entry.assigned = (*entry.assigned, reviewer)
                 entry.assigned_blind = bool(blind)
-        self.last_decision_id = 0
-        self.sync()
+        after = {e.response_id: (e.assigned, e.assigned_blind) for e in self.entries if e.assigned}
+        return {rid for rid in before.keys() | after.keys() if before.get(rid) != after.get(rid)}
 
     def proposed_themes(self, entries: Sequence[QueueEntry]) -> dict[str, tuple[str, ...]]:
         """Proposed theme codes of a few entries (for a table page)."""
@@ -200,18 +217,20 @@ class ReviewIndex:
         }
 
     def sync(self) -> set[str]:
-        """Fold in decisions added since the last sync (by anyone). Returns changed ids."""
+        """Fold in decisions added since the last sync (by anyone), and a new assignment
+        run. Returns changed ids."""
+        reassigned = self._load_assignments()
         rows = queries.decisions_after(self.store, self.last_decision_id)
         if not rows:
-            return set()
+            return reassigned
         self.last_decision_id = rows[-1][0]
         if any(row[5] is not None for row in rows):
             # An undo can cancel an older decision: recompute the affected responses fully.
             changed = {row[1] for row in rows}
             for response_id in changed:
                 self.refresh(response_id)
-            return changed
-        changed = set()
+            return changed | reassigned
+        changed = set(reassigned)
         for decision_id, response_id, reviewer, action, labels_json, _undoes in rows:
             entry = self.by_id.get(response_id)
             if entry is None:

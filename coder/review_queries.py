@@ -130,6 +130,11 @@ def snippets(store: Store, response_ids: Sequence[str], length: int) -> dict[str
     return dict(rows.fetchall())
 
 
+def assignments_mark(store: Store) -> int:
+    """The newest assignment row's id (0: none): changes when `coder assign` runs again."""
+    return int(store.db.conn.execute("select coalesce(max(rowid), 0) from assignments").fetchone()[0])
+
+
 def assignments_in_force(store: Store) -> list[tuple[str, str, int]]:
     """(response id, reviewer, blind) of every response's latest assignment run (one run's
     rows share a time stamp; coder/assign.py)."""

@@ -155,3 +155,16 @@ def test_cli_assign_prints_and_stores(store: Store) -> None:
     assert sum(data["per_reviewer"].values()) == 60
     bad = CliRunner().invoke(cli, ["assign", "--reviewers", "ann", "--overlap", "0.2", "--db", path])
     assert bad.exit_code == 1 and "at least two reviewers" in bad.output
+
+
+def test_an_open_session_sees_a_new_assignment_at_its_next_sync(store: Store) -> None:
+    from review_tui.session import ReviewSession
+
+    session = ReviewSession(store, "bob", order="import")
+    assert not any(entry.assigned for entry in session.index.entries)
+    assign(store, ["ann", "bob"], 0.0, seed=4)  # the lead splits the work meanwhile
+    session.sync()
+    theirs = {rid for rid, a in assignments_in_force(store).items() if a.reviewers == ("ann",)}
+    assert theirs and all(session.index.by_id[rid].assigned == ("ann",) for rid in theirs)
+    position = review.next_unreviewed(session.view, "bob")
+    assert position is not None and session.view[position].response_id not in theirs
