@@ -14,6 +14,7 @@ all add rows; the proposal is never changed. An undo is a decision with
 from __future__ import annotations
 
 import json
+import operator
 import re
 import shlex
 import time
@@ -336,15 +337,14 @@ def parse_filter(text: str) -> QueueFilter:
 
 def order_entries(entries: Sequence[QueueEntry], order: str = "confidence") -> list[QueueEntry]:
     """Review order: 'confidence' (least confident first, the default) or 'import'."""
+    # attrgetter and a list's __getitem__ are C calls: at 100k entries this is a few tens
+    # of ms instead of the 130 ms a (confidence, position) tuple key per entry cost.
+    by_position = sorted(entries, key=operator.attrgetter("position"))  # O(n) when sorted
     if order == "import":
-        return sorted(entries, key=lambda entry: entry.position)
-    return sorted(
-        entries,
-        key=lambda entry: (
-            entry.confidence if entry.confidence is not None else -1.0,
-            entry.position,
-        ),
-    )
+        return by_position
+    keys = [e.confidence if e.confidence is not None else -1.0 for e in by_position]
+    # A stable sort of position-ordered entries by confidence keeps ties in import order.
+    return [by_position[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 #: Characters that do not make two short answers different ("Yes." and "yes!").
