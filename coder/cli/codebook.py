@@ -173,7 +173,7 @@ def codebook_schema(out: Path | None) -> None:
     text = json.dumps(codebook_json_schema(), indent=2) + "\n"
     if out:
         write_output_text(out, text)
-        err_console.print(f"Wrote {out}", highlight=False, markup=False)
+        err_console.print(f"Wrote {out}", highlight=False, markup=False, soft_wrap=True)
     else:
         click.echo(text, nl=False)
 
@@ -187,7 +187,7 @@ def codebook_example(out: Path | None) -> None:
     text = builtin_codebook_path().read_text(encoding="utf-8")
     if out:
         write_output_text(out, text)
-        err_console.print(f"Wrote {out}", highlight=False, markup=False)
+        err_console.print(f"Wrote {out}", highlight=False, markup=False, soft_wrap=True)
     else:
         click.echo(text, nl=False)
 
@@ -202,7 +202,7 @@ def codebook_convert(path: Path, out: Path | None) -> None:
     text = codebook_to_yaml(load_codebook(path))
     if out:
         write_output_text(out, text)
-        err_console.print(f"Wrote {out}", highlight=False, markup=False)
+        err_console.print(f"Wrote {out}", highlight=False, markup=False, soft_wrap=True)
     else:
         click.echo(text, nl=False)
 

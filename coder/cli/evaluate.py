@@ -79,7 +79,7 @@ def _emit_json(data: dict[str, Any], json_path: Path | None, as_json: bool) -> N
     """Write ``data`` to ``--json-file`` and/or print it for ``--json``."""
     if json_path:
         _write_json(json_path, data)
-        err_console.print(f"Wrote {json_path}")
+        err_console.print(f"Wrote {json_path}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps(_clean(data), indent=2, ensure_ascii=False))
 
@@ -639,7 +639,7 @@ def _run_eval(
         from eval.report import write_report
 
         md, html_path = write_report(metrics, report_dir, title=f"coder eval: {codebook.name}")
-        err_console.print(f"Wrote {md} and {html_path}")
+        err_console.print(f"Wrote {md} and {html_path}", highlight=False, markup=False, soft_wrap=True)
     if not no_store:
         with call_store or open_store(db_path) as store:
             run_id = store.add_eval_run(

@@ -102,7 +102,7 @@ def report(
         except LookupError as error:
             raise CoderError(str(error)) from error
     for path in paths:
-        err_console.print(f"Wrote {path}", highlight=False, markup=False)
+        err_console.print(f"Wrote {path}", highlight=False, markup=False, soft_wrap=True)
     console.print(report_data.summary.sentence)
     console.print(report_data.status.line())
 
@@ -143,10 +143,12 @@ def export(db_path: Path | None, fmt: str | None, out_path: Path) -> None:
     with open_store(db_path) as store:
         if fmt in ("qdpx", "qdc"):
             what = export_refi_qda(store, out_path, fmt)
-            err_console.print(f"Wrote {out_path}: {what}", highlight=False, markup=False)
+            err_console.print(f"Wrote {out_path}: {what}", highlight=False, markup=False, soft_wrap=True)
             return
         count = export_table(store, out_path, fmt)
-    err_console.print(f"Wrote {out_path}: {count} responses", highlight=False, markup=False)
+    err_console.print(
+        f"Wrote {out_path}: {count} responses", highlight=False, markup=False, soft_wrap=True
+    )
 
 
 # --- discover -------------------------------------------------------------------------------
