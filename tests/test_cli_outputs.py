@@ -51,3 +51,12 @@ def test_json_means_json_on_stdout_in_the_eval_commands(tmp_path: Path) -> None:
     assert printed == json.loads(out.read_text(encoding="utf-8"))
     assert "pairs" in printed
     assert "Cohen" in result.stderr or "cohen" in result.stderr.lower()  # the table, on stderr
+
+
+def test_the_old_json_file_form_gets_a_hint(tmp_path: Path) -> None:
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    result = CliRunner().invoke(cli, ["eval", str(gold), "--json", "out.json"])
+    assert result.exit_code == 2
+    assert "--json-file out.json" in result.output
+    assert "No such command" not in result.output

@@ -98,6 +98,22 @@ def llama_server() -> object:
         log.close()
 
 
+def smollm2_classifier(base_url: str, retries: int, timeout: float) -> LLMClassifier:
+    """One request at a time, short answers; ``retries`` validation re-asks (and one more
+    transport attempt when re-asking is on)."""
+    return LLMClassifier(
+        model="smollm2",
+        base_url=base_url,
+        mode="tools",
+        concurrency=1,
+        max_tokens=300,
+        validation_retries=retries,
+        initial_wait=0.1,
+        max_attempts=2 if retries else 1,
+        request_timeout=timeout,
+    )
+
+
 def small_codebook() -> Codebook:
     # Short definitions keep the prompt small: the 135M model reads it token by token.
     return Codebook(
@@ -122,17 +138,7 @@ def test_precode_through_llama_cpp_server(tmp_path: Path, llama_server: str) -> 
         "The money ran out after the pilot.",
     ]
     store.add_responses(Response(id=f"r{i}", text=t, question="H1") for i, t in enumerate(texts))
-    classifier = LLMClassifier(
-        model="smollm2",
-        base_url=llama_server,
-        mode="tools",
-        concurrency=1,
-        max_tokens=300,
-        validation_retries=2,
-        initial_wait=0.1,
-        max_attempts=2,
-        request_timeout=120,
-    )
+    classifier = smollm2_classifier(llama_server, retries=2, timeout=120)
     started = time.perf_counter()
     summary = precode(store, classifier)
     elapsed = time.perf_counter() - started
@@ -185,17 +191,7 @@ def test_nhs_items_fit_a_4096_token_context_through_the_shortlist(
     # ("maximum context length is 4096 tokens"), the window is learned from that, and
     # every prompt after it is fitted. A fitted prompt is about 3,000 tokens, read one
     # token at a time with the fixture's n_ubatch=1 (CODER_LLAMA_UBATCH=512 is faster).
-    classifier = LLMClassifier(
-        model="smollm2",
-        base_url=llama_server,
-        mode="tools",
-        concurrency=1,
-        max_tokens=300,
-        validation_retries=0,
-        initial_wait=0.1,
-        max_attempts=1,
-        request_timeout=1200,
-    )
+    classifier = smollm2_classifier(llama_server, retries=0, timeout=1200)
     started = time.perf_counter()
     summary = precode(store, classifier)
     elapsed = time.perf_counter() - started

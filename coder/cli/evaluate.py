@@ -287,6 +287,20 @@ class _EvalGroup(click.Group):
             break
         return super().parse_args(ctx, args)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # After GOLD, a further bare word is no subcommand: say what it probably was.
+        name = args[0] if args else None
+        if name is not None and name not in self.commands:
+            hint = (
+                f"; --json now prints the JSON on stdout, write a file with --json-file {name}"
+                if name.endswith(".json")
+                else ""
+            )
+            raise click.UsageError(f"unexpected argument {name!r}{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
 
 @click.group("eval", cls=_EvalGroup, invoke_without_command=True)
 @click.option(
