@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from coder.decoding import bom_encoding, decode_or_raise
 from coder.errors import CodebookError
-from coder.jsonl import bom_encoding, find_problem, line_and_column, loads_checked
+from coder.jsonl import find_problem, loads_checked
 from schemas import Codebook, RelevanceRule, StanceScale, StanceValue, Theme
 
 if TYPE_CHECKING:
@@ -52,13 +53,11 @@ def read_codebook_file(path: Path) -> Any:
     except OSError as error:
         raise CodebookError(str(path), [f"cannot read the file: {error.strerror or error}"]) from None
     encoding = bom_encoding(data) or "utf-8"
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as error:
-        line, column = line_and_column(data, error.start)
-        raise CodebookError(
-            str(path), [f"line {line}, column {column}: not {encoding} text (byte 0x{data[error.start]:02x})"]
-        ) from None
+    text = decode_or_raise(
+        data, encoding,
+        lambda line, column, byte, _: f"line {line}, column {column}: not {encoding} text (byte 0x{byte:02x})",
+        lambda message: CodebookError(str(path), [message]),
+    )
     try:
         if path.suffix.lower() == ".json":
             parsed = loads_checked(text)
@@ -197,7 +196,16 @@ def check_codebook_data(data: Any) -> list[str]:
     raw_questions, raw_themes = data.get("questions"), data.get("themes")
     questions: list[Any] = raw_questions if isinstance(raw_questions, list) else []
     themes: list[Any] = raw_themes if isinstance(raw_themes, list) else []
+    question_ids = _check_questions(questions, problems)
+    theme_ids, parents = _check_themes(themes, question_ids, problems)
+    _check_parents(themes, theme_ids, problems)
+    _check_parent_cycles(parents, theme_ids, problems)
+    _check_stance_values(data.get("stance"), problems)
+    return problems
 
+
+def _check_questions(questions: list[Any], problems: list[str]) -> dict[str, int]:
+    """Duplicate ids and empty texts of the questions; returns id -> first index."""
     question_ids: dict[str, int] = {}
     for index, question in enumerate(questions):
         if not isinstance(question, dict):
@@ -212,6 +220,14 @@ def check_codebook_data(data: Any) -> list[str]:
         if isinstance(question.get("text"), str) and not question["text"].strip():
             problems.append(f"questions[{index}] (id {qid!r}).text: empty question text")
 
+    return question_ids
+
+
+def _check_themes(
+    themes: list[Any], question_ids: dict[str, int], problems: list[str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Duplicate ids, empty definitions and unknown questions of the themes; returns
+    (id -> first index, id -> parent id)."""
     theme_ids: dict[str, int] = {}
     parents: dict[str, str] = {}
     for index, theme in enumerate(themes):
@@ -233,6 +249,11 @@ def check_codebook_data(data: Any) -> list[str]:
                     f"{where}.questions[{qindex}]: applies to unknown question {qid!r}"
                 )
 
+    return theme_ids, parents
+
+
+def _check_parents(themes: list[Any], theme_ids: dict[str, int], problems: list[str]) -> None:
+    """Parents that are no theme, and themes that are their own parent."""
     for index, theme in enumerate(themes):
         if not isinstance(theme, dict):
             continue
@@ -242,6 +263,9 @@ def check_codebook_data(data: Any) -> list[str]:
         if parent == tid and tid is not None:
             problems.append(f"themes[{index}] (id {tid!r}).parent: a theme cannot be its own parent")
 
+
+def _check_parent_cycles(parents: dict[str, str], theme_ids: dict[str, int], problems: list[str]) -> None:
+    """Each cycle of parents (a -> b -> a), reported once."""
     reported_cycles: set[frozenset[str]] = set()
     for start in parents:
         seen: list[str] = []
@@ -259,7 +283,9 @@ def check_codebook_data(data: Any) -> list[str]:
                     f"themes[{theme_ids[cycle[0]]}] (id {cycle[0]!r}).parent: parent cycle {chain}"
                 )
 
-    stance = data.get("stance")
+
+def _check_stance_values(stance: Any, problems: list[str]) -> None:
+    """Duplicate stance value ids."""
     if isinstance(stance, dict) and isinstance(stance.get("values"), list):
         seen_values: set[Any] = set()
         for index, value in enumerate(stance["values"]):
@@ -267,7 +293,6 @@ def check_codebook_data(data: Any) -> list[str]:
             if vid in seen_values:
                 problems.append(f"stance.values[{index}].id: duplicate stance value {vid!r}")
             seen_values.add(vid)
-    return problems
 
 
 def load_codebook(path: str | Path) -> Codebook:

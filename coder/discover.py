@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from coder import discover_queries
 from coder.embedded.features import non_answer_reason, stance_only
 from coder.errors import CoderError
 from coder.refi_qda import slugify
@@ -236,66 +237,64 @@ def discover(
 
         encode = get_encoder().encode
     vectors = np.asarray(encode(texts), dtype=np.float32)
-    labels = cluster(vectors, max_k=max_k)
-    groups = [
-        [i for i in range(len(selected)) if labels[i] == label]
-        for label in sorted(set(int(x) for x in labels))
-    ]
-    groups = sorted((g for g in groups if len(g) >= min_size), key=lambda g: (-len(g), g[0]))
+    groups = _clusters(vectors, max_k, min_size)
     terms = characteristic_terms([[texts[i] for i in group] for group in groups])
     namer = namer or terms_namer
-    method = method or "agglomerative+ctfidf"
     try:
         codebook_version: int | None = store.codebook()[0]
     except LookupError:
         codebook_version = None
-    run_id = uuid.uuid4().hex[:12]
-    stamp = now()
+    shared = {
+        "run_id": uuid.uuid4().hex[:12], "method": method or "agglomerative+ctfidf",
+        "codebook_version": codebook_version, "status": "proposed", "merged_into": None,
+        "theme_id": None, "created_at": now(),
+    }
     rows = []
     for group, cluster_terms in zip(groups, terms, strict=True):
         members = [selected[i] for i in group]
         member_texts = [texts[i] for i in group]
         name = namer(member_texts, cluster_terms)
-        suggested = Counter(
-            s.label.strip()
-            for m in members
-            if m.proposal and m.proposal.proposal
-            for s in m.proposal.proposal.suggested_themes
-        )
-        label = name.label
-        # The model's own suggestion wins when most members share it (unless it is itself
-        # only stance words).
-        if suggested and namer is terms_namer:
-            top, votes = suggested.most_common(1)[0]
-            if votes * 2 >= len(members) and not stance_only(top):
-                label = top
         examples = [member_texts[i] for i in _representatives(vectors[group])]
-        rows.append(
-            {
-                "run_id": run_id,
-                "label": label,
-                "definition": name.definition,
-                "terms": json.dumps(cluster_terms),
-                "response_ids": json.dumps([m.response.id for m in members]),
-                "examples": json.dumps(examples, ensure_ascii=False),
-                "count": len(members),
-                "questions": json.dumps(sorted({m.question for m in members})),
-                "method": method,
-                "codebook_version": codebook_version,
-                "status": "proposed",
-                "merged_into": None,
-                "theme_id": None,
-                "created_at": stamp,
-                "updated_at": stamp,
-            }
-        )
-    with store.db.atomic():
-        table = store.db.table("theme_candidates")
-        ids = []
-        for row in rows:
-            table.insert(row)
-            ids.append(int(table.last_pk or 0))
-    return [candidate(store, candidate_id) for candidate_id in ids]
+        rows.append({
+            **shared,
+            "label": _label(name.label, members, namer is terms_namer),
+            "definition": name.definition,
+            "terms": json.dumps(cluster_terms),
+            "response_ids": json.dumps([m.response.id for m in members]),
+            "examples": json.dumps(examples, ensure_ascii=False),
+            "count": len(members),
+            "questions": json.dumps(sorted({m.question for m in members})),
+            "updated_at": shared["created_at"],
+        })
+    return [candidate(store, candidate_id) for candidate_id in discover_queries.insert_candidates(store, rows)]
+
+
+def _clusters(vectors: np.ndarray, max_k: int, min_size: int) -> list[list[int]]:
+    """Indices of each cluster of at least ``min_size`` members, largest first."""
+    labels = cluster(vectors, max_k=max_k)
+    groups = [
+        [i for i in range(len(vectors)) if labels[i] == label]
+        for label in sorted(set(int(x) for x in labels))
+    ]
+    return sorted((g for g in groups if len(g) >= min_size), key=lambda g: (-len(g), g[0]))
+
+
+def _label(named: str, members: list[CodedResponse], by_terms: bool) -> str:
+    """The cluster's label: the namer's, unless (naming by terms) most members' proposals
+    suggested one same new theme."""
+    suggested = Counter(
+        s.label.strip()
+        for m in members
+        if m.proposal and m.proposal.proposal
+        for s in m.proposal.proposal.suggested_themes
+    )
+    # The model's own suggestion wins when most members share it (unless it is itself
+    # only stance words).
+    if suggested and by_terms:
+        top, votes = suggested.most_common(1)[0]
+        if votes * 2 >= len(members) and not stance_only(top):
+            return top
+    return named
 
 
 def _from_row(row: dict[str, Any]) -> Candidate:
@@ -318,21 +317,15 @@ def _from_row(row: dict[str, Any]) -> Candidate:
 
 def candidates(store: Store, status: str | None = None) -> list[Candidate]:
     """Stored candidates, newest run first then largest, optionally of one status."""
-    sql = "select * from theme_candidates"
-    params: list[Any] = []
-    if status:
-        sql += " where status = ?"
-        params.append(status)
-    sql += " order by created_at desc, count desc, id"
-    return [_from_row(row) for row in store.db.query(sql, params)]
+    return [_from_row(row) for row in discover_queries.candidate_rows(store, status)]
 
 
 def candidate(store: Store, candidate_id: int) -> Candidate:
     """One candidate; CoderError if there is no such id."""
-    rows = list(store.db.query("select * from theme_candidates where id = ?", [candidate_id]))
-    if not rows:
+    row = discover_queries.candidate_row(store, candidate_id)
+    if row is None:
         raise CoderError(f"no theme candidate {candidate_id}: see 'coder discover list'")
-    return _from_row(rows[0])
+    return _from_row(row)
 
 
 def _open(store: Store, candidate_id: int) -> Candidate:
@@ -342,24 +335,20 @@ def _open(store: Store, candidate_id: int) -> Candidate:
     return item
 
 
-def _update(store: Store, candidate_id: int, **fields: Any) -> None:
-    store.db.table("theme_candidates").update(candidate_id, {**fields, "updated_at": now()})
-
-
 def rename(store: Store, candidate_id: int, label: str, definition: str | None = None) -> Candidate:
     """Change a candidate's label (and definition)."""
     _open(store, candidate_id)
     fields: dict[str, Any] = {"label": label}
     if definition is not None:
         fields["definition"] = definition
-    _update(store, candidate_id, **fields)
+    discover_queries.update_candidate(store, candidate_id, **fields)
     return candidate(store, candidate_id)
 
 
 def reject(store: Store, candidate_id: int) -> None:
     """Mark a candidate as rejected."""
     _open(store, candidate_id)
-    _update(store, candidate_id, status="rejected")
+    discover_queries.update_candidate(store, candidate_id, status="rejected")
 
 
 def merge(store: Store, candidate_ids: Sequence[int]) -> Candidate:
@@ -373,7 +362,7 @@ def merge(store: Store, candidate_ids: Sequence[int]) -> Candidate:
     terms = list(dict.fromkeys(t for item in items for t in item.terms))[:8]
     questions = sorted({q for item in items for q in item.questions})
     with store.db.atomic():
-        _update(
+        discover_queries.update_candidate(
             store,
             target.id,
             response_ids=json.dumps(response_ids),
@@ -383,7 +372,7 @@ def merge(store: Store, candidate_ids: Sequence[int]) -> Candidate:
             count=len(response_ids),
         )
         for other in others:
-            _update(store, other.id, status="merged", merged_into=target.id)
+            discover_queries.update_candidate(store, other.id, status="merged", merged_into=target.id)
     return candidate(store, target.id)
 
 
@@ -419,5 +408,5 @@ def accept(
     )
     updated = codebook.model_copy(update={"themes": [*codebook.themes, theme]})
     version = store.save_codebook(updated, source=f"discover: candidate {candidate_id}")
-    _update(store, candidate_id, status="accepted", theme_id=theme_id, label=label)
+    discover_queries.update_candidate(store, candidate_id, status="accepted", theme_id=theme_id, label=label)
     return version, theme

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from coder import doctor_queries
 from coder.atomic import is_sqlite_file
 from coder.embedded import state_io
 from coder.errors import CoderError
@@ -35,7 +36,7 @@ class Finding:
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        conn.execute("select count(*) from sqlite_master").fetchone()
+        doctor_queries.count_schema_objects(conn)
         return conn
     except sqlite3.DatabaseError as error:
         raise CoderError(f"{path}: cannot be read as an SQLite database ({error})") from None
@@ -62,7 +63,7 @@ def check_project(path: Path) -> list[Finding]:
 
 
 def _integrity(conn: sqlite3.Connection) -> Finding:
-    rows = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
+    rows = doctor_queries.integrity_check(conn, 20)
     if rows == ["ok"]:
         return Finding("ok", "integrity", "SQLite integrity_check: ok")
     return Finding(
@@ -76,7 +77,7 @@ def _integrity(conn: sqlite3.Connection) -> Finding:
 
 
 def _foreign_keys(conn: sqlite3.Connection) -> list[Finding]:
-    rows = conn.execute("PRAGMA foreign_key_check").fetchall()
+    rows = doctor_queries.foreign_key_violations(conn)
     if not rows:
         return []
     tables = sorted({str(row[0]) for row in rows})
@@ -93,15 +94,10 @@ def _schema(conn: sqlite3.Connection) -> Finding:
     from coder.migrations import migrations
 
     known = [migration.name for migration in migrations._migrations]
-    tables = {row[0] for row in conn.execute("select name from sqlite_master where type='table'")}
+    tables = doctor_queries.table_names(conn)
     if "_sqlite_migrations" not in tables:
         return Finding("problem", "schema", "no migration record: not a coder project file")
-    applied = [
-        row[0]
-        for row in conn.execute(
-            "select name from _sqlite_migrations where migration_set = 'coder' order by id"
-        )
-    ]
+    applied = doctor_queries.applied_migrations(conn)
     unknown = [name for name in applied if name not in known]
     if unknown:
         return Finding(
@@ -123,12 +119,10 @@ def _schema(conn: sqlite3.Connection) -> Finding:
 
 
 def _models(conn: sqlite3.Connection) -> list[Finding]:
-    tables = {row[0] for row in conn.execute("select name from sqlite_master where type='table'")}
+    tables = doctor_queries.table_names(conn)
     if "models" not in tables:
         return [Finding("ok", "models", "no trained models")]
-    rows = conn.execute(
-        "select id, version, substr(blob, 1, 64) from models order by id"
-    ).fetchall()
+    rows = doctor_queries.model_heads(conn)
     if not rows:
         return [Finding("ok", "models", "no trained models")]
     counts: dict[str, int] = {}

@@ -5,7 +5,8 @@ The one reader of JSON Lines in coder (the importer, gold sets, training files a
 
 - lines are split at ``\\n`` only (``\\r\\n`` too): ``str.splitlines`` also splits at
   U+2028, U+0085 and form feed, which valid JSON may hold inside strings;
-- a file with a byte-order mark (UTF-8, UTF-16, UTF-32) is decoded by it;
+- a file with a byte-order mark (UTF-8, UTF-16, UTF-32) is decoded by it (through
+  :mod:`coder.decoding`, the one text decoder);
 - hostile content gives a clear error, never a traceback: nesting deeper than
   :data:`MAX_DEPTH` (Python's parser would overflow the stack), integers longer than
   Python converts (``sys.get_int_max_str_digits``), and ``\\ud800``-style escapes that
@@ -14,59 +15,27 @@ The one reader of JSON Lines in coder (the importer, gold sets, training files a
 
 from __future__ import annotations
 
-import codecs
 import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from coder.decoding import bom_encoding, decode_or_raise
 from coder.errors import CoderError
 
 #: Deepest nesting of arrays and objects accepted. Survey files and gold sets nest two or
 #: three levels; Python's own parser overflows its stack near 1,000.
 MAX_DEPTH = 64
 
-#: Byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
-BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def bom_encoding(data: bytes) -> str | None:
-    """The encoding a byte-order mark at the start of ``data`` announces, or None.
-
-    The returned codec names (``utf-8-sig``, ``utf-16``, ``utf-32``) drop the mark when
-    decoding.
-    """
-    for bom, encoding in BOMS:
-        if data.startswith(bom):
-            return encoding
-    return None
-
-
-def line_and_column(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based (line, column) of a byte offset, for messages about undecodable bytes."""
-    line = data.count(b"\n", 0, offset) + 1
-    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return line, column
-
 
 def decode_json_text(data: bytes, path: Path, error: type[CoderError] = CoderError) -> str:
     """JSON text from file bytes: UTF-8 (RFC 8259), or UTF-16/32 announced by a BOM."""
     encoding = bom_encoding(data) or "utf-8"
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as problem:
-        line, column = line_and_column(data, problem.start)
-        raise error(
-            f"{path}, line {line}, column {column}: byte 0x{data[problem.start]:02x} is not "
-            f"valid {encoding} text; save the file as UTF-8"
-        ) from None
+    return decode_or_raise(data, encoding, lambda line, column, byte, _: (
+        f"{path}, line {line}, column {column}: byte 0x{byte:02x} is not "
+        f"valid {encoding} text; save the file as UTF-8"
+    ), error)
 
 
 class _LongInteger(str):

@@ -48,12 +48,8 @@ merge have new local ids, so that session's "undo" may no longer reach one of th
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import sqlite3
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,91 +57,26 @@ from typing import Any
 from coder import merge_queries as queries
 from coder.atomic import is_sqlite_file
 from coder.errors import CoderError
+from coder.merge_conflicts import Conflict, find_conflicts
+from coder.merge_rows import (
+    REFERENCES,
+    SPECS,
+    Row,
+    Side,
+    Spec,
+    canonical_dump,
+    light_names,
+    load_rows,
+    table_columns,
+)
 from coder.store import ProjectFileError, Store, describe_sqlite_error
 
+#: canonical_dump and Conflict are part of this module's interface (tests and benchmarks
+#: compare stores through it).
+__all__ = ["Conflict", "MergeError", "MergeReport", "canonical_dump", "merge_projects"]
 
 class MergeError(CoderError):
     """The other file cannot be merged into this project; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """How one table merges."""
-
-    table: str
-    pk: str
-    ordered: bool  # row order carries meaning (latest wins): lay the merged table out in time order
-    refs: tuple[tuple[str, str], ...] = ()  # (column, table whose local id it holds)
-    uid_column: str | None = None  # a column that already is a stable key (else: content hash)
-    time_column: str = "created_at"
-    keep_pk: bool = False  # the pk is itself stable (encoders.name): insert it as it is
-    group: str | None = None  # order matters only within a group (rows of one response)
-
-
-#: The tables a merge joins, in dependency order (a table's refs point at earlier ones).
-SPECS: tuple[_Spec, ...] = (
-    _Spec("codebook_versions", "version", True, uid_column="hash"),
-    _Spec("proposals", "id", True, refs=(("codebook_version", "codebook_versions"),), group="response_id"),
-    _Spec("decisions", "id", True, refs=(("proposal_id", "proposals"), ("undoes", "decisions")),
-          group="response_id"),
-    _Spec("llm_calls", "id", False),
-    _Spec("encoders", "name", False, uid_column="name", keep_pk=True),
-    # A model version has one row (retraining a version replaces it), so the version keys it.
-    _Spec("models", "id", False, refs=(("codebook_version", "codebook_versions"),),
-          uid_column="version", time_column="trained_at"),
-    _Spec("assignments", "id", False),
-)
-
-_SPEC = {spec.table: spec for spec in SPECS}
-
-#: Columns outside the merged tables that hold a merged table's local id: rewritten when
-#: the ids they point at move.
-REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
-    "codebook_versions": (
-        ("proposals", "codebook_version"),
-        ("models", "codebook_version"),
-        ("theme_candidates", "codebook_version"),
-        ("llm_batches", "codebook_version"),
-    ),
-    "proposals": (("decisions", "proposal_id"),),
-    "decisions": (("decisions", "undoes"),),
-}
-
-
-@dataclass(slots=True)
-class _Row:
-    uid: str
-    pk: Any
-    light: tuple[Any, ...]  # the columns of _light_names(), read for every row
-    refs: dict[int, str | None]  # column position -> uid of the row it points at
-    key: tuple[str, str]  # time order
-    ours: bool
-    values: list[Any] | None = None  # every column, read only for rows being inserted
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """A response both copies labelled differently since they diverged."""
-
-    response_id: str
-    ours_reviewer: str
-    ours_labels: str
-    theirs_reviewer: str
-    theirs_labels: str
-
-    def describe(self) -> str:
-        """One line: the response and who decided what."""
-        return (f"{self.response_id}: {self.ours_reviewer} (here) {_short(self.ours_labels)} / "
-                f"{self.theirs_reviewer} (theirs) {_short(self.theirs_labels)}")
-
-
-def _short(labels_json: str) -> str:
-    data = json.loads(labels_json)
-    if not data.get("relevant", True):
-        return "not relevant"
-    themes = ",".join(data.get("themes") or []) or "no theme"
-    stance = f" stance={data['stance']}" if data.get("stance") else ""
-    return f"[{themes}]{stance}"
 
 
 @dataclass
@@ -193,142 +124,6 @@ class MergeReport:
             "kept_ours": self.kept_ours,
             "conflicts": [conflict.__dict__ for conflict in self.conflicts],
         }
-
-
-# --- stable ids ------------------------------------------------------------------------
-
-
-class _Side:
-    """One project's rows of the merged tables, with their uids (read once)."""
-
-    def __init__(self, conn: sqlite3.Connection, ours: bool, columns: dict[str, list[str]]) -> None:
-        self.conn = conn
-        self.rows: dict[str, list[_Row]] = {}
-        uid_of: dict[str, dict[Any, str]] = {}
-        for spec in SPECS:
-            if spec.table not in columns:
-                continue
-            self.rows[spec.table] = _read(conn, spec, columns[spec.table], uid_of, ours)
-
-
-#: Columns read for every row besides the pk, time, group, key and references (the rest
-#: are read only for rows that are inserted): what conflict detection needs.
-_LIGHT_EXTRA: dict[str, tuple[str, ...]] = {"decisions": ("response_id", "reviewer", "action", "labels")}
-
-
-def _read(
-    conn: sqlite3.Connection,
-    spec: _Spec,
-    names: list[str],
-    uid_of: dict[str, dict[Any, str]],
-    ours: bool,
-) -> list[_Row]:
-    """Every row's uid and the few columns ordering and conflicts need. SQLite renders the
-    hashed columns as one string (``quote()`` of each): far less Python per row than
-    reading and serialising every value."""
-    ref_names = [column for column, _ in spec.refs if column in names]
-    light = _light_names(spec, names)
-    # Blobs (a model's arrays) are not hashed: the version keys a model.
-    hashed = [name for name in names
-              if name != spec.pk and name not in ref_names and not (spec.table == "models" and name == "blob")]
-    at = {name: n for n, name in enumerate(light)}
-    targets = [(names.index(column), at[column], uid_of.setdefault(table, {}))
-               for column, table in spec.refs if column in names]
-    own = uid_of.setdefault(spec.table, {})
-    result = []
-    for raw in queries.light_rows(conn, spec.table, light, hashed, spec.pk):
-        refs: dict[int, str | None] = {}
-        for position, light_at, uids in targets:
-            local = raw[light_at]
-            # A dangling id keeps a placeholder, so the row still hashes the same everywhere.
-            refs[position] = None if local is None else uids.get(local, f"missing:{local}")
-        if spec.uid_column is not None:
-            uid = str(raw[at[spec.uid_column]])
-        else:
-            text = f"{spec.table}\x1e{raw[-1]}\x1e{refs!r}"
-            uid = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        pk = raw[0]
-        own[pk] = uid
-        stamp = str(raw[at[spec.time_column]] or "") if spec.time_column in at else ""
-        result.append(_Row(uid, pk, raw, refs, (stamp, uid), ours))
-    return result
-
-
-def _light_names(spec: _Spec, names: list[str]) -> list[str]:
-    """The columns read for every row: pk first, then time, group, key, references and
-    what conflict detection needs."""
-    return list(dict.fromkeys(
-        [spec.pk, *([spec.time_column] if spec.time_column in names else []),
-         *([spec.group] if spec.group else []), *([spec.uid_column] if spec.uid_column else []),
-         *[column for column, _ in spec.refs if column in names], *_LIGHT_EXTRA.get(spec.table, ())]
-    ))
-
-
-def _load(conn: sqlite3.Connection, spec: _Spec, names: list[str], rows: Sequence[_Row]) -> None:
-    """Read every column of ``rows`` (those about to be inserted)."""
-    full = queries.rows_by_pk(conn, spec.table, names, spec.pk, [row.pk for row in rows])
-    for row in rows:
-        row.values = list(full[row.pk])
-
-
-# --- conflicts -------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=65536)
-def _plain_labels(labels_json: str) -> str:
-    """Labels as a coding decision (quote flag aside, themes sorted), as canonical JSON."""
-    data = json.loads(labels_json)
-    data.pop("quote", None)
-    data["themes"] = sorted(data.get("themes") or [])
-    return json.dumps(data, sort_keys=True)
-
-
-def _decision_columns(names: list[str]) -> dict[str, int]:
-    """Where a decision's response, reviewer, action and labels are in its light columns."""
-    light = _light_names(_SPEC["decisions"], names)
-    return {name: light.index(name) for name in _LIGHT_EXTRA["decisions"]}
-
-
-def _in_force(rows: list[_Row], names: list[str]) -> dict[str, _Row]:
-    """Each response's labelling decision in force (Store.final_labels on raw rows)."""
-    at = _decision_columns(names)
-    undoes_at = names.index("undoes")
-    undone = {row.refs.get(undoes_at) for row in rows} - {None}
-    result: dict[str, _Row] = {}
-    for row in rows:
-        action = row.light[at["action"]]
-        if row.uid in undone or row.light[at["labels"]] is None or action == "undo":
-            continue
-        response_id = row.light[at["response_id"]]
-        previous = result.get(response_id)
-        if previous is not None and previous.light[at["action"]] == "adjudicate" and action != "adjudicate":
-            continue
-        result[response_id] = row
-    return result
-
-
-def _conflicts(ours: list[_Row], theirs: list[_Row], names: list[str]) -> list[Conflict]:
-    at = _decision_columns(names)
-    our_uids = {row.uid for row in ours}
-    their_uids = {row.uid for row in theirs}
-    # Responses each side labelled (or undid) since the copies diverged.
-    ours_touched = {row.light[at["response_id"]] for row in ours if row.uid not in their_uids}
-    theirs_touched = {row.light[at["response_id"]] for row in theirs if row.uid not in our_uids}
-    both = ours_touched & theirs_touched
-    if not both:
-        return []
-    ours_final, theirs_final = _in_force(ours, names), _in_force(theirs, names)
-    result = []
-    for response_id in sorted(both):
-        mine, other = ours_final.get(response_id), theirs_final.get(response_id)
-        if mine is None or other is None or mine.uid == other.uid:
-            continue
-        mine_labels = _plain_labels(mine.light[at["labels"]])
-        other_labels = _plain_labels(other.light[at["labels"]])
-        if mine_labels != other_labels:
-            result.append(Conflict(response_id, mine.light[at["reviewer"]], mine_labels,
-                                   other.light[at["reviewer"]], other_labels))
-    return result
 
 
 # --- the merge -------------------------------------------------------------------------
@@ -382,11 +177,6 @@ def _check_same_project(store: Store, theirs: Store, theirs_path: Path) -> None:
     )
 
 
-def _columns(store: Store) -> dict[str, list[str]]:
-    present = queries.table_names(store.db.conn)
-    return {spec.table: queries.columns(store.db.conn, spec.table) for spec in SPECS if spec.table in present}
-
-
 def merge_projects(store: Store, theirs_path: Path | str) -> MergeReport:
     """Merge the project file ``theirs_path`` into ``store`` (one transaction).
 
@@ -399,8 +189,8 @@ def merge_projects(store: Store, theirs_path: Path | str) -> MergeReport:
         theirs = _open_copy(theirs_path, Path(folder))
         try:
             _check_same_project(store, theirs, theirs_path)
-            columns = _columns(store)
-            their_columns = _columns(theirs)
+            columns = table_columns(store)
+            their_columns = table_columns(theirs)
             for table, names in their_columns.items():
                 if table in columns and set(names) != set(columns[table]):
                     raise MergeError(f"{theirs_path}: table {table} has columns {sorted(names)}, this "
@@ -414,11 +204,11 @@ def merge_projects(store: Store, theirs_path: Path | str) -> MergeReport:
 
 def _merge(conn: sqlite3.Connection, columns: dict[str, list[str]], their_conn: sqlite3.Connection,
            report: MergeReport) -> None:
-    ours = _Side(conn, True, columns)
-    theirs = _Side(their_conn, False, {table: names for table, names in columns.items()
+    ours = Side(conn, True, columns)
+    theirs = Side(their_conn, False, {table: names for table, names in columns.items()
                                         if table in queries.table_names(their_conn)})
     if "decisions" in columns:
-        report.conflicts = _conflicts(ours.rows["decisions"], theirs.rows.get("decisions", []),
+        report.conflicts = find_conflicts(ours.rows["decisions"], theirs.rows.get("decisions", []),
                                       columns["decisions"])
     # uid -> local id in this project, kept current as tables are merged.
     local: dict[str, dict[str, Any]] = {}
@@ -430,7 +220,7 @@ def _merge(conn: sqlite3.Connection, columns: dict[str, list[str]], their_conn: 
         mine, other = ours.rows[spec.table], theirs.rows.get(spec.table, [])
         local[spec.table] = {row.uid: row.pk for row in mine}
         known = set(local[spec.table])
-        new: list[_Row] = []
+        new: list[Row] = []
         for row in other:
             if row.uid in known:
                 continue
@@ -446,7 +236,7 @@ def _merge(conn: sqlite3.Connection, columns: dict[str, list[str]], their_conn: 
             )
         if not new:
             continue
-        _load(their_conn, spec, names, new)
+        load_rows(their_conn, spec, names, new)
         if spec.ordered:
             moved = _lay_out(conn, spec, names, mine, new, local)
             report.moved[spec.table] = len(moved)
@@ -457,7 +247,7 @@ def _merge(conn: sqlite3.Connection, columns: dict[str, list[str]], their_conn: 
             _append(conn, spec, names, new, local)
 
 
-def _translate(row: _Row, names: list[str], spec: _Spec, local: dict[str, dict[str, Any]]) -> list[Any]:
+def _translate(row: Row, names: list[str], spec: Spec, local: dict[str, dict[str, Any]]) -> list[Any]:
     assert row.values is not None, "rows are loaded before they are inserted"
     values = list(row.values)
     if not row.refs:
@@ -472,13 +262,13 @@ def _translate(row: _Row, names: list[str], spec: _Spec, local: dict[str, dict[s
     return values
 
 
-def _time_order(mine: list[_Row], new: list[_Row]) -> list[_Row]:
+def _time_order(mine: list[Row], new: list[Row]) -> list[Row]:
     """Both copies' rows in time order. Rows made in one batch share a time stamp and keep
     their order (a stable sort, each copy's rows in id order); rows of both copies with the
     very same microsecond, which only separate machines make, are ordered by uid, so either
     merge order lays them out alike."""
     merged = sorted([*mine, *new], key=lambda row: row.key[0])
-    result: list[_Row] = []
+    result: list[Row] = []
     start = 0
     while start < len(merged):
         end = start
@@ -492,24 +282,24 @@ def _time_order(mine: list[_Row], new: list[_Row]) -> list[_Row]:
     return result
 
 
-def _lay_out(conn: sqlite3.Connection, spec: _Spec, names: list[str], mine: list[_Row], new: list[_Row],
+def _lay_out(conn: sqlite3.Connection, spec: Spec, names: list[str], mine: list[Row], new: list[Row],
              local: dict[str, dict[str, Any]]) -> dict[Any, Any]:
     """Insert ``new`` so each group's rows (a response's proposals or decisions; all
     codebook versions) are in time order; returns our moved rows' old -> new ids."""
-    group_at = _light_names(spec, names).index(spec.group) if spec.group else None
+    group_at = light_names(spec, names).index(spec.group) if spec.group else None
 
-    def group_of(row: _Row) -> Any:
+    def group_of(row: Row) -> Any:
         return row.light[group_at] if group_at is not None else None
 
-    new_by_group: dict[Any, list[_Row]] = {}
+    new_by_group: dict[Any, list[Row]] = {}
     for row in new:
         new_by_group.setdefault(group_of(row), []).append(row)
-    mine_by_group: dict[Any, list[_Row]] = {group: [] for group in new_by_group}
+    mine_by_group: dict[Any, list[Row]] = {group: [] for group in new_by_group}
     for row in mine:
         group = group_of(row)
         if group in mine_by_group:
             mine_by_group[group].append(row)
-    tail: list[tuple[str, int, _Row]] = []
+    tail: list[tuple[str, int, Row]] = []
     removed: list[Any] = []
     for group, rows in new_by_group.items():
         ours = mine_by_group[group]
@@ -521,7 +311,7 @@ def _lay_out(conn: sqlite3.Connection, spec: _Spec, names: list[str], mine: list
         tail.extend((row.key[0], position, row) for position, row in enumerate(merged[keep:]))
     # New local ids in time order across groups (a group's own order kept on equal times).
     tail.sort(key=lambda item: (item[0], item[1]))
-    _load(conn, spec, names, [row for _, _, row in tail if row.ours])
+    load_rows(conn, spec, names, [row for _, _, row in tail if row.ours])
     next_pk = queries.max_value(conn, spec.table, spec.pk) + 1
     moved: dict[Any, Any] = {}
     for _, _, row in tail:
@@ -540,7 +330,7 @@ def _lay_out(conn: sqlite3.Connection, spec: _Spec, names: list[str], mine: list
     return moved
 
 
-def _append(conn: sqlite3.Connection, spec: _Spec, names: list[str], new: list[_Row],
+def _append(conn: sqlite3.Connection, spec: Spec, names: list[str], new: list[Row],
             local: dict[str, dict[str, Any]]) -> None:
     if spec.keep_pk:
         queries.insert_rows(conn, spec.table, names, [_translate(row, names, spec, local) for row in new])
@@ -555,34 +345,3 @@ def _append(conn: sqlite3.Connection, spec: _Spec, names: list[str], new: list[_
     queries.insert_rows(conn, spec.table, kept, rows)
 
 
-# --- a canonical view, to compare stores -----------------------------------------------
-
-
-def canonical_dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """The merged tables without local ids: each row as (uid, content with references as
-    uids). Ordered tables keep their row order (it decides what is current and in force);
-    the others are sorted. Two projects with equal dumps hold the same work."""
-    columns = _columns(store)
-    side = _Side(store.db.conn, True, columns)
-    dump: dict[str, list[tuple[Any, ...]]] = {}
-    for spec in SPECS:
-        if spec.table not in side.rows:
-            continue
-        names = columns[spec.table]
-        pk_at = names.index(spec.pk)
-        rows = []
-        _load(store.db.conn, spec, names, side.rows[spec.table])
-        for row in side.rows[spec.table]:
-            values = [row.refs.get(i, value) for i, value in enumerate(row.values or ())]
-            content = tuple(value for i, value in enumerate(values) if i != pk_at or spec.keep_pk)
-            rows.append((row.uid, *content))
-        if not spec.ordered:
-            rows.sort(key=lambda item: repr(item))
-        elif spec.group:
-            # Order matters within a group (one response's rows), not across groups.
-            group_at = names.index(spec.group)
-            shift = 1 if group_at > pk_at and not spec.keep_pk else 0  # the pk is left out
-            at = 1 + group_at - shift  # (uid, *content)
-            rows.sort(key=lambda item: str(item[at]))  # stable: id order kept within a group
-        dump[spec.table] = rows
-    return dump

@@ -15,6 +15,15 @@ migrations = Migrations("coder")
 
 @migrations(name="m001_initial")
 def m001_initial(db: Database) -> None:
+    _create_responses(db)
+    _create_codebook_versions(db)
+    _create_proposals(db)
+    _create_decisions(db)
+    _create_logs(db)
+
+
+def _create_responses(db: Database) -> None:
+    """m001: the imported answers."""
     db.table("responses").create(
         {
             "id": str,
@@ -32,6 +41,9 @@ def m001_initial(db: Database) -> None:
     )
     db.table("responses").create_index(["question"])
 
+
+def _create_codebook_versions(db: Database) -> None:
+    """m001: every codebook version, keyed by the hash of its canonical JSON."""
     db.table("codebook_versions").create(
         {
             "version": int,
@@ -45,6 +57,9 @@ def m001_initial(db: Database) -> None:
     )
     db.table("codebook_versions").create_index(["hash"], unique=True)
 
+
+def _create_proposals(db: Database) -> None:
+    """m001: the classifiers' proposals."""
     # One row per model run per response; rows are never updated, so the model's
     # original proposal survives every later decision and re-run.
     db.table("proposals").create(
@@ -73,6 +88,9 @@ def m001_initial(db: Database) -> None:
     db.table("proposals").create_index(["input_hash"])
     db.table("proposals").create_index(["status"])
 
+
+def _create_decisions(db: Database) -> None:
+    """m001: the reviewers' decisions."""
     # Append-only human actions. 'undo' rows point at the decision they cancel.
     db.table("decisions").create(
         {
@@ -93,6 +111,9 @@ def m001_initial(db: Database) -> None:
     db.table("decisions").create_index(["response_id", "reviewer", "id"])
     db.table("decisions").create_index(["reviewer"])
 
+
+def _create_logs(db: Database) -> None:
+    """m001: the logs of LLM calls, eval runs and imports."""
     db.table("llm_calls").create(
         {
             "id": int,

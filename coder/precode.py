@@ -25,11 +25,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from coder import stability
+from coder import precode_queries, stability
 from coder.backends.base import Classifier, ProposalResult
 from coder.errors import BackendError
 from coder.injection import FLAG as INJECTION_FLAG
 from coder.injection import looks_like_prompt_injection
+from coder.precode_queries import count_to_precode
 from coder.redact import redact
 from coder.store import Store
 from schemas import Codebook, Response
@@ -70,11 +71,6 @@ class PrecodeSummary:
         return data
 
 
-_TODO_SQL = """select id from responses where id not in (
-                  select response_id from proposals
-                  where status = 'ok' and codebook_version = ?)"""
-
-
 def responses_to_precode(
     store: Store, codebook_version: int, *, redo: bool = False, limit: int | None = None
 ) -> list[Response]:
@@ -82,21 +78,9 @@ def responses_to_precode(
 
     ``limit`` is applied in SQL: ``--limit 3000`` on a 500,000-response project reads 3,000.
     """
-    sql = "select id from responses" if redo else _TODO_SQL
-    params: list[Any] = [] if redo else [codebook_version]
-    sql += " order by rowid"
-    if limit is not None:
-        sql += " limit ?"
-        params.append(max(0, limit))
-    ids = [row[0] for row in store.db.execute(sql, params)]
+    ids = precode_queries.ids_to_precode(store, codebook_version, redo=redo, limit=limit)
     by_id = {response.id: response for response in store.responses(ids=ids)} if ids else {}
     return [by_id[i] for i in ids if i in by_id]
-
-
-def count_to_precode(store: Store, codebook_version: int) -> int:
-    """How many responses lack a successful proposal for ``codebook_version`` (none read)."""
-    row = store.db.execute(f"select count(*) from ({_TODO_SQL})", [codebook_version]).fetchone()
-    return int(row[0])
 
 
 def prior_sample(store: Store, per_question: int, seed: int = 0) -> list[Response]:
@@ -125,10 +109,7 @@ def save_redactions(store: Store, responses: Iterable[Response]) -> int:
         redaction = redact(response.text)
         changed += int(redaction.changed)
         rows.append((redaction.text, json.dumps(dict(redaction.found)), response.id))
-    with store.db.atomic():
-        store.db.conn.executemany(
-            "update responses set redacted_text = ?, redactions = ? where id = ?", rows
-        )
+    precode_queries.save_redacted_texts(store, rows)
     return changed
 
 
@@ -158,13 +139,7 @@ def precode(
     ``route`` adds per-response entries to each stored row's ``params``; ``samples`` > 1
     stores the majority of that many LLM samples per answer.
     """
-    if samples < 1:
-        raise BackendError(f"--samples must be at least 1, got {samples}")
-    if samples > 1 and not _can_sample(classifier):
-        raise BackendError(
-            f"--samples needs a backend whose calls take a seed (openai); "
-            f"{classifier.backend!r} gives the same answer every time"
-        )
+    _check_samples(classifier, samples)
     codebook_version, codebook = store.codebook()
     summary = PrecodeSummary(total_responses=store.count_responses())
     if responses is not None:
@@ -174,8 +149,7 @@ def precode(
     summary.todo = len(todo)
     if not redo:
         summary.already_done = summary.total_responses - count_to_precode(store, codebook_version)
-    run_id = getattr(classifier, "run_id", None)
-    summary.run_id = run_id
+    summary.run_id = getattr(classifier, "run_id", None)
     if getattr(classifier, "call_logger", "absent") is None:
         classifier.call_logger = store.log_llm_call  # type: ignore[attr-defined]
     if progress is not None:
@@ -202,41 +176,104 @@ def precode(
         # looks at a seeded sample per question: that sample is read, not the project
         # (a 500,000-response project held 1.15 GB for --limit 3000).
         prepare(_prepare_input(store), codebook)
+    if remaining:
+        _propose(
+            store,
+            classifier,
+            codebook,
+            codebook_version,
+            remaining,
+            summary,
+            progress,
+            chunk_size,
+            route,
+        )
+    _copy_stats(classifier, summary)
+    return summary
 
-    def store_one(result: ProposalResult, response: Response) -> None:
-        _record(summary, result, response)
-        store.add_proposal(**_row(result, classifier, codebook_version, run_id, route))
-        if progress is not None:
-            progress.advance(result, summary)
 
-    if remaining and hasattr(classifier, "propose_iter"):
+def check_run_modes(
+    backend: str,
+    *,
+    cascade: bool = False,
+    cascade_precision: float | None = None,
+    samples: int = 1,
+    batch_api: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Refuse a combination of precode's run modes that does not go together."""
+    if batch_api and backend != "openai":
+        raise BackendError("--batch-api needs --backend openai")
+    if cascade_precision is not None and not cascade:
+        raise BackendError("--cascade-precision goes with --cascade")
+    if cascade and backend != "openai":
+        raise BackendError("--cascade needs --backend openai (the local model is its first stage)")
+    if (cascade or samples > 1) and (batch_api or dry_run):
+        raise BackendError("--cascade and --samples cannot be combined with --batch-api or --dry-run")
+    if cascade and samples > 1:
+        raise BackendError("--cascade and --samples cannot be combined (yet): choose one")
+
+
+def _check_samples(classifier: Classifier, samples: int) -> None:
+    """Refuse a --samples value the backend cannot honour."""
+    if samples < 1:
+        raise BackendError(f"--samples must be at least 1, got {samples}")
+    if samples > 1 and not _can_sample(classifier):
+        raise BackendError(
+            f"--samples needs a backend whose calls take a seed (openai); "
+            f"{classifier.backend!r} gives the same answer every time"
+        )
+
+
+def _propose(
+    store: Store,
+    classifier: Classifier,
+    codebook: Codebook,
+    codebook_version: int,
+    remaining: Sequence[Response],
+    summary: PrecodeSummary,
+    progress: PrecodeProgress | None,
+    chunk_size: int,
+    route: Mapping[str, dict[str, Any]] | None,
+) -> None:
+    """Ask the classifier about ``remaining`` and store each result: one by one as a
+    streaming backend yields them, else a chunk of ``chunk_size`` per transaction."""
+    run_id = getattr(classifier, "run_id", None)
+
+    def row(result: ProposalResult) -> dict[str, Any]:
+        return _row(result, classifier, codebook_version, run_id, route)
+
+    if hasattr(classifier, "propose_iter"):
         by_id = {response.id: response for response in remaining}
 
         async def stream() -> None:
             async for result in classifier.propose_iter(remaining, codebook):  # type: ignore[attr-defined]
-                store_one(result, by_id[result.response_id])
-
-        asyncio.run(stream())
-    elif remaining:
-        for start in range(0, len(remaining), chunk_size):
-            chunk = remaining[start : start + chunk_size]
-            results = classifier.propose(chunk, codebook)
-            for result, response in zip(results, chunk, strict=True):
-                _record(summary, result, response)
-            store.add_proposals(
-                _row(result, classifier, codebook_version, run_id, route) for result in results
-            )
-            if progress is not None:
-                for result in results:
+                _record(summary, result, by_id[result.response_id])
+                store.add_proposal(**row(result))
+                if progress is not None:
                     progress.advance(result, summary)
 
+        asyncio.run(stream())
+        return
+    for start in range(0, len(remaining), chunk_size):
+        chunk = remaining[start : start + chunk_size]
+        results = classifier.propose(chunk, codebook)
+        for result, response in zip(results, chunk, strict=True):
+            _record(summary, result, response)
+        store.add_proposals(row(result) for result in results)
+        if progress is not None:
+            for result in results:
+                progress.advance(result, summary)
+
+
+def _copy_stats(classifier: Classifier, summary: PrecodeSummary) -> None:
+    """Copy an LLM backend's call and token totals into the summary."""
     stats = getattr(classifier, "stats", None)
     if stats is not None:
         summary.calls = stats.calls
         summary.prompt_tokens = stats.prompt_tokens
         summary.completion_tokens = stats.completion_tokens
         summary.cost_usd = stats.cost_usd if stats.cost_known else None
-    return summary
 
 
 def _prepare_input(store: Store) -> list[Response]:

@@ -241,27 +241,22 @@ def _is_number(value: str) -> bool:
     return True
 
 
-def _compute_single(
-    data: LongData,
-    level: str,
-    categories: Sequence[str] | None,
-    metrics: Sequence[str],
-    n_resamples: int,
-    seed: int,
-) -> dict[str, Any]:
-    if level not in agreement.LEVELS:
-        raise AgreeInputError(f"unknown level '{level}': choose {', '.join(agreement.LEVELS)}")
-    if level in ("interval", "ratio"):
-        for (coder, item), value in data.values.items():
-            try:
-                float(value)
-            except ValueError:
-                raise AgreeInputError(
-                    f"{level} data needs numbers: coder '{coder}', item '{item}' has '{value}'"
-                ) from None
-    cats = _categories(data, level, categories)
+def _check_numbers(data: LongData, level: str) -> None:
+    """Interval and ratio data must be numbers: an error naming the first value that is not."""
+    if level not in ("interval", "ratio"):
+        return
+    for (coder, item), value in data.values.items():
+        try:
+            float(value)
+        except ValueError:
+            raise AgreeInputError(
+                f"{level} data needs numbers: coder '{coder}', item '{item}' has '{value}'"
+            ) from None
+
+
+def _code_matrix(data: LongData, level: str, cats: list[Any]) -> np.ndarray:
+    """coders x items: each value's index among ``cats`` (-1: that coder skipped the item)."""
     index = {c: i for i, c in enumerate(cats)}
-    k = len(cats)
     codes = np.full((len(data.coders), len(data.items)), -1, dtype=np.int64)
     item_index = {item: u for u, item in enumerate(data.items)}
     coder_index = {coder: i for i, coder in enumerate(data.coders)}
@@ -270,55 +265,65 @@ def _compute_single(
         if level in ("interval", "ratio"):
             converted = float(converted)
         codes[coder_index[coder], item_index[item]] = index[converted]
-    rel = agreement.ReliabilityData(
-        codes=codes, categories=cats, coders=data.coders, units=data.items
-    )
-    weighted = level != "nominal"
-    result: dict[str, Any] = {
-        "field_type": "single",
-        "level": level,
-        "categories": [str(c) for c in cats],
-        "n_coders": len(data.coders),
-        "n_items": len(data.items),
-        "pairs": [],
-        "all": {},
-    }
-    for a, b in multilabel.pairwise(data.coders):
-        ia, ib = coder_index[a], coder_index[b]
-        both = (codes[ia] >= 0) & (codes[ib] >= 0)
-        g, p = codes[ia][both], codes[ib][both]
-        table = agreement.contingency(g.tolist(), p.tolist(), list(range(k)))
-        cells = np.zeros((len(g), k, k), dtype=np.float32)
-        cells[np.arange(len(g)), g, p] = 1.0
-        row: dict[str, Any] = {"coders": [a, b], "n_items": int(both.sum()), "ci": {}}
-        specs: list[tuple[str, str, Any]] = []
-        if "percent" in metrics:
-            specs.append(("percent_agreement", "percent", None))
-        if "cohen" in metrics:
-            specs.append(("cohen_kappa", "cohen", None))
-            if weighted:
-                specs.append(("cohen_kappa_linear", "cohen", "linear"))
-                specs.append(("cohen_kappa_quadratic", "cohen", "quadratic"))
-        if "scott" in metrics:
-            specs.append(("scott_pi", "scott", None))
-        if "ac1" in metrics:
-            specs.append(("gwet_ac1", "ac1", None))
-        for name, kind, weights in specs:
-            row[name] = _num(agreement.table_coefficients(table, kind, weights))
-            if len(g):
-                lo, hi = bootstrap.bootstrap_ci(
-                    cells, _table_metric(kind, weights), n_resamples, seed
-                )
-                row["ci"][name] = [_num(lo), _num(hi)]
-        if "alpha" in metrics:
-            pair = agreement.ReliabilityData(
-                codes=codes[[ia, ib]], categories=cats, coders=[a, b], units=data.items
-            )
-            row[f"alpha_{level}"] = _alpha_with_ci(pair, level, row["ci"], n_resamples, seed)
-        result["pairs"].append(row)
+    return codes
+
+
+def _pair_specs(metrics: Sequence[str], weighted: bool) -> list[tuple[str, str, Any]]:
+    """(figure name, coefficient, weights) for the pairwise table coefficients asked for."""
+    specs: list[tuple[str, str, Any]] = []
+    if "percent" in metrics:
+        specs.append(("percent_agreement", "percent", None))
+    if "cohen" in metrics:
+        specs.append(("cohen_kappa", "cohen", None))
+        if weighted:
+            specs.append(("cohen_kappa_linear", "cohen", "linear"))
+            specs.append(("cohen_kappa_quadratic", "cohen", "quadratic"))
+    if "scott" in metrics:
+        specs.append(("scott_pi", "scott", None))
+    if "ac1" in metrics:
+        specs.append(("gwet_ac1", "ac1", None))
+    return specs
+
+
+def _pair_row(
+    data: LongData,
+    codes: np.ndarray,
+    cats: list[Any],
+    pair: tuple[str, str],
+    settings: tuple[str, Sequence[str], int, int],
+) -> dict[str, Any]:
+    """One pair of coders' figures on the items both coded; ``settings`` is (level,
+    metrics, n_resamples, seed)."""
+    level, metrics, n_resamples, seed = settings
+    a, b = pair
+    ia, ib = data.coders.index(a), data.coders.index(b)
+    k = len(cats)
+    both = (codes[ia] >= 0) & (codes[ib] >= 0)
+    g, p = codes[ia][both], codes[ib][both]
+    table = agreement.contingency(g.tolist(), p.tolist(), list(range(k)))
+    cells = np.zeros((len(g), k, k), dtype=np.float32)
+    cells[np.arange(len(g)), g, p] = 1.0
+    row: dict[str, Any] = {"coders": [a, b], "n_items": int(both.sum()), "ci": {}}
+    for name, kind, weights in _pair_specs(metrics, level != "nominal"):
+        row[name] = _num(agreement.table_coefficients(table, kind, weights))
+        if len(g):
+            lo, hi = bootstrap.bootstrap_ci(cells, _table_metric(kind, weights), n_resamples, seed)
+            row["ci"][name] = [_num(lo), _num(hi)]
+    if "alpha" in metrics:
+        two = agreement.ReliabilityData(
+            codes=codes[[ia, ib]], categories=cats, coders=[a, b], units=data.items
+        )
+        row[f"alpha_{level}"] = _alpha_with_ci(two, level, row["ci"], n_resamples, seed)
+    return row
+
+
+def _overall_row(
+    data: LongData, rel: agreement.ReliabilityData, settings: tuple[str, Sequence[str], int, int]
+) -> dict[str, Any]:
+    """All coders together: percent agreement, Fleiss' kappa, AC1 and alpha with CIs."""
+    level, metrics, n_resamples, seed = settings
     overall: dict[str, Any] = {"coders": list(data.coders), "n_items": len(data.items), "ci": {}}
-    counts = rel.counts
-    stats = agreement.unit_agreement_stats(counts)
+    stats = agreement.unit_agreement_stats(rel.counts)
     for name, kind, wanted in (
         ("percent_agreement", "percent", "percent"),
         ("fleiss_kappa", "fleiss", "fleiss"),
@@ -333,8 +338,38 @@ def _compute_single(
         overall["ci"][name] = [_num(lo), _num(hi)]
     if "alpha" in metrics:
         overall[f"alpha_{level}"] = _alpha_with_ci(rel, level, overall["ci"], n_resamples, seed)
-    result["all"] = overall
-    return result
+    return overall
+
+
+def _compute_single(
+    data: LongData,
+    level: str,
+    categories: Sequence[str] | None,
+    metrics: Sequence[str],
+    n_resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    if level not in agreement.LEVELS:
+        raise AgreeInputError(f"unknown level '{level}': choose {', '.join(agreement.LEVELS)}")
+    _check_numbers(data, level)
+    cats = _categories(data, level, categories)
+    codes = _code_matrix(data, level, cats)
+    rel = agreement.ReliabilityData(
+        codes=codes, categories=cats, coders=data.coders, units=data.items
+    )
+    settings = (level, metrics, n_resamples, seed)
+    return {
+        "field_type": "single",
+        "level": level,
+        "categories": [str(c) for c in cats],
+        "n_coders": len(data.coders),
+        "n_items": len(data.items),
+        "pairs": [
+            _pair_row(data, codes, cats, pair, settings)
+            for pair in multilabel.pairwise(data.coders)
+        ],
+        "all": _overall_row(data, rel, settings),
+    }
 
 
 def _table_metric(kind: str, weights: str | None) -> Callable[[np.ndarray], np.ndarray]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -78,17 +78,26 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     return read_jsonl(path, GoldError)
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validated(model: type[ModelT], data: dict[str, Any], path: Path, number: int) -> ModelT:
+    """``data`` (line ``number`` of ``path``) as ``model``; a GoldError naming the line and
+    the first field that failed."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise GoldError(f"{path}, line {number}, field '{field}': {first['msg']}") from None
+
+
 def read_items(path: Path) -> list[GoldItem]:
     """Read a gold items JSONL file; errors name the line and field."""
     items: list[GoldItem] = []
     seen: set[str] = set()
     for number, data in jsonl_objects(path):
-        try:
-            item = GoldItem.model_validate(data)
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise GoldError(f"{path}, line {number}, field '{field}': {first['msg']}") from None
+        item = validated(GoldItem, data, path, number)
         if item.id in seen:
             raise GoldError(f"{path}, line {number}, field 'id': duplicate id {item.id!r}")
         seen.add(item.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,31 +167,44 @@ def _write_text(path: Path, text: str) -> None:
     write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def write_report(
-    metrics: dict[str, Any], folder: Path, title: str = "coder eval"
-) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``folder``; returns both paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    images = plots(metrics)
+@dataclass
+class _Sections:
+    """What both report files show, computed once."""
+
+    title: str
+    n_items: Any
+    headline: list[tuple[str, Any, Any]]
+    baseline_header: list[str]
+    baseline_rows: list[list[str]]
+    baseline_caption: str
+    #: (code, figures) by descending support
+    per_code: list[tuple[str, dict[str, Any]]]
+    images: dict[str, str]
+
+
+def _interval(ci: Any) -> str:
+    return f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else ""
+
+
+def _markdown(report: _Sections) -> str:
+    """The report as Markdown (plots as inline PNG data)."""
     lines = [
-        f"# {title}",
+        f"# {report.title}",
         "",
-        f"Items: {metrics.get('n_items')}",
+        f"Items: {report.n_items}",
         "",
         "| metric | value | 95% CI |",
         "|---|---|---|",
     ]
-    for path, value, ci in headline_rows(metrics):
-        interval = f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else ""
-        lines.append(f"| {path} | {_fmt(value)} | {interval} |")
-    header, rows, caption = baseline_lines(metrics)
+    for path, value, ci in report.headline:
+        lines.append(f"| {path} | {_fmt(value)} | {_interval(ci)} |")
+    header, rows = report.baseline_header, report.baseline_rows
     if rows:
-        lines += ["", "## Baselines", "", caption, ""]
+        lines += ["", "## Baselines", "", report.baseline_caption, ""]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         lines += ["| " + " | ".join(row) + " |" for row in rows]
-    per_code = metrics.get("themes", {}).get("per_code") or {}
-    if per_code:
+    if report.per_code:
         lines += [
             "",
             "## Per code",
@@ -198,49 +212,53 @@ def write_report(
             "| code | prevalence | support | precision | recall | F1 | kappa | scope |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for code, v in sorted(per_code.items(), key=lambda kv: -kv[1]["support"]):
+        for code, v in report.per_code:
             lines.append(
                 f"| {code} | {_fmt(v['prevalence'])} | {v['support']} | {_fmt(v['precision'])} | "
                 f"{_fmt(v['recall'])} | {_fmt(v['f1'])} | {_fmt(v['kappa'])} | {v['scope']} |"
             )
-    for name, data in images.items():
+    for name, data in report.images.items():
         lines += ["", f"## {name}", "", f"![{name}](data:image/png;base64,{data})"]
-    markdown = "\n".join(lines) + "\n"
-    md_path = folder / "report.md"
-    _write_text(md_path, markdown)
+    return "\n".join(lines) + "\n"
+
+
+def _html(report: _Sections) -> str:
+    """The report as one HTML page (every text escaped; plots as inline PNG data)."""
+    title = report.title
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>Items: {metrics.get('n_items')}</p>",
+        f"<p>Items: {report.n_items}</p>",
         "<table><tr><th>metric</th><th>value</th><th>95% CI</th></tr>",
     ]
-    for path, value, ci in headline_rows(metrics):
-        interval = f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else ""
+    for path, value, ci in report.headline:
         body.append(
-            f"<tr><td>{html.escape(path)}</td><td>{_fmt(value)}</td><td>{interval}</td></tr>"
+            f"<tr><td>{html.escape(path)}</td><td>{_fmt(value)}</td><td>{_interval(ci)}</td></tr>"
         )
     body.append("</table>")
-    if rows:
-        body.append(f"<h2>Baselines</h2><p>{html.escape(caption)}</p><table><tr>")
-        body.append("".join(f"<th>{html.escape(cell)}</th>" for cell in header) + "</tr>")
-        for row in rows:
+    if report.baseline_rows:
+        body.append(f"<h2>Baselines</h2><p>{html.escape(report.baseline_caption)}</p><table><tr>")
+        body.append(
+            "".join(f"<th>{html.escape(cell)}</th>" for cell in report.baseline_header) + "</tr>"
+        )
+        for row in report.baseline_rows:
             body.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>")
         body.append("</table>")
-    if per_code:
+    if report.per_code:
         body.append(
             "<h2>Per code</h2><table><tr><th>code</th><th>prevalence</th><th>support</th><th>precision</th><th>recall</th><th>F1</th><th>kappa</th><th>scope</th></tr>"
         )
-        for code, v in sorted(per_code.items(), key=lambda kv: -kv[1]["support"]):
+        for code, v in report.per_code:
             body.append(
                 f"<tr><td>{html.escape(code)}</td><td>{_fmt(v['prevalence'])}</td><td>{v['support']}</td>"
                 f"<td>{_fmt(v['precision'])}</td><td>{_fmt(v['recall'])}</td><td>{_fmt(v['f1'])}</td>"
                 f"<td>{_fmt(v['kappa'])}</td><td>{v['scope']}</td></tr>"
             )
         body.append("</table>")
-    for name, data in images.items():
+    for name, data in report.images.items():
         body.append(
             f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
         )
-    page = (
+    return (
         "<!doctype html><html><head><meta charset='utf-8'><title>"
         + html.escape(title)
         + "</title><style>body{font-family:sans-serif;max-width:60em;margin:auto}"
@@ -248,6 +266,28 @@ def write_report(
         + "\n".join(body)
         + "</body></html>\n"
     )
+
+
+def write_report(
+    metrics: dict[str, Any], folder: Path, title: str = "coder eval"
+) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``folder``; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = plots(metrics)
+    header, rows, caption = baseline_lines(metrics)
+    per_code = metrics.get("themes", {}).get("per_code") or {}
+    report = _Sections(
+        title=title,
+        n_items=metrics.get("n_items"),
+        headline=headline_rows(metrics),
+        baseline_header=header,
+        baseline_rows=rows,
+        baseline_caption=caption,
+        per_code=sorted(per_code.items(), key=lambda kv: -kv[1]["support"]),
+        images=images,
+    )
+    md_path = folder / "report.md"
+    _write_text(md_path, _markdown(report))
     html_path = folder / "report.html"
-    _write_text(html_path, page)
+    _write_text(html_path, _html(report))
     return md_path, html_path

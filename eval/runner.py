@@ -13,13 +13,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from coder.backends.base import Classifier, ProposalResult, get_classifier
-from coder.errors import BackendError
-from eval.gold import GoldItem
+from coder.errors import BackendError, CoderError
+from eval.gold import GoldItem, load_gold, read_items
 from eval.scoring import Prediction
 from schemas import Codebook, Labels, Response
 
@@ -307,3 +308,52 @@ def learning_curve_pool(pool: Sequence[GoldItem], seed: int) -> list[GoldItem]:
     ordered = list(pool)
     random.Random(seed + 1).shuffle(ordered)
     return ordered
+
+
+def scored_items(
+    gold_path: Path | None,
+    codebook_path: Path | None,
+    items_path: Path | None,
+    test_filters: Sequence[str],
+    limit: int | None,
+) -> tuple[Codebook, list[GoldItem], list[GoldItem]]:
+    """The gold set of an eval run: (codebook, every item, the items to score).
+
+    The scored items are those matching every ``--test-filter``, the first ``limit`` of them.
+    """
+    if gold_path is None and (codebook_path is None or items_path is None):
+        raise CoderError("give a gold folder (coder eval FOLDER) or --codebook FILE --items FILE")
+    codebook, all_items = load_gold(gold_path, codebook=codebook_path, items=items_path)
+    test_by = [ItemFilter.parse(text, "--test-filter") for text in test_filters]
+    items = apply_filters(all_items, test_by, "--test-filter")
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        raise CoderError("no gold items to score")
+    return codebook, all_items, items
+
+
+def training_pool(
+    all_items: list[GoldItem],
+    scored: list[GoldItem],
+    train_path: Path | None,
+    train_by: list[ItemFilter],
+    limit: int | None,
+    warn: Callable[[str], None],
+) -> list[GoldItem]:
+    """Training items: --train FILE and/or --train-filter, never an item that is scored."""
+    if train_path is None and not train_by:
+        return []
+    source = read_items(train_path) if train_path else all_items
+    pool = apply_filters(source, train_by, "--train-filter")
+    scored_ids = {item.id for item in scored}
+    overlap = [item for item in pool if item.id in scored_ids]
+    if overlap:
+        # Training on a scored item would inflate every figure: leave those out.
+        warn(f"{len(overlap)} training item(s) are also scored: left out of training.")
+        pool = [item for item in pool if item.id not in scored_ids]
+    if limit is not None:
+        pool = pool[: limit * 4]
+    if not pool:
+        raise CoderError("no training items left (every training item is also scored)")
+    return pool

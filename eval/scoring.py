@@ -35,16 +35,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.metrics import f1_score
 
 from eval import agreement, bootstrap, calibration, matching, multilabel
-from eval.gold import GoldError, GoldItem, jsonl_objects
-from schemas import Codebook, Proposal
+from eval.gold import GoldItem
+from eval.predictions import Prediction, read_predictions
+from schemas import Codebook
+
+# Prediction and read_predictions live in eval.predictions; importable from here too.
+__all__ = [
+    "HEADLINE", "NONE_STANCE", "Prediction", "flatten", "lookup", "read_predictions", "score",
+]  # fmt: skip
 
 NONE_STANCE = "(none)"
 HEADLINE = (
@@ -59,52 +64,6 @@ HEADLINE = (
 )
 
 
-class Prediction(BaseModel):
-    """One item's predicted labels (the predictions JSONL format)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    labels: list[str] = Field(default_factory=list)
-    stance: str | None = None
-    relevant: bool | None = None
-    confidence: float | None = None
-    #: per-code scores or confidences (all codes, or only the predicted ones)
-    scores: dict[str, float] = Field(default_factory=dict)
-    stance_confidence: float | None = None
-    relevance_confidence: float | None = None
-
-    @classmethod
-    def from_proposal(cls, proposal: Proposal) -> Prediction:
-        """A backend's proposal as a prediction (theme confidences become scores)."""
-        return cls(
-            id=proposal.response_id,
-            labels=list(proposal.theme_codes) if proposal.relevant else [],
-            stance=proposal.stance,
-            relevant=proposal.relevant,
-            confidence=proposal.confidence,
-            scores={t.code: t.confidence for t in proposal.themes} if proposal.relevant else {},
-            stance_confidence=proposal.stance_confidence,
-            relevance_confidence=proposal.relevance_confidence,
-        )
-
-
-def read_predictions(path: Path) -> dict[str, Prediction]:
-    """Read a predictions JSONL file (id, labels, stance, relevant, optional scores)."""
-    out: dict[str, Prediction] = {}
-    for number, data in jsonl_objects(path):
-        if "scores" not in data and isinstance(data.get("label_scores"), dict):
-            data["scores"] = data["label_scores"]
-        try:
-            prediction = Prediction.model_validate(data)
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise GoldError(f"{path}, line {number}, field '{field}': {first['msg']}") from None
-        out[prediction.id] = prediction
-    return out
-
-
 # --- helpers ---------------------------------------------------------------------------
 def _num(value: Any) -> float | None:
     """A JSON-safe number: NaN and inf become None."""
@@ -114,9 +73,18 @@ def _num(value: Any) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else value
 
 
-def _ci(stats: np.ndarray, fn: Any, n_resamples: int, seed: int) -> list[float | None]:
-    lo, hi = bootstrap.bootstrap_ci(stats, fn, n_resamples=n_resamples, seed=seed)
-    return [_num(lo), _num(hi)]
+@dataclass
+class _Intervals:
+    """The run's bootstrap settings and the 95% CIs found so far (dotted keys)."""
+
+    n_resamples: int
+    seed: int
+    found: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def add(self, key: str, stats: np.ndarray, fn: Any) -> None:
+        """The interval of ``fn`` over item-resampled sums of ``stats``, under ``key``."""
+        lo, hi = bootstrap.bootstrap_ci(stats, fn, n_resamples=self.n_resamples, seed=self.seed)
+        self.found[key] = [_num(lo), _num(hi)]
 
 
 def _table_stats(gold: Sequence[int], pred: Sequence[int], k: int) -> np.ndarray:
@@ -159,18 +127,18 @@ def score(
         "n_items": len(items),
         "n_missing_predictions": sum(1 for item in items if item.id not in predictions),
     }
-    ci: dict[str, list[float | None]] = {}
-    result["themes"] = _score_themes(codebook, items, preds, ci, n_resamples, seed)
-    stance = _score_stance(codebook, items, preds, ci, n_resamples, seed)
+    ci = _Intervals(n_resamples, seed)
+    result["themes"] = _score_themes(codebook, items, preds, ci)
+    stance = _score_stance(codebook, items, preds, ci)
     if stance is not None:
         result["stance"] = stance
-    relevance = _score_relevance(items, preds, ci, n_resamples, seed)
+    relevance = _score_relevance(items, preds, ci)
     if relevance is not None:
         result["relevance"] = relevance
     if any(item.uncertain_labels for item in items):
         result["matching"] = _score_matching(codebook, items, preds)
     result["calibration"] = _score_calibration(codebook, items, preds)
-    result["ci"] = ci
+    result["ci"] = ci.found
     return result
 
 
@@ -178,9 +146,7 @@ def _score_themes(
     codebook: Codebook,
     items: Sequence[GoldItem],
     preds: Sequence[Prediction],
-    ci: dict[str, list[float | None]],
-    n_resamples: int,
-    seed: int,
+    ci: _Intervals,
 ) -> dict[str, Any]:
     codes = list(codebook.theme_ids)
     known = set(codes)
@@ -240,18 +206,10 @@ def _score_themes(
     out["n_codes_scored"] = int(keep.sum())
     out["skipped_codes"] = [code for col, code in enumerate(codes) if not keep[col]]
     out["per_code"] = per_code
-    ci["themes.micro_f1"] = _ci(
-        stats, lambda s: multilabel.set_metrics_from_sums(s, n)["micro_f1"], n_resamples, seed
-    )
-    ci["themes.samples_f1"] = _ci(
-        stats, lambda s: multilabel.set_metrics_from_sums(s, n)["samples_f1"], n_resamples, seed
-    )
-    ci["themes.exact_match"] = _ci(
-        stats, lambda s: multilabel.set_metrics_from_sums(s, n)["exact_match"], n_resamples, seed
-    )
-    ci["themes.macro_f1"] = _ci(
-        cells, lambda s: multilabel.macro_f1_from_cells(s, keep), n_resamples, seed
-    )
+    ci.add("themes.micro_f1", stats, lambda s: multilabel.set_metrics_from_sums(s, n)["micro_f1"])
+    ci.add("themes.samples_f1", stats, lambda s: multilabel.set_metrics_from_sums(s, n)["samples_f1"])
+    ci.add("themes.exact_match", stats, lambda s: multilabel.set_metrics_from_sums(s, n)["exact_match"])
+    ci.add("themes.macro_f1", cells, lambda s: multilabel.macro_f1_from_cells(s, keep))
     return out
 
 
@@ -259,9 +217,7 @@ def _score_stance(
     codebook: Codebook,
     items: Sequence[GoldItem],
     preds: Sequence[Prediction],
-    ci: dict[str, list[float | None]],
-    n_resamples: int,
-    seed: int,
+    ci: _Intervals,
 ) -> dict[str, Any] | None:
     scored = [
         i
@@ -313,31 +269,20 @@ def _score_stance(
                 )
             )
     cells = _table_stats(g, p, len(categories))
-    ci["stance.accuracy"] = _ci(
-        cells, lambda t: agreement.table_coefficients(t, "percent"), n_resamples, seed
-    )
-    ci["stance.kappa"] = _ci(
-        cells, lambda t: agreement.table_coefficients(t, "cohen"), n_resamples, seed
-    )
-    ci["stance.macro_f1"] = _ci(cells, lambda t: _macro_f1_tables(t, keep), n_resamples, seed)
+    ci.add("stance.accuracy", cells, lambda t: agreement.table_coefficients(t, "percent"))
+    ci.add("stance.kappa", cells, lambda t: agreement.table_coefficients(t, "cohen"))
+    ci.add("stance.macro_f1", cells, lambda t: _macro_f1_tables(t, keep))
     if ordered and out.get("n_weighted"):
         on = [k for k, b in enumerate(pred) if b != NONE_STANCE]
         scale_cells = _table_stats([g[k] for k in on], [p[k] for k in on], len(scale))
-        ci["stance.kappa_linear"] = _ci(
-            scale_cells,
-            lambda t: agreement.table_coefficients(t, "cohen", "linear"),
-            n_resamples,
-            seed,
-        )
+        ci.add("stance.kappa_linear", scale_cells, lambda t: agreement.table_coefficients(t, "cohen", "linear"))
     return out
 
 
 def _score_relevance(
     items: Sequence[GoldItem],
     preds: Sequence[Prediction],
-    ci: dict[str, list[float | None]],
-    n_resamples: int,
-    seed: int,
+    ci: _Intervals,
 ) -> dict[str, Any] | None:
     scored = [i for i, item in enumerate(items) if item.relevant is not None]
     if not scored:
@@ -366,10 +311,8 @@ def _score_relevance(
             return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
 
     if sum(g):
-        ci["relevance.f1"] = _ci(cells, f1_not_relevant, n_resamples, seed)
-    ci["relevance.kappa"] = _ci(
-        cells, lambda t: agreement.table_coefficients(t, "cohen"), n_resamples, seed
-    )
+        ci.add("relevance.f1", cells, f1_not_relevant)
+    ci.add("relevance.kappa", cells, lambda t: agreement.table_coefficients(t, "cohen"))
     return out
 
 

@@ -186,6 +186,101 @@ def _fine_tuned(seed: int) -> RetrainFunction:
     return retrain
 
 
+def _sample(items: Sequence[GoldItem], limit: int | None, seed: int) -> list[GoldItem]:
+    """The answers to review: a seeded shuffle of ``items`` (the import order), the first
+    ``limit`` of it; each needs its own id."""
+    chosen = list(items)
+    random.Random(seed).shuffle(chosen)
+    if limit is not None:
+        chosen = chosen[:limit]
+    if not chosen:
+        raise CoderError("no gold items to simulate")
+    if len({item.id for item in chosen}) != len(chosen):
+        raise CoderError("the gold items' ids are not unique: each answer needs its own id")
+    return chosen
+
+
+def _policies(retrain_every: int) -> dict[str, Effort]:
+    """The three ways of coding that are counted on the same answers."""
+    return {
+        "no_model": Effort("no model (every label by hand)"),
+        "zero_shot": Effort("zero-shot, no retraining"),
+        "retrained": Effort(
+            f"zero-shot, retrained every {retrain_every}" if retrain_every else "zero-shot"
+        ),
+    }
+
+
+def _review_answer(
+    store: Store,
+    index: review.ReviewIndex,
+    entry: Any,
+    item: GoldItem,
+    zero_shot: dict[str, Proposal | None],
+    codebook: Codebook,
+    policies: dict[str, Effort],
+) -> None:
+    """Count each policy's edits for one answer, then record its gold labels as the
+    simulated reviewer's decision (as the review app would)."""
+    target = gold_target(item)
+    shown = review.load_item(store, entry, REVIEWER)
+    uncertain = list(item.uncertain_labels)
+    policies["retrained"].add(label_edits(shown.labels, target, codebook, uncertain))
+    policies["zero_shot"].add(
+        label_edits(_labels_of(zero_shot.get(item.id), item.question), target,
+                    codebook, uncertain)
+    )  # fmt: skip
+    policies["no_model"].add(
+        label_edits(Labels(question=item.question), target, codebook, uncertain)
+    )
+    review.record_decision(
+        store,
+        index,
+        response_id=item.id,
+        reviewer=REVIEWER,
+        action=review.decision_action(shown, target, blind=False),
+        labels=target,
+    )
+
+
+def _replay(
+    store: Store,
+    classifier: Any,
+    codebook: Codebook,
+    by_id: dict[str, GoldItem],
+    zero_shot: dict[str, Proposal | None],
+    result: SimulationResult,
+    retrain: RetrainFunction,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Review every answer in the queue's order, retraining every ``result.retrain_every``."""
+    index = review.ReviewIndex(store)
+    order = review.order_entries(index.entries, "confidence")
+    position = 0
+    decisions = 0
+    while True:
+        found = review.next_unreviewed(order, REVIEWER, position, wrap=True)
+        if found is None:
+            break
+        entry = order[found]
+        item = by_id[entry.response_id]
+        _review_answer(store, index, entry, item, zero_shot, codebook, result.policies)
+        decisions += 1
+        position = found
+        if progress is not None:
+            progress(decisions, len(by_id))
+        every = result.retrain_every
+        if every and decisions % every == 0 and decisions < len(by_id):
+            info = retrain(store, classifier)
+            result.retrains += 1
+            result.retrain_log.append({"decisions": decisions, **info})
+            # As the review app does after a retrain: reload, reorder by confidence,
+            # continue from the top of the new order.
+            index.load()
+            order = review.order_entries(index.entries, "confidence")
+            position = 0
+
+
 def simulate(
     codebook: Codebook,
     items: Sequence[GoldItem],
@@ -211,15 +306,7 @@ def simulate(
     if retrain_every < 0:
         raise CoderError("--retrain-every must be 0 (never) or more")
     started = time.perf_counter()
-    chosen = list(items)
-    random.Random(seed).shuffle(chosen)
-    if limit is not None:
-        chosen = chosen[:limit]
-    if not chosen:
-        raise CoderError("no gold items to simulate")
-    by_id = {item.id: item for item in chosen}
-    if len(by_id) != len(chosen):
-        raise CoderError("the gold items' ids are not unique: each answer needs its own id")
+    chosen = _sample(items, limit, seed)
     store = build_project(project, codebook, chosen)
     retrain = _fine_tuned(seed) if fine_tune else _retrain_local
     try:
@@ -229,63 +316,16 @@ def simulate(
         zero_shot = {
             rid: stored.proposal for rid, stored in store.current_proposals().items()
         }
-        policies = {
-            "no_model": Effort("no model (every label by hand)"),
-            "zero_shot": Effort("zero-shot, no retraining"),
-            "retrained": Effort(
-                f"zero-shot, retrained every {retrain_every}" if retrain_every else "zero-shot"
-            ),
-        }
         result = SimulationResult(
             n_items=len(chosen),
             retrain_every=retrain_every,
             fine_tune=fine_tune,
             seed=seed,
-            policies=policies,
+            policies=_policies(retrain_every),
             project=str(project),
         )
-        index = review.ReviewIndex(store)
-        order = review.order_entries(index.entries, "confidence")
-        position = 0
-        decisions = 0
-        while True:
-            found = review.next_unreviewed(order, REVIEWER, position, wrap=True)
-            if found is None:
-                break
-            entry = order[found]
-            item = by_id[entry.response_id]
-            target = gold_target(item)
-            shown = review.load_item(store, entry, REVIEWER)
-            uncertain = list(item.uncertain_labels)
-            policies["retrained"].add(label_edits(shown.labels, target, codebook, uncertain))
-            policies["zero_shot"].add(
-                label_edits(_labels_of(zero_shot.get(item.id), item.question), target,
-                            codebook, uncertain)
-            )  # fmt: skip
-            policies["no_model"].add(
-                label_edits(Labels(question=item.question), target, codebook, uncertain)
-            )
-            review.record_decision(
-                store,
-                index,
-                response_id=item.id,
-                reviewer=REVIEWER,
-                action=review.decision_action(shown, target, blind=False),
-                labels=target,
-            )
-            decisions += 1
-            position = found
-            if progress is not None:
-                progress(decisions, len(chosen))
-            if retrain_every and decisions % retrain_every == 0 and decisions < len(chosen):
-                info = retrain(store, classifier)
-                result.retrains += 1
-                result.retrain_log.append({"decisions": decisions, **info})
-                # As the review app does after a retrain: reload, reorder by confidence,
-                # continue from the top of the new order.
-                index.load()
-                order = review.order_entries(index.entries, "confidence")
-                position = 0
+        by_id = {item.id: item for item in chosen}
+        _replay(store, classifier, codebook, by_id, zero_shot, result, retrain, progress)
         result.seconds = time.perf_counter() - started
         return result
     finally:

@@ -227,7 +227,7 @@ def repeat_from_options(
     **options: Any,
 ) -> tuple[dict[str, Any], int | None]:
     """``coder eval --repeat N``'s work: load the gold set, run, store; (result, eval run id)."""
-    from eval.gold import data_hash, load_gold
+    from eval.gold import data_hash
 
     if repeat < 2:
         raise CoderError("--temperature goes with --repeat N (N of at least 2)")
@@ -236,22 +236,13 @@ def repeat_from_options(
         raise CoderError(
             f"--repeat runs the backend as it is: it cannot be combined with {', '.join(given)}"
         )
-    gold_path, codebook_path, items_path = (
+    codebook, _, items = runner.scored_items(
         options.get("gold_path"),
         options.get("codebook_path"),
         options.get("items_path"),
+        options.get("test_filters") or (),
+        options.get("limit"),
     )
-    if gold_path is None and (codebook_path is None or items_path is None):
-        raise CoderError("give a gold folder (coder eval FOLDER) or --codebook FILE --items FILE")
-    codebook, items = load_gold(gold_path, codebook=codebook_path, items=items_path)
-    test_by = [
-        runner.ItemFilter.parse(t, "--test-filter") for t in options.get("test_filters") or ()
-    ]
-    items = runner.apply_filters(items, test_by, "--test-filter")
-    if options.get("limit") is not None:
-        items = items[: options["limit"]]
-    if not items:
-        raise CoderError("no gold items to score")
     backend, model, seed = (
         options.get("backend", "local"),
         options.get("model"),

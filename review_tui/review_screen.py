@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -36,78 +38,34 @@ def _theme_bindings() -> list[Binding]:
     return bindings
 
 
+def _key(keys: str, action: str, description: str, tooltip: str, **options: Any) -> Binding:
+    """A binding of this screen, its id ``review.<action>`` (what a keymap remaps)."""
+    return Binding(keys, action, description, id=f"review.{action}", tooltip=tooltip, **options)
+
+
 class ReviewScreen(Screen[None]):
     """Accept, correct, skip or flag each response; every decision is saved at once."""
 
     BINDINGS = [
-        Binding(
+        _key(
             "a,enter",
             "accept",
             "Accept",
+            "Accept the labels shown, go to next unreviewed",
             key_display="a/⏎",
-            id="review.accept",
-            tooltip="Accept the labels shown, go to next unreviewed",
         ),
         *_theme_bindings(),
-        Binding(
-            "t",
-            "pick_theme",
-            "Pick",
-            id="review.pick_theme",
-            tooltip="Pick any theme by name (type to filter)",
-        ),
-        Binding("s", "stance", "Stance", id="review.stance", tooltip="Set the stance"),
-        Binding(
-            "h",
-            "question",
-            "Hyp",
-            id="review.question",
-            tooltip="Set the hypothesis the response speaks to",
-        ),
-        Binding(
-            "x",
-            "relevance",
-            "Exclude",
-            id="review.relevance",
-            tooltip="Exclude as not relevant, with a reason",
-        ),
-        Binding(
-            "f",
-            "quote",
-            "Quote",
-            id="review.quote",
-            tooltip="Flag / unflag as a quote for the report",
-        ),
-        Binding("n", "note", "Note", id="review.note", tooltip="Add a note to the response"),
-        Binding(
-            "k",
-            "skip",
-            "Skip",
-            id="review.skip",
-            tooltip="Skip for now (see filter status:skipped)",
-        ),
-        Binding(
-            "u,ctrl+z",
-            "undo",
-            "Undo",
-            id="review.undo",
-            tooltip="Undo last edit, then decisions one by one",
-        ),
-        Binding(
-            "left,comma",
-            "previous",
-            "Prev",
-            id="review.previous",
-            show=False,
-            tooltip="Previous item in the queue",
-        ),
-        Binding(
-            "right,full_stop",
-            "next",
-            "Next",
-            id="review.next",
-            show=False,
-            tooltip="Next item in the queue, reviewed or not",
+        _key("t", "pick_theme", "Pick", "Pick any theme by name (type to filter)"),
+        _key("s", "stance", "Stance", "Set the stance"),
+        _key("h", "question", "Hyp", "Set the hypothesis the response speaks to"),
+        _key("x", "relevance", "Exclude", "Exclude as not relevant, with a reason"),
+        _key("f", "quote", "Quote", "Flag / unflag as a quote for the report"),
+        _key("n", "note", "Note", "Add a note to the response"),
+        _key("k", "skip", "Skip", "Skip for now (see filter status:skipped)"),
+        _key("u,ctrl+z", "undo", "Undo", "Undo last edit, then decisions one by one"),
+        _key("left,comma", "previous", "Prev", "Previous item in the queue", show=False),
+        _key(
+            "right,full_stop", "next", "Next", "Next item in the queue, reviewed or not", show=False
         ),
         Binding(
             "right_square_bracket",
@@ -118,38 +76,11 @@ class ReviewScreen(Screen[None]):
             tooltip="Page the proposal / labels pane down, up",
         ),
         Binding("left_square_bracket", "page_proposal(-1)", "Labels ↑", show=False),
-        Binding(
-            "d",
-            "definitions",
-            "Defs",
-            id="review.definitions",
-            tooltip="Theme definitions, criteria and examples",
-        ),
-        Binding(
-            "l,tab",
-            "queue",
-            "Queue",
-            key_display="l",
-            id="review.queue",
-            tooltip="Queue: list, sort, filter, bulk accept",
-        ),
-        Binding(
-            "j",
-            "adjudicate",
-            "Adjudicate",
-            id="review.adjudicate",
-            show=False,
-            tooltip="Adjudicate where two reviewers differ",
-        ),
-        Binding(
-            "question_mark,f1",
-            "help",
-            "Help",
-            key_display="?",
-            id="review.help",
-            tooltip="Every key (this screen)",
-        ),
-        Binding("q", "quit", "Quit", id="review.quit", tooltip="Quit (nothing is lost)"),
+        _key("d", "definitions", "Defs", "Theme definitions, criteria and examples"),
+        _key("l,tab", "queue", "Queue", "Queue: list, sort, filter, bulk accept", key_display="l"),
+        _key("j", "adjudicate", "Adjudicate", "Adjudicate where two reviewers differ", show=False),
+        _key("question_mark,f1", "help", "Help", "Every key (this screen)", key_display="?"),
+        _key("q", "quit", "Quit", "Quit (nothing is lost)"),
     ]
 
     def __init__(self, session: ReviewSession) -> None:

@@ -18,7 +18,7 @@ from coder import __version__
 #: name -> (module, attribute, one-line summary: the first sentence of its docstring)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "agree": (
-        "coder.cli.evaluate",
+        "coder.cli.agree",
         "agree",
         "Agreement between coders, from a long-format CSV or JSONL file of (coder, item, label) rows.",
     ),
@@ -110,7 +110,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Serve the review app to browsers: one app process per signed-in reviewer.",
     ),
     "status": (
-        "coder.cli.project",
+        "coder.cli.status",
         "status",
         "Show where the project stands: responses, proposals, reviews.",
     ),

@@ -32,6 +32,22 @@ from coder.codebook import (
 from coder.errors import BackendError, CoderError
 from schemas import Codebook
 
+#: ``--out FILE`` of the commands that print a file's text by default
+out_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (default: print).",
+)
+
+
+def print_or_write(text: str, out: Path | None) -> None:
+    """Print ``text`` as it is, or write it to ``out`` (atomically; "Wrote" on stderr)."""
+    if out:
+        write_output_text(out, text)
+        err_console.print(f"Wrote {out}", highlight=False, markup=False, soft_wrap=True)
+    else:
+        click.echo(text, nl=False)
 
 @click.group()
 def codebook() -> None:
@@ -165,46 +181,31 @@ def codebook_versions(db_path: Path | None) -> None:
 
 
 @codebook.command("schema")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file (default: print).")
+@out_option
 @handle_errors
 def codebook_schema(out: Path | None) -> None:
     """Print (or write) the JSON Schema of the codebook file format."""
     text = json.dumps(codebook_json_schema(), indent=2) + "\n"
-    if out:
-        write_output_text(out, text)
-        err_console.print(f"Wrote {out}", highlight=False, markup=False, soft_wrap=True)
-    else:
-        click.echo(text, nl=False)
+    print_or_write(text, out)
 
 
 @codebook.command("example")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file (default: print).")
+@out_option
 @handle_errors
 def codebook_example(out: Path | None) -> None:
     """Print (or write) the built-in example codebook, to start your own from."""
     text = builtin_codebook_path().read_text(encoding="utf-8")
-    if out:
-        write_output_text(out, text)
-        err_console.print(f"Wrote {out}", highlight=False, markup=False, soft_wrap=True)
-    else:
-        click.echo(text, nl=False)
+    print_or_write(text, out)
 
 
 @codebook.command("convert")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file (default: print).")
+@out_option
 @handle_errors
 def codebook_convert(path: Path, out: Path | None) -> None:
     """Convert a codebook (e.g. a gold-set codebook.json) to coder's YAML."""
     text = codebook_to_yaml(load_codebook(path))
-    if out:
-        write_output_text(out, text)
-        err_console.print(f"Wrote {out}", highlight=False, markup=False, soft_wrap=True)
-    else:
-        click.echo(text, nl=False)
+    print_or_write(text, out)
 
 
 @codebook.command("import-qdc")

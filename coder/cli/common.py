@@ -79,6 +79,32 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def repeatable_option(*names: str, metavar: str, help: str) -> Callable[[F], F]:
+    """An option given as often as needed (``--min a=1 --min b=2``): a tuple of texts, each
+    of the form ``metavar`` (e.g. ``PATH=VALUE``). ``names``: its flags, then its parameter."""
+    return click.option(*names, multiple=True, metavar=metavar, help=help)
+
+
+def value_option(flag: str, kind: Any, help: str) -> Callable[[F], F]:
+    """An optional setting of type ``kind``: None when not given (the library's default,
+    which ``help`` names, then applies)."""
+    return click.option(flag, type=kind, default=None, help=help)
+
+
+def existing_file_option(flag: str, name: str, help: str) -> Callable[[F], F]:
+    """An option naming a file that must exist (an input: gold items, predictions...)."""
+    return click.option(
+        flag, name, type=click.Path(exists=True, dir_okay=False, path_type=Path), help=help
+    )
+
+
+def count_option(flag: str, help: str) -> Callable[[F], F]:
+    """How many runs of the backend (``--repeat``, ``--samples``): at least 1, default 1."""
+    return click.option(
+        flag, type=click.IntRange(min=1), default=1, show_default=True, help=help
+    )
+
+
 #: Commands that may start a new project file; every other command needs an existing one
 #: (``coder status --db typo.db`` must not leave an empty project behind).
 CREATING_COMMANDS = frozenset(

@@ -15,18 +15,22 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from coder.backends.base import Classifier, ProposalResult, get_classifier
+from coder.backends.base import Classifier, ProposalResult
+from coder.backends.options import BUILT_IN, backend_options, build_classifier, default_backend
 from coder.cli.backends import BackendChoice, parse_plugin_options
 from coder.cli.common import (
     console,
+    count_option,
     db_option,
     err_console,
     handle_errors,
     open_store,
     quiet_library_logs,
 )
-from coder.errors import BackendError
-from coder.precode import PrecodeSummary, precode, responses_to_precode, save_redactions
+from coder.cli.llm_options import openai_options, openai_settings
+from coder.precode import PrecodeSummary, check_run_modes, precode
+from coder.precode_estimate import DryRun
+from coder.precode_estimate import dry_run as dry_run_estimate
 from coder.store import Store
 
 
@@ -82,22 +86,6 @@ class RichPrecodeProgress:
         )
 
 
-def _build_classifier(backend: str, options: dict[str, Any], store: Store | None = None) -> Classifier:
-    if backend == "local":
-        # The project's latest trained model (coder train / review retraining), else zero-shot.
-        local_options: dict[str, Any] = {"model_store": store}
-        if options.get("model"):
-            local_options["model"] = options["model"]
-        try:
-            return get_classifier("local", **local_options)
-        except ImportError as error:
-            raise BackendError(f"the local backend is not available: {error}") from error
-    if backend == "openai" and store is not None:
-        # The project's reviewed answers size the shortlist and give examples.
-        return get_classifier(backend, model_store=store, **options)
-    return get_classifier(backend, **options)
-
-
 @click.command("precode")
 @db_option
 @click.option(
@@ -115,98 +103,17 @@ def _build_classifier(backend: str, options: dict[str, Any], store: Store | None
     metavar="KEY=VALUE",
     help="An option for a plugin backend (repeatable).",
 )
-@click.option("--model", default=None, help="Model name (openai backend), e.g. gpt-4o-mini.")
-@click.option(
-    "--base-url", default=None, help="Endpoint base URL (default $OPENAI_BASE_URL or OpenAI)."
-)
-@click.option(
-    "--api-key-env",
-    default=None,
-    help="Environment variable holding the API key (default OPENAI_API_KEY). Keys are never stored.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["tools", "json", "json_schema", "md_json"]),
-    default=None,
-    help="instructor mode (default: json_schema for OpenAI, tools for llama.cpp/vLLM, json for Ollama).",
-)
-@click.option(
-    "--concurrency", type=int, default=None, help="Requests in flight at once (default 4)."
-)
-@click.option("--batch-size", type=int, default=None, help="Responses per request (default 1).")
-@click.option("--temperature", type=float, default=None, help="Sampling temperature (default 0).")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="TOML or YAML file of LLM settings (flags override it).",
-)
-@click.option(
-    "--prices",
-    "prices_file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Price table override: model -> {input, output} USD per 1M tokens.",
-)
+@openai_options
 @click.option(
     "--redo", is_flag=True, help="Propose again for responses that already have a proposal."
 )
 @click.option("--limit", type=int, default=None, help="At most this many responses.")
 @click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost; send nothing.")
 @click.option(
-    "--no-redact",
-    is_flag=True,
-    help="Send text as it is (PII redaction is on for non-local endpoints).",
-)
-@click.option(
     "--batch-api", is_flag=True, help="Use the OpenAI Batch API (half price, up to 24 h)."
 )
 @click.option(
     "--resume", "resume_batch", default=None, help="With --batch-api: a batch id to resume."
-)
-@click.option(
-    "--poll-interval", type=float, default=None, help="With --batch-api: seconds between polls."
-)
-@click.option(
-    "--no-shortlist",
-    is_flag=True,
-    help="Send every response the whole codebook (by default the local model shortlists "
-    "the likeliest themes for each response's prompt).",
-)
-@click.option(
-    "--shortlist-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Themes per shortlisted prompt (default: chosen on reviewed answers for 98% "
-    "recall, else 60% of the question's themes, at least 12).",
-)
-@click.option(
-    "--examples",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Similar reviewed answers shown with their labels in each prompt (default 3 when "
-    "there are reviewed answers; 0 turns them off).",
-)
-@click.option(
-    "--context-window",
-    type=click.IntRange(min=256),
-    default=None,
-    help="The model's context window in tokens (default: what a local server reports); "
-    "prompts are fitted to it.",
-)
-@click.option(
-    "--max-attempts", type=int, default=None, help="Transport attempts per request (default 6)."
-)
-@click.option(
-    "--initial-wait", type=float, default=None, help="First retry wait in seconds (default 1)."
-)
-@click.option(
-    "--request-timeout",
-    type=float,
-    default=None,
-    help="Seconds for one whole request, answer included (default 120); a server that "
-    "sends its answer too slowly is cut off and retried.",
 )
 @click.option(
     "--cascade",
@@ -221,49 +128,25 @@ def _build_classifier(backend: str, options: dict[str, Any], store: Store | None
     help="With --cascade: the agreement with reviewers the settled answers must reach, per "
     "field (default: the LLM's measured agreement, else 0.9).",
 )
-@click.option(
+@count_option(
     "--samples",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
     help="LLM samples per answer (seeds SEED, SEED+1, ...); the proposal is their majority, "
     "its confidence their agreement. Use with --temperature above 0.",
-)
-@click.option(
-    "--seed", type=int, default=None, help="Sampling seed sent with every LLM request (recorded)."
 )
 @handle_errors
 def precode_command(
     db_path: Path | None,
     backend: str | None,
-    model: str | None,
-    base_url: str | None,
-    api_key_env: str | None,
-    mode: str | None,
-    concurrency: int | None,
-    batch_size: int | None,
-    temperature: float | None,
-    config_file: str | None,
-    prices_file: str | None,
+    plugin_options: tuple[str, ...],
     redo: bool,
     limit: int | None,
     dry_run: bool,
-    no_redact: bool,
     batch_api: bool,
     resume_batch: str | None,
-    poll_interval: float | None,
-    max_attempts: int | None,
-    initial_wait: float | None,
-    request_timeout: float | None,
-    no_shortlist: bool = False,
-    shortlist_size: int | None = None,
-    examples: int | None = None,
-    context_window: int | None = None,
-    plugin_options: tuple[str, ...] = (),
-    cascade: bool = False,
-    cascade_precision: float | None = None,
-    samples: int = 1,
-    seed: int | None = None,
+    cascade: bool,
+    cascade_precision: float | None,
+    samples: int,
+    **llm: Any,
 ) -> None:
     """Propose labels for responses that have none for the current codebook version.
 
@@ -272,113 +155,71 @@ def precode_command(
     'local' (offline). With '--backend openai' text goes to the endpoint (PII redacted
     unless it is on this machine); every call is logged with tokens and cost.
     """
-    from coder.llm.config import endpoint_configured_in_env
-
     quiet_library_logs()
     if backend is None:
-        backend = "openai" if batch_api else "local"
-        if backend == "local" and endpoint_configured_in_env():
-            err_console.print(
-                "hint: an OpenAI endpoint is configured in the environment; using the local "
-                "backend. Pass --backend openai to send text to it.",
-                highlight=False,
-                soft_wrap=True,
-            )
-    options: dict[str, Any] = {
-        "model": model,
-        "base_url": base_url,
-        "api_key_env": api_key_env,
-        "mode": mode,
-        "concurrency": concurrency,
-        "batch_size": batch_size,
-        "temperature": temperature,
-        "config_file": config_file,
-        "prices_file": prices_file,
-        "redact": False if no_redact else None,
-        "batch_poll_interval": poll_interval,
-        "max_attempts": max_attempts,
-        "initial_wait": initial_wait,
-        "request_timeout": request_timeout,
-        "shortlist": False if no_shortlist else None,
-        "shortlist_size": shortlist_size,
-        "examples": examples,
-        "context_window": context_window,
-        "seed": seed,
-    }
-    options = {key: value for key, value in options.items() if value is not None}
-    if backend not in ("local", "openai"):
-        # A plugin backend: it gets --model and its own -o KEY=VALUE options.
-        ignored = sorted(set(options) - {"model"})
-        if ignored:
-            raise BackendError(f"option(s) for the openai backend only: {', '.join(ignored)}")
-        options.update(parse_plugin_options(plugin_options))
-    elif plugin_options:
-        raise BackendError("-o/--option is for plugin backends ('coder backends' lists them)")
-    if backend == "local":
-        ignored = sorted(set(options) - {"model"})
-        if ignored:
-            raise BackendError(f"option(s) for the openai backend only: {', '.join(ignored)}")
-    if batch_api and backend != "openai":
-        raise BackendError("--batch-api needs --backend openai")
-    _check_cascade_options(backend, cascade, cascade_precision, samples, batch_api, dry_run)
-
-    store = open_store(db_path)
-    try:
-        classifier = _build_classifier(backend, options, store)
+        backend = default_backend(batch_api)
+        _hint_configured_endpoint(backend)
+    plugin = parse_plugin_options(plugin_options) if backend not in BUILT_IN else {}
+    options = backend_options(
+        backend, openai_settings(llm), plugin, plugin_given=bool(plugin_options)
+    )
+    check_run_modes(
+        backend,
+        cascade=cascade,
+        cascade_precision=cascade_precision,
+        samples=samples,
+        batch_api=batch_api,
+        dry_run=dry_run,
+    )
+    with open_store(db_path) as store:
+        classifier = build_classifier(backend, options, store)
         if dry_run:
-            _dry_run(store, classifier, redo=redo, limit=limit)
-            return
-        if batch_api:
+            _print_dry_run(dry_run_estimate(store, classifier, redo=redo, limit=limit), classifier)
+        elif batch_api:
             _run_batch_api(store, classifier, resume_batch, redo=redo, limit=limit)
-            return
-        with RichPrecodeProgress(classifier) as progress:
-            if cascade:
-                cascade_summary = _run_cascade(
-                    store, classifier, cascade_precision, progress, redo, limit
-                )
-            else:
+        elif cascade:
+            with RichPrecodeProgress(classifier) as progress:
+                result = _run_cascade(store, classifier, cascade_precision, progress, redo, limit)
+            _print_cascade(result, classifier)
+        else:
+            with RichPrecodeProgress(classifier) as progress:
                 summary = precode(
                     store, classifier, redo=redo, limit=limit, progress=progress, samples=samples
                 )
-        if cascade:
-            _print_cascade(cascade_summary, classifier)
-        else:
             _print_summary(summary, classifier)
-    finally:
-        store.close()
 
 
-def _dry_run(store: Any, classifier: Classifier, *, redo: bool, limit: int | None) -> None:
-    version, codebook = store.codebook()
-    todo = responses_to_precode(store, version, redo=redo, limit=limit)
-    estimate = getattr(classifier, "estimate", None)
+def _hint_configured_endpoint(backend: str) -> None:
+    """Say that the local backend was chosen although an OpenAI endpoint is configured."""
+    from coder.llm.config import endpoint_configured_in_env
+
+    if backend == "local" and endpoint_configured_in_env():
+        err_console.print(
+            "hint: an OpenAI endpoint is configured in the environment; using the local "
+            "backend. Pass --backend openai to send text to it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _print_dry_run(result: DryRun, classifier: Classifier) -> None:
+    estimate = result.estimate
     if estimate is None:
         console.print(
-            f"dry run: {len(todo)} responses to pre-code with the {classifier.backend} backend "
+            f"dry run: {result.todo} responses to pre-code with the {classifier.backend} backend "
             f"({classifier.model}); no calls, no cost.",
             highlight=False,
         )
         return
-    cached = 0
-    input_hash = getattr(classifier, "input_hash", None)
-    if input_hash is not None:
-        remaining = []
-        for response in todo:
-            if store.cached_proposal(input_hash(response, codebook)) is None:
-                remaining.append(response)
-            else:
-                cached += 1
-        todo = remaining
-    result = estimate(todo, codebook)
     cost = (
         "unknown (model not in the price table)"
-        if result.cost_usd is None
-        else f"${result.cost_usd:.4f}"
+        if estimate.cost_usd is None
+        else f"${estimate.cost_usd:.4f}"
     )
     console.print(
-        f"dry run: {len(todo)} responses ({cached} served from cache) -> {result.calls} calls to "
-        f"{result.model} at {result.base_url}\n"
-        f"  estimated tokens: {result.prompt_tokens} in, {result.completion_tokens} out "
+        f"dry run: {result.todo} responses ({result.cached} served from cache) -> "
+        f"{estimate.calls} calls to {estimate.model} at {estimate.base_url}\n"
+        f"  estimated tokens: {estimate.prompt_tokens} in, {estimate.completion_tokens} out "
         f"(chars/4 estimate)\n  estimated cost: {cost}",
         highlight=False,
     )
@@ -392,17 +233,13 @@ def _run_batch_api(
     classifier.call_logger = store.log_llm_call
     batch_id = resume_batch or batch_api.pending_batch_id(store)
     if batch_id is None:
-        version, codebook = store.codebook()
-        todo = responses_to_precode(store, version, redo=redo, limit=limit)
-        if not todo:
+        job, requests = batch_api.start_batch(store, classifier, redo=redo, limit=limit)
+        if job is None:
             console.print("nothing to pre-code")
             return
-        if classifier.redacts:
-            save_redactions(store, todo)
-        job = batch_api.submit_batch(store, classifier, codebook, version, todo)
         batch_id = job.batch_id
         console.print(
-            f"submitted batch {batch_id} ({len(todo)} requests); if interrupted, resume with "
+            f"submitted batch {batch_id} ({requests} requests); if interrupted, resume with "
             f"'coder precode --batch-api --resume {batch_id}'",
             highlight=False,
         )
@@ -436,24 +273,6 @@ def _print_summary(summary: PrecodeSummary, classifier: Classifier) -> None:
         err_console.print(
             "failed responses are stored and retried on the next 'coder precode'", highlight=False
         )
-
-
-def _check_cascade_options(
-    backend: str,
-    cascade: bool,
-    cascade_precision: float | None,
-    samples: int,
-    batch_api: bool,
-    dry_run: bool,
-) -> None:
-    if cascade_precision is not None and not cascade:
-        raise BackendError("--cascade-precision goes with --cascade")
-    if cascade and backend != "openai":
-        raise BackendError("--cascade needs --backend openai (the local model is its first stage)")
-    if (cascade or samples > 1) and (batch_api or dry_run):
-        raise BackendError("--cascade and --samples cannot be combined with --batch-api or --dry-run")
-    if cascade and samples > 1:
-        raise BackendError("--cascade and --samples cannot be combined (yet): choose one")
 
 
 def _run_cascade(

@@ -1,8 +1,7 @@
-"""CLI: ``coder import``, ``coder responses``, ``coder status`` and ``coder demo``."""
+"""CLI: ``coder import``, ``coder responses`` and ``coder demo``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -175,42 +174,6 @@ def responses(question: str | None, limit: int, as_json: bool, db_path: Path | N
             plain(response.id), plain(response.question), plain(" ".join(response.tags)), plain(response.text[:90])
         )
     console.print(table)
-
-
-@click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@db_option
-@handle_errors
-def status(as_json: bool, db_path: Path | None) -> None:
-    """Show where the project stands: responses, proposals, reviews."""
-    from coder.status import project_status
-
-    with open_store(db_path) as store:
-        info = project_status(store)
-        path = store.path
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    console.print(f"[bold]{path}[/]", highlight=False)
-    console.print(f"  codebook version: {info['codebook_version'] or 'none (coder codebook add FILE)'}")
-    console.print(f"  responses: {info['responses']}")
-    console.print(f"  proposed: {info['proposed']}   failed: {info['failed']}")
-    console.print(f"  reviewed: {info['reviewed']}   decisions: {info['decisions']}")
-    by_question = info["by_question"]
-    assert isinstance(by_question, dict)
-    if by_question:
-        console.print("  by question: " + ", ".join(f"{k} {v}" for k, v in by_question.items()), highlight=False)
-    sessions = info["sessions"]
-    assert isinstance(sessions, list)
-    if sessions:
-        console.print("  review sessions (latest last):")
-        for session in sessions:
-            console.print(f"    {session['line']}", highlight=False, markup=False)
-    reviewers = info.get("reviewers")
-    if isinstance(reviewers, list) and reviewers:
-        console.print("  reviewers:")
-        for stats in reviewers:
-            console.print(f"    {stats['line']}", highlight=False, markup=False, soft_wrap=True)
 
 
 @click.command("demo")

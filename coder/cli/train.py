@@ -9,11 +9,22 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from coder.cli.common import console, db_option, err_console, handle_errors, open_store
-from coder.errors import CoderError
+from coder.cli.common import (
+    console,
+    db_option,
+    err_console,
+    handle_errors,
+    open_store,
+    value_option,
+)
 from coder.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fine_tune_setting(flag: str, kind: Any, help: str) -> Callable[[F], F]:
+    """A setting of --fine-tune (unset: the fine-tuning default that ``help`` names)."""
+    return value_option(flag, kind, f"With --fine-tune: {help}")
 
 
 def fine_tune_options(func: F) -> F:
@@ -26,29 +37,23 @@ def fine_tune_options(func: F) -> F:
             help="Fine-tune the sentence encoder on the labels first (optional extra: "
             "pip install 'coder[finetune]').",
         ),
-        click.option(
+        _fine_tune_setting(
             "--time-budget",
-            type=click.FloatRange(min=1),
-            default=None,
-            help="With --fine-tune: seconds of training at most; the best weights so far are "
-            "used and a rerun continues from the checkpoint.",
+            click.FloatRange(min=1),
+            "seconds of training at most; the best weights so far are used and a rerun "
+            "continues from the checkpoint.",
         ),
-        click.option(
-            "--seed", type=int, default=None, help="With --fine-tune: random seed (default 0)."
-        ),
-        click.option(
+        _fine_tune_setting("--seed", int, "random seed (default 0)."),
+        _fine_tune_setting(
             "--epochs",
-            type=click.IntRange(min=1),
-            default=None,
-            help="With --fine-tune: passes over the labels at most (default 4; early stopping "
-            "on a held-back 10%).",
+            click.IntRange(min=1),
+            "passes over the labels at most (default 4; early stopping on a held-back 10%).",
         ),
-        click.option(
+        _fine_tune_setting(
             "--trainable-layers",
-            type=click.IntRange(1, 6),
-            default=None,
-            help="With --fine-tune: how many of the 6 top transformer layers to train "
-            "(default 2; the rest are frozen).",
+            click.IntRange(1, 6),
+            "how many of the 6 top transformer layers to train (default 2; the rest are "
+            "frozen).",
         ),
     ]
     for option in reversed(options):
@@ -302,30 +307,3 @@ def _print_changes(changes: dict[str, dict[str, list[int]]]) -> None:
             highlight=False,
         )
 
-
-def fine_tune_encoder_for_eval(
-    make: Any, backend: str, pool: list[Any], seed: int
-) -> dict[str, Any]:
-    """``coder eval --fine-tune``: fine-tune on the training items, give the factory the encoder.
-
-    Returns what to record in the eval run's params (encoder name, steps, times).
-    """
-    from coder.embedded.finetune import config_from, require_finetune
-    from coder.embedded.finetune_run import fine_tuned_encoder
-    from eval import runner
-
-    if backend != "local":
-        raise CoderError(f"--fine-tune needs the local backend, not {backend!r}")
-    if not pool:
-        raise CoderError("--fine-tune needs training items: give --train FILE or --train-filter")
-    require_finetune()
-    with FineTuneBar() as bar:
-        encoder, result = fine_tuned_encoder(
-            runner.labelled_examples(pool), config_from(seed=seed), bar
-        )
-    print_fine_tune(result, None)
-    make.options["encoder"] = runner.CachingEncoder(encoder)
-    return {
-        "encoder": result.name,
-        **{k: result.metrics[k] for k in ("steps", "stopped", "train_seconds", "export")},
-    }

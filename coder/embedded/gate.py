@@ -183,6 +183,27 @@ def choose_fields(
         "stance": STANCE_OPTIONS,
         "relevance": RELEVANCE_OPTIONS,
     }
+    out_of_fold = _out_of_fold(make, examples, codebook, fit, k, options)
+    scorers, item_scores = _scorers(examples, codebook)
+    chosen: dict[str, str] = {}
+    for field, choices in options.items():
+        scores = {option: scorers[field](out_of_fold[(field, option)]) for option in choices}
+        report[field] = {option: None if v is None else round(v, 3) for option, v in scores.items()}
+        per_item = {option: item_scores[field](out_of_fold[(field, option)]) for option in choices}
+        chosen[field] = _safest_clear_winner(choices, scores, per_item)
+    return chosen, report
+
+
+def _out_of_fold(
+    make: Callable[[], LocalClassifier],
+    examples: Sequence[LabelledExample],
+    codebook: Codebook,
+    fit: Callable[[LocalClassifier, Sequence[LabelledExample]], Any],
+    k: int,
+    options: dict[str, tuple[str, ...]],
+) -> dict[tuple[str, str], list[Proposal | None]]:
+    """Per (field, option), each example's proposal from a model fitted without its fold."""
+    count = len(examples)
     out_of_fold: dict[tuple[str, str], list[Proposal | None]] = {
         (field, option): [None] * count for field, choices in options.items() for option in choices
     }
@@ -214,6 +235,16 @@ def choose_fields(
                     proposals = [r.proposal for r in trained.propose(test, codebook)]
                 for position, row in enumerate(held):
                     out_of_fold[(field, option)][row] = proposals[position]
+    return out_of_fold
+
+
+def _scorers(
+    examples: Sequence[LabelledExample], codebook: Codebook
+) -> tuple[
+    dict[str, Callable[[Sequence[Proposal | None]], float | None]],
+    dict[str, Callable[[Sequence[Proposal | None]], np.ndarray]],
+]:
+    """Per field, the overall score of a set of proposals and the per-answer scores."""
     scorers: dict[str, Callable[[Sequence[Proposal | None]], float | None]] = {
         "themes": lambda p: theme_f1(examples, p, codebook),
         "stance": lambda p: stance_accuracy(examples, p, codebook),
@@ -227,27 +258,29 @@ def choose_fields(
             dtype=float,
         ),
     }
-    chosen: dict[str, str] = {}
-    for field, choices in options.items():
-        scores = {option: scorers[field](out_of_fold[(field, option)]) for option in choices}
-        report[field] = {option: None if v is None else round(v, 3) for option, v in scores.items()}
-        per_item = {option: item_scores[field](out_of_fold[(field, option)]) for option in choices}
-        # A riskier option must beat every safer one out of fold, on the same answers, by
-        # more than the noise of that comparison: the mean per-answer gain must exceed
-        # GATE_Z standard errors of the paired differences (answers both get right or wrong add no
-        # noise). A tie keeps the safer option; zero-shot cannot have overfitted.
-        best = "zero-shot"
-        safer = ["zero-shot"] if scores["zero-shot"] is not None else []
-        for option in choices:
-            if option == "zero-shot" or scores[option] is None:
-                continue
-            if all(
-                _clearly_better(per_item[option], per_item[other])
-                and scores[option] > (scores[other] or 0.0)  # type: ignore[operator]
-                for other in safer
-            ):
-                best = option
-            safer.append(option)
-        # Nothing to judge by (e.g. every reviewed answer relevant): zero-shot, the safe side.
-        chosen[field] = best
-    return chosen, report
+    return scorers, item_scores
+
+
+def _safest_clear_winner(
+    choices: Sequence[str], scores: dict[str, float | None], per_item: dict[str, np.ndarray]
+) -> str:
+    """The riskiest option that clearly beats every safer one (``choices`` go from safe to
+    risky); zero-shot when none does."""
+    # A riskier option must beat every safer one out of fold, on the same answers, by
+    # more than the noise of that comparison: the mean per-answer gain must exceed
+    # GATE_Z standard errors of the paired differences (answers both get right or wrong add no
+    # noise). A tie keeps the safer option; zero-shot cannot have overfitted.
+    best = "zero-shot"
+    safer = ["zero-shot"] if scores["zero-shot"] is not None else []
+    for option in choices:
+        if option == "zero-shot" or scores[option] is None:
+            continue
+        if all(
+            _clearly_better(per_item[option], per_item[other])
+            and scores[option] > (scores[other] or 0.0)  # type: ignore[operator]
+            for other in safer
+        ):
+            best = option
+        safer.append(option)
+    # Nothing to judge by (e.g. every reviewed answer relevant): zero-shot, the safe side.
+    return best

@@ -14,6 +14,8 @@ from coder.embedded.classifier import LocalClassifier
 from coder.embedded.training import LabelledExample, examples_from_gold_file, examples_from_store
 from coder.errors import BackendError, CoderError
 from coder.store import Store
+from coder.training_queries import proposed_by, unreviewed_response_ids
+from schemas import Codebook
 
 #: Proposals are written in transactions of this many responses.
 BATCH = 500
@@ -39,28 +41,6 @@ class RetrainSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def unreviewed_response_ids(store: Store) -> list[str]:
-    """Responses no reviewer has made any decision on, in import order."""
-    return [
-        row[0]
-        for row in store.db.execute(
-            "select id from responses where id not in (select response_id from decisions) "
-            "order by rowid"
-        ).fetchall()
-    ]
-
-
-def proposed_by(store: Store, model_version: str) -> set[str]:
-    """Responses that already have a successful proposal from ``model_version``."""
-    return {
-        row[0]
-        for row in store.db.execute(
-            "select distinct response_id from proposals where model_version = ? and status = 'ok'",
-            [model_version],
-        ).fetchall()
-    }
 
 
 def label_counts(proposals: Iterable[Any]) -> dict[str, Counter[str]]:
@@ -112,6 +92,45 @@ def retrain_and_repropose(
         version, codebook = store.codebook(codebook_version)
     except LookupError as error:  # NoCodebookError names the file already
         raise CoderError(str(error)) from error
+    examples, source = training_examples(store, codebook, version, from_file, split)
+    classifier = classifier or LocalClassifier(store, use_stored_model=False)
+    classifier.model_store = store
+    # The zero-shot question prior is learned from all of the project's answers, so the
+    # gate compares the trained model with the zero-shot proposals the project really gets.
+    classifier.prepare(list(store.responses()), codebook)
+    started = time.perf_counter()
+    state = classifier.fit(examples, codebook)
+    train_seconds = time.perf_counter() - started
+    model_id = classifier.save(store, codebook_version=version)
+    reproposed = 0
+    started = time.perf_counter()
+    changes: dict[str, dict[str, list[int]]] = {}
+    if repropose:
+        reproposed, changes = repropose_unreviewed(store, classifier, codebook, version)
+    return RetrainSummary(
+        model_version=state.version,
+        model_id=model_id,
+        n_examples=len(examples),
+        n_reproposed=reproposed,
+        codebook_version=version,
+        train_seconds=round(train_seconds, 2),
+        propose_seconds=round(time.perf_counter() - started, 2),
+        source=source,
+        metrics=state.metrics,
+        fields=dict(state.fields),
+        changes=changes,
+    )
+
+
+def training_examples(
+    store: Store,
+    codebook: Codebook,
+    version: int,
+    from_file: str | Path | None,
+    split: str | None,
+) -> tuple[list[LabelledExample], str]:
+    """The labelled examples to fit on (the project's decisions, or a gold-format file) and
+    where they came from; raises when there are none or none of a file's labels are codes."""
     examples: list[LabelledExample]
     if from_file is not None:
         examples = examples_from_gold_file(from_file, split=split)
@@ -136,64 +155,47 @@ def retrain_and_repropose(
             f"{from_file}: none of its labels are codes of codebook version {version} "
             f"(e.g. {unknown[0]!r}); add the matching codebook first"
         )
-    classifier = classifier or LocalClassifier(store, use_stored_model=False)
-    classifier.model_store = store
-    # The zero-shot question prior is learned from all of the project's answers, so the
-    # gate compares the trained model with the zero-shot proposals the project really gets.
-    classifier.prepare(list(store.responses()), codebook)
-    started = time.perf_counter()
-    state = classifier.fit(examples, codebook)
-    train_seconds = time.perf_counter() - started
-    model_id = classifier.save(store, codebook_version=version)
+    return examples, source
+
+
+def repropose_unreviewed(
+    store: Store, classifier: LocalClassifier, codebook: Codebook, version: int
+) -> tuple[int, dict[str, dict[str, list[int]]]]:
+    """Append the classifier's proposals for every response without a decision; returns how
+    many and the label counts before and after.
+
+    A rerun after an interrupted one (same labels, so the same version) continues where it
+    stopped: a response never gets two proposals from one model version.
+    """
+    done = proposed_by(store, classifier.model_version)
+    pending = [rid for rid in unreviewed_response_ids(store) if rid not in done]
+    run_id = f"retrain-{uuid.uuid4().hex[:8]}"
+    before: dict[str, Counter[str]] = label_counts([])
+    after: dict[str, Counter[str]] = label_counts([])
     reproposed = 0
-    started = time.perf_counter()
-    changes: dict[str, dict[str, list[int]]] = {}
-    if repropose:
-        # A rerun after an interrupted one (same labels, so the same version) continues
-        # where it stopped: a response never gets two proposals from one model version.
-        done = proposed_by(store, state.version)
-        pending = [rid for rid in unreviewed_response_ids(store) if rid not in done]
-        run_id = f"retrain-{uuid.uuid4().hex[:8]}"
-        before: dict[str, Counter[str]] = label_counts([])
-        after: dict[str, Counter[str]] = label_counts([])
-        for start in range(0, len(pending), BATCH):
-            batch_ids = pending[start : start + BATCH]
-            responses = list(store.responses(ids=batch_ids))
-            previous = store.current_proposals(batch_ids)
-            for name, counted in label_counts(
-                stored.proposal for stored in previous.values()
-            ).items():
-                before[name].update(counted)
-            results = classifier.propose(responses, codebook)
-            for name, counted in label_counts(result.proposal for result in results).items():
-                after[name].update(counted)
-            store.add_proposals(
-                {
-                    "response_id": result.response_id,
-                    "backend": classifier.backend,
-                    "model": classifier.model,
-                    "proposal": result.proposal,
-                    "codebook_version": version,
-                    "model_version": result.model_version,
-                    "params": result.params,
-                    "status": "ok" if result.ok else "failed",
-                    "error": result.error,
-                    "run_id": run_id,
-                }
-                for result in results
-            )
-            reproposed += len(results)
-        changes = compare_counts(before, after)
-    return RetrainSummary(
-        model_version=state.version,
-        model_id=model_id,
-        n_examples=len(examples),
-        n_reproposed=reproposed,
-        codebook_version=version,
-        train_seconds=round(train_seconds, 2),
-        propose_seconds=round(time.perf_counter() - started, 2),
-        source=source,
-        metrics=state.metrics,
-        fields=dict(state.fields),
-        changes=changes,
-    )
+    for start in range(0, len(pending), BATCH):
+        batch_ids = pending[start : start + BATCH]
+        responses = list(store.responses(ids=batch_ids))
+        previous = store.current_proposals(batch_ids)
+        for name, counted in label_counts(stored.proposal for stored in previous.values()).items():
+            before[name].update(counted)
+        results = classifier.propose(responses, codebook)
+        for name, counted in label_counts(result.proposal for result in results).items():
+            after[name].update(counted)
+        store.add_proposals(
+            {
+                "response_id": result.response_id,
+                "backend": classifier.backend,
+                "model": classifier.model,
+                "proposal": result.proposal,
+                "codebook_version": version,
+                "model_version": result.model_version,
+                "params": result.params,
+                "status": "ok" if result.ok else "failed",
+                "error": result.error,
+                "run_id": run_id,
+            }
+            for result in results
+        )
+        reproposed += len(results)
+    return reproposed, compare_counts(before, after)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coder import training_queries
 from coder.embedded import state_io
 from coder.errors import CoderError
 from coder.jsonl import jsonl_objects
@@ -84,23 +86,25 @@ def examples_from_gold_file(path: str | Path, split: str | None = None) -> list[
     return examples
 
 
+def hash_examples(
+    digest: Any, examples: Sequence[LabelledExample], *, with_question: bool = True
+) -> None:
+    """Feed each example's text and labels (and question) to ``digest``, one JSON list each."""
+    for example in examples:
+        question = [example.question] if with_question else []
+        labels = [
+            sorted(example.themes),
+            sorted(example.uncertain_themes),
+            example.stance,
+            example.relevant,
+        ]
+        digest.update(json.dumps([example.text, *question, *labels], ensure_ascii=False).encode("utf-8"))
+
+
 def examples_hash(examples: list[LabelledExample], params: dict[str, Any]) -> str:
     """A short hash of the training data and parameters: the trained state's identity."""
     digest = hashlib.sha256()
-    for example in examples:
-        digest.update(
-            json.dumps(
-                [
-                    example.text,
-                    example.question,
-                    sorted(example.themes),
-                    sorted(example.uncertain_themes),
-                    example.stance,
-                    example.relevant,
-                ],
-                ensure_ascii=False,
-            ).encode("utf-8")
-        )
+    hash_examples(digest, examples)
     digest.update(json.dumps(params, sort_keys=True, default=str).encode("utf-8"))
     return digest.hexdigest()[:12]
 
@@ -120,18 +124,9 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def save_state(
-    store: Store,
-    state: Any,
-    *,
-    model: str,
-    version: str,
-    params: dict[str, Any],
-    metrics: dict[str, Any],
-    n_examples: int,
-    codebook_version: int | None,
-) -> int:
-    """Store a trained state in the project's ``models`` table; returns its row id.
+def save_state(store: Store, state: Any, *, model: str, codebook_version: int | None) -> int:
+    """Store a trained state (a ``TrainedState``: its version, params, metrics and example
+    count go into their columns) in the project's ``models`` table; returns its row id.
 
     One row per version: the version is a hash of the training data and settings, so a
     rerun of ``coder train`` on the same labels (e.g. after the first run was killed while
@@ -143,22 +138,15 @@ def save_state(
     row = {
         "backend": "local",
         "model": model,
-        "version": version,
-        "params": json.dumps(params, sort_keys=True, default=str),
-        "metrics": json.dumps(metrics, sort_keys=True, default=str),
-        "n_examples": n_examples,
+        "version": state.version,
+        "params": json.dumps(state.params, sort_keys=True, default=str),
+        "metrics": json.dumps(state.metrics, sort_keys=True, default=str),
+        "n_examples": state.n_examples,
         "codebook_version": codebook_version,
         "trained_at": now(),
         "blob": blob,
     }
-    with store.db.atomic():
-        if "models" in store.db.table_names():
-            store.db.execute(
-                "delete from models where backend = 'local' and version = ?", [version]
-            )
-        table = store.db.table("models")
-        table.insert(row)
-        row_id = int(table.last_pk or 0)
+    row_id = training_queries.replace_model_row(store, row)
     prune_model_blobs(store)
     return row_id
 
@@ -175,19 +163,7 @@ def prune_model_blobs(store: Store, keep: int = KEEP_MODEL_BLOBS) -> int:
     metrics, trained_at) so every proposal's model_version still names its model; a NULL
     blob records that the state was pruned.
     """
-    if "models" not in store.db.table_names():
-        return 0
-    with store.db.conn:
-        cursor = store.db.execute(
-            """update models set blob = null
-            where blob is not null and id not in (
-                select id from models as latest
-                where latest.backend = models.backend and latest.blob is not null
-                order by latest.id desc limit ?
-            )""",
-            [keep],
-        )
-    return int(cursor.rowcount or 0)
+    return training_queries.prune_model_blobs(store, keep)
 
 
 def load_state(store: Store, version: str | None = None) -> Any | None:
@@ -197,19 +173,10 @@ def load_state(store: Store, version: str | None = None) -> Any | None:
     older coder (or planted in a file by someone else) is never unpickled: loading it raises
     a :class:`CoderError` that says to run ``coder train`` again.
     """
-    if "models" not in store.db.table_names():
+    found_row = training_queries.local_model_blob(store, version)
+    if found_row is None:
         return None
-    sql = "select blob, version from models where backend = 'local'"
-    params: list[Any] = []
-    if version is not None:
-        sql += " and version = ?"
-        params.append(version)
-    else:
-        sql += " and blob is not null"
-    rows = store.db.execute(sql + " order by id desc limit 1", params).fetchall()
-    if not rows:
-        return None
-    blob, found = rows[0]
+    blob, found = found_row
     if blob is None:
         raise CoderError(
             f"{store.path}: the local model {version!r} was pruned (only the latest "
@@ -239,14 +206,9 @@ def load_state(store: Store, version: str | None = None) -> Any | None:
 
 def model_storage(store: Store) -> list[dict[str, Any]]:
     """Every ``models`` row with the format of its blob (see :func:`state_io.blob_format`)."""
-    if "models" not in store.db.table_names():
-        return []
     return [
         {"id": row[0], "backend": row[1], "version": row[2], "format": state_io.blob_format(row[3])}
-        # The first bytes tell the format; states are megabytes, so only those are read.
-        for row in store.db.execute(
-            "select id, backend, version, substr(blob, 1, 64) from models order by id"
-        )
+        for row in training_queries.model_blob_heads(store)
     ]
 
 
@@ -305,12 +267,4 @@ def _json_or_empty(text: str | None) -> dict[str, Any]:
 
 def model_rows(store: Store) -> list[dict[str, Any]]:
     """Trained models of the project (without blobs), oldest first."""
-    if "models" not in store.db.table_names():
-        return []
-    return [
-        dict(row)
-        for row in store.db.query(
-            "select id, model, version, params, metrics, n_examples, codebook_version, "
-            "trained_at, blob is null as pruned from models order by id"
-        )
-    ]
+    return training_queries.model_rows(store)

@@ -2,6 +2,11 @@
 
 One module per concept: ``config`` (settings), ``prompts`` (templates and their
 hashes), ``response_model`` (the run-time model built from the codebook), ``retry``
-(tenacity policies), ``pricing``, ``redact`` (PII), ``injection`` (prompt-injection
-heuristic), ``batch_api`` (OpenAI Batch API) and ``classifier`` (the backend itself).
+(tenacity policies, error text), ``pricing``, ``secrets`` (keys kept out of what is
+stored), ``shortlist`` and ``examples`` (what a prompt offers), ``prompt_choice`` (the
+shortlist's cut and the example pool of a project), ``request_prompt`` (what one request
+sends, fitted to the context window), ``context_window``, ``planning`` (requests and
+estimates), ``transport`` (HTTP attempts guarded and logged), ``patches`` (speed patches
+of the pinned openai and instructor), ``batch_api`` (OpenAI Batch API) and
+``classifier`` (the backend itself).
 """

@@ -22,11 +22,14 @@ from typing import Any, Literal
 import openai
 from pydantic import ValidationError
 
+from coder import batch_queries
 from coder.backends.base import ProposalResult
 from coder.errors import BackendError, CoderError
-from coder.llm.classifier import ContextTooSmall, LLMClassifier, _Planned
+from coder.llm.classifier import LLMClassifier
+from coder.llm.context_window import ContextTooSmall
+from coder.llm.planning import PlannedRequest
 from coder.llm.response_model import build_item_model, to_proposal
-from coder.precode import PrecodeSummary, _flag, _row
+from coder.precode import PrecodeSummary, _flag, _row, responses_to_precode, save_redactions
 from coder.store import Store, now
 from schemas import Codebook, Response
 
@@ -63,7 +66,9 @@ def request_body(
     included), so a batch proposal is traced to exactly what the model saw.
     """
     if prompt is None:
-        prompt = classifier._prompt(codebook, _Planned(response.question, [response]), batch=False)
+        prompt = classifier._prompt(
+            codebook, PlannedRequest(response.question, [response]), batch=False
+        )
     model = prompt.model
     messages = prompt.messages()
     schema = model.model_json_schema()
@@ -109,7 +114,7 @@ def submit_batch(
         custom_id = f"r{index}"
         try:
             prompt = classifier._prompt(
-                codebook, _Planned(response.question, [response]), batch=False
+                codebook, PlannedRequest(response.question, [response]), batch=False
             )
         except ContextTooSmall as error:
             raise CoderError(f"response {response.id}: {error}") from error
@@ -141,7 +146,8 @@ def submit_batch(
         completion_window="24h",
         metadata={"coder_run_id": classifier.run_id},
     )
-    store.db.table("llm_batches").insert(
+    batch_queries.record_batch(
+        store,
         {
             "batch_id": batch.id,
             "input_file_id": uploaded.id,
@@ -155,7 +161,7 @@ def submit_batch(
             "status": batch.status,
             "created_at": now(),
             "ingested_at": None,
-        }
+        },
     )
     if classifier.call_logger is not None:
         classifier.call_logger(
@@ -170,12 +176,28 @@ def submit_batch(
     return BatchJob(batch.id, uploaded.id, batch.status, requests)
 
 
+def start_batch(
+    store: Store,
+    classifier: LLMClassifier,
+    *,
+    redo: bool = False,
+    limit: int | None = None,
+) -> tuple[BatchJob | None, int]:
+    """Submit a batch of the responses ``precode`` would pick, redacted text stored first:
+    the job (None when there is nothing to pre-code) and how many requests it holds."""
+    classifier.call_logger = store.log_llm_call
+    version, codebook = store.codebook()
+    todo = responses_to_precode(store, version, redo=redo, limit=limit)
+    if not todo:
+        return None, 0
+    if classifier.redacts:
+        save_redactions(store, todo)
+    return submit_batch(store, classifier, codebook, version, todo), len(todo)
+
+
 def pending_batch_id(store: Store) -> str | None:
     """The newest batch not yet ingested, to resume automatically."""
-    row = store.db.execute(
-        "select batch_id from llm_batches where ingested_at is null order by created_at desc limit 1"
-    ).fetchone()
-    return row[0] if row else None
+    return batch_queries.pending_batch_id(store)
 
 
 def wait_and_ingest(
@@ -188,10 +210,9 @@ def wait_and_ingest(
     on_poll: Callable[[str, Any], None] | None = None,
 ) -> PrecodeSummary:
     """Poll the batch until it ends, then store a proposal (or failure) per response."""
-    rows = list(store.db.query("select * from llm_batches where batch_id = ?", [batch_id]))
-    if not rows:
+    record = batch_queries.batch_record(store, batch_id)
+    if record is None:
         raise BackendError(f"batch {batch_id} is not recorded in this project")
-    record = rows[0]
     summary = PrecodeSummary(run_id=record["run_id"])
     if record["ingested_at"]:
         return summary
@@ -203,7 +224,7 @@ def wait_and_ingest(
     started = time.monotonic()
     while True:
         batch = client.batches.retrieve(batch_id)
-        store.db.table("llm_batches").update(batch_id, {"status": batch.status})
+        batch_queries.set_batch_status(store, batch_id, batch.status)
         if on_poll is not None:
             on_poll(batch.status, batch.request_counts)
         if batch.status in FINAL_STATUSES:
@@ -233,8 +254,10 @@ def wait_and_ingest(
             response = responses.get(info["response_id"])
             if response is None:
                 continue
-            result = _result_from_answer(
-                classifier, codebook, response, info, answers.get(custom_id)
+            # A batch answer may echo the key (in an error body, the model name or the
+            # rationale).
+            result = classifier.scrubbed(
+                _read_answer(classifier, codebook, response, info, answers.get(custom_id))
             )
             if result.ok:
                 summary.proposed += 1
@@ -243,22 +266,9 @@ def wait_and_ingest(
                 summary.failed += 1
                 summary.errors.append(f"{response.id}: {result.error}")
             store.add_proposal(**_row(result, classifier, codebook_version, record["run_id"]))
-        store.db.table("llm_batches").update(
-            batch_id, {"ingested_at": now(), "output_file_id": batch.output_file_id}
-        )
+        batch_queries.mark_ingested(store, batch_id, now(), batch.output_file_id)
     summary.todo = len(requests)
     return summary
-
-
-def _result_from_answer(
-    classifier: LLMClassifier,
-    codebook: Codebook,
-    response: Response,
-    info: dict[str, Any],
-    answer: dict[str, Any] | None,
-) -> ProposalResult:
-    # A batch answer may echo the key (in an error body, the model name or the rationale).
-    return classifier.scrubbed(_read_answer(classifier, codebook, response, info, answer))
 
 
 def _read_answer(

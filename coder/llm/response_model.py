@@ -111,31 +111,21 @@ def _safe_name(text: str | None) -> str:
     return re.sub(r"\W+", "_", text or "any").strip("_") or "any"
 
 
-def build_item_model(
-    codebook: Codebook,
-    question_id: str | None,
-    response_ids: list[str] | None = None,
-    theme_ids: Sequence[str] | None = None,
-) -> type[BaseModel]:
-    """The model of one coded response to ``question_id``.
-
-    With ``response_ids`` (batched requests) the item carries a ``response_id`` that
-    must be one of them. With ``theme_ids`` (a shortlist) ``code`` is one of those, and an
-    ``other_theme_needed`` field lets the model say a theme it was not shown is needed.
-    """
-    suffix = _safe_name(question_id)
+def _offered_codes(
+    codebook: Codebook, question_id: str | None, theme_ids: Sequence[str] | None
+) -> tuple[list[str], bool]:
+    """The codes the model may answer with, and whether a shortlist left some out."""
     codes = [theme.id for theme in codebook.themes_for(question_id)]
-    shortlisted = False
-    if theme_ids is not None:
-        wanted = set(theme_ids)
-        shortlisted = len(wanted & set(codes)) < len(codes)
-        codes = [code for code in codes if code in wanted]
+    if theme_ids is None:
+        return codes, False
+    wanted = set(theme_ids)
+    shortlisted = len(wanted & set(codes)) < len(codes)
+    return [code for code in codes if code in wanted], shortlisted
+
+
+def _judgement_fields(codebook: Codebook, question_id: str | None) -> dict[str, Any]:
+    """The question, relevance and stance fields (question and stance when the codebook has them)."""
     fields: dict[str, Any] = {}
-    if response_ids is not None:
-        fields["response_id"] = (
-            _literal(response_ids),
-            Field(description="The id of the response this item codes."),
-        )
     if codebook.questions:
         default_question = question_id if question_id in codebook.question_ids else None
         fields["question"] = (
@@ -158,21 +148,30 @@ def build_item_model(
             _literal(codebook.stance_ids) | None,
             Field(default=None, description="The respondent's stance on the question."),
         )
-    if codes:
-        theme_model = create_model(
-            f"Theme_{suffix}",
-            __doc__="One theme applied to the response.",
-            code=(_literal(codes), Field(description="A theme id from the codebook.")),
-            evidence=(
-                str,
-                Field(description="A short quote copied exactly from the response."),
-            ),
-            confidence=(float, Field(default=0.8, ge=0.0, le=1.0)),
-        )
-        fields["themes"] = (
-            list[theme_model],  # type: ignore[valid-type]
-            Field(default_factory=list, description="Every theme the response expresses."),
-        )
+    return fields
+
+
+def _themes_field(codes: list[str], suffix: str) -> Any:
+    """The ``themes`` field: a list of (code from ``codes``, evidence quote, confidence)."""
+    theme_model = create_model(
+        f"Theme_{suffix}",
+        __doc__="One theme applied to the response.",
+        code=(_literal(codes), Field(description="A theme id from the codebook.")),
+        evidence=(
+            str,
+            Field(description="A short quote copied exactly from the response."),
+        ),
+        confidence=(float, Field(default=0.8, ge=0.0, le=1.0)),
+    )
+    return (
+        list[theme_model],  # type: ignore[valid-type]
+        Field(default_factory=list, description="Every theme the response expresses."),
+    )
+
+
+def _closing_fields(shortlisted: bool) -> dict[str, Any]:
+    """The escape for an unlisted theme (with a shortlist), new themes, rationale, confidence."""
+    fields: dict[str, Any] = {}
     if shortlisted:
         fields["other_theme_needed"] = (
             str | None,
@@ -191,6 +190,34 @@ def build_item_model(
         float,
         Field(default=0.7, ge=0.0, le=1.0, description="Overall confidence in this coding."),
     )
+    return fields
+
+
+def build_item_model(
+    codebook: Codebook,
+    question_id: str | None,
+    response_ids: list[str] | None = None,
+    theme_ids: Sequence[str] | None = None,
+) -> type[BaseModel]:
+    """The model of one coded response to ``question_id``.
+
+    With ``response_ids`` (batched requests) the item carries a ``response_id`` that
+    must be one of them. With ``theme_ids`` (a shortlist) ``code`` is one of those, and an
+    ``other_theme_needed`` field lets the model say a theme it was not shown is needed.
+    """
+    suffix = _safe_name(question_id)
+    codes, shortlisted = _offered_codes(codebook, question_id, theme_ids)
+    # The field order is the order the model writes its answer in: judgement, then themes.
+    fields: dict[str, Any] = {}
+    if response_ids is not None:
+        fields["response_id"] = (
+            _literal(response_ids),
+            Field(description="The id of the response this item codes."),
+        )
+    fields.update(_judgement_fields(codebook, question_id))
+    if codes:
+        fields["themes"] = _themes_field(codes, suffix)
+    fields.update(_closing_fields(shortlisted))
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
         f"CodedResponse_{suffix}",
         __base__=_ItemBase,

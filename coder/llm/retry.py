@@ -34,6 +34,8 @@ from tenacity import (
 
 from coder.llm.config import LLMSettings
 
+#: the longest error text stored for a failed proposal or call
+MAX_ERROR_CHARS = 2000
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 
@@ -43,7 +45,7 @@ class BadAnswer(Exception):
 
     The openai client reports any transport error as "Connection error."; the message
     of this exception, found in the cause chain, is what the user sees instead
-    (:func:`coder.llm.classifier.describe_error`).
+    (:func:`describe_error`).
     """
 
     #: whether trying again unchanged may help
@@ -157,3 +159,17 @@ def validation_retrying(settings: LLMSettings) -> AsyncRetrying:
         stop=stop_after_attempt(settings.validation_retries + 1),
         reraise=True,
     )
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-paragraph error for the failed proposal row (attempts and last cause)."""
+    attempts = getattr(error, "n_attempts", None)
+    # The openai client says "Connection error." for anything its transport raised; the
+    # transport's own reason (a deadline, a size cap, an HTML page) is the useful part.
+    cause = next(
+        (item for item in _chain(error) if isinstance(item, BadAnswer)), error.__cause__ or error
+    )
+    text = f"{type(cause).__name__}: {cause}"
+    if attempts:
+        text = f"after {attempts} attempt(s): {text}"
+    return text[:MAX_ERROR_CHARS]

@@ -11,11 +11,14 @@ stored or printed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
+
+from coder.backends.base import ProposalResult
 
 MASK = "[API key]"
 #: Shapes of common API keys and tokens; long enough not to hit ordinary words.
@@ -63,3 +66,14 @@ def scrub_value(value: Any, keys: Iterable[str | None] = ()) -> Any:
 def contains_secret(text: str, keys: Iterable[str | None] = ()) -> bool:
     """True if :func:`scrub` would change ``text``."""
     return scrub(text, keys) != text
+
+
+def scrub_result(result: ProposalResult, keys: Sequence[str]) -> ProposalResult:
+    """``result`` with the keys masked in its proposal, model version, error and params."""
+    return dataclasses.replace(
+        result,
+        proposal=scrub_value(result.proposal, keys),
+        model_version=scrub(result.model_version, keys) if result.model_version else None,
+        error=scrub(result.error, keys) if result.error else None,
+        params=scrub_value(result.params, keys),
+    )

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from coder.report.model import QuestionReport  # noqa: E402
+from coder.report.data import QuestionReport  # noqa: E402
 
 _STANCE_COLOURS = {
     "resonates": "#2e7d32",

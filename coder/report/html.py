@@ -9,7 +9,7 @@ import markupsafe
 
 from coder.cells import xml_text
 from coder.report import charts
-from coder.report.model import ReportData
+from coder.report.data import ReportData
 
 
 def _visible(value: Any) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from coder.cells import xml_text
-from coder.report.model import QuestionReport, Quote, ReportData, ThemeCount, walk_themes
+from coder.report.data import QuestionReport, Quote, ReportData, ThemeCount, walk_themes
 
 _SOURCE_NOTE = {
     "reviewed": "",

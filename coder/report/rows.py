@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from coder.report.model import CodedResponse, iter_coded
+from coder.report.coded import CodedResponse, iter_coded
 from coder.store import Store
 
 #: Column order of every export (attribute columns ``attr.<name>`` follow ``tags``).

@@ -20,7 +20,10 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from coder.cells import xlsx_text
-from coder.report.model import QuestionReport, ReportData, walk_themes
+from coder.report.data import QuestionReport, ReportData, walk_themes
+from coder.report.markdown import TEAM_HEADERS, team_rows
+from coder.report.rows import columns_for, flat_value
+from coder.xlsx_stream import save_streamed
 
 #: The sheet of export rows, in the export and in the report workbook.
 ROWS_SHEET = "Coded responses"
@@ -138,8 +141,6 @@ def _summary_sheet(workbook: Workbook, report: ReportData) -> None:
         for column, value in enumerate(values, start=1):
             put(sheet, row, column, value)
     if len(report.team) >= 2:
-        from coder.report.markdown import TEAM_HEADERS, team_rows
-
         row += 2
         put(sheet, row, 1, "Coding team").font = _TITLE
         row += 1
@@ -214,8 +215,6 @@ def add_rows_sheet(workbook: Workbook, title: str, columns: list[str]) -> Worksh
 
 def sheet_row_values(rows: Iterable[dict[str, Any]], columns: list[str]) -> Iterator[list[Any]]:
     """Each export row as the cell values of ``columns`` (see :func:`coder.report.rows.flat_value`)."""
-    from coder.report.rows import flat_value
-
     for row in rows:
         yield [flat_value(row.get(key)) for key in columns]
 
@@ -243,9 +242,6 @@ def write_report_xlsx(
 
     ``columns`` default to those of the rows (which are then all read first).
     """
-    from coder.report.rows import columns_for
-    from coder.xlsx_stream import save_streamed
-
     if columns is None:
         rows = list(rows)
         columns = columns_for(rows)

@@ -1,0 +1,223 @@
+"""The kernel ridge theme model: one linear system for all codes at once (see models.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import KFold
+
+from coder.embedded.model_tools import (
+    best_f1_threshold,
+    from_learned_parts,
+    learned_parts,
+    leave_one_out,
+    platt,
+    sigmoid,
+    slim,
+    word_tfidf,
+)
+
+
+@dataclass
+class KernelParams:
+    """Kernel ridge settings (tuned on the NHS dev split by 5-fold cross-validation)."""
+
+    embedding_weight: float = 1.0
+    same_question_boost: float = 0.5
+    ridge: float = 5.0
+    threshold_floor: float = 0.1
+    min_f1: float = 0.0
+    #: 0 = closed-form leave-one-out scores for thresholds; k >= 2 = k-fold
+    folds: int = 0
+    codebook_examples: bool = True
+    char_weight: float = 2.0
+
+
+@dataclass
+class KernelThemeModel:
+    """Multi-label kernel ridge over responses; see the module docstring."""
+
+    labels: list[str]
+    params: KernelParams = field(default_factory=KernelParams)
+    vectorizer: TfidfVectorizer | None = None
+    char_vectorizer: TfidfVectorizer | None = None
+    train_tfidf: sp.csr_matrix | None = None
+    train_embeddings: np.ndarray | None = None
+    train_questions: np.ndarray | None = None
+    dual: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    thresholds: np.ndarray | None = None
+    calibration: np.ndarray | None = None  # (labels, 2): slope, intercept
+    cv_f1: np.ndarray | None = None
+    #: out-of-fold scores of the tuning rows from the last fit (for the stack model; not stored)
+    held_out: np.ndarray | None = None
+
+    def to_parts(self) -> dict[str, Any]:
+        """The learned state by field (see :mod:`coder.embedded.state_io`)."""
+        parts = learned_parts(self)
+        parts.pop("held_out", None)  # needed while fitting only
+        return parts
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> KernelThemeModel:
+        """The model :meth:`to_parts` described."""
+        return from_learned_parts(cls, parts)
+
+    def _tfidf(self, texts: Sequence[str]) -> sp.csr_matrix:
+        assert self.vectorizer is not None
+        words = self.vectorizer.transform(texts)
+        if self.char_vectorizer is None:
+            return words.tocsr()
+        chars = self.char_vectorizer.transform([t or "_" for t in texts])
+        return sp.hstack([words, np.sqrt(self.params.char_weight) * chars]).tocsr()
+
+    def _kernel(
+        self,
+        tfidf_a: sp.csr_matrix,
+        emb_a: np.ndarray,
+        q_a: np.ndarray,
+        tfidf_b: sp.csr_matrix,
+        emb_b: np.ndarray,
+        q_b: np.ndarray,
+    ) -> np.ndarray:
+        cosine = emb_a @ emb_b.T
+        kernel = cosine * (1.0 + cosine * (1.0 + cosine))  # c + c^2 + c^3, in place below
+        kernel *= self.params.embedding_weight
+        # Same question: boost by (1 + same_question_boost). Questions become small integers
+        # first, so the mask is one vectorised comparison (block-wise fancy indexing
+        # copied each block twice and cost as much as the kernel itself).
+        boost = self.params.same_question_boost
+        if boost:
+            values = {value: code for code, value in enumerate(set(q_a.tolist()) | set(q_b.tolist()))}
+            codes_a = np.array([values[value] for value in q_a.tolist()], dtype=np.int32)
+            codes_b = np.array([values[value] for value in q_b.tolist()], dtype=np.int32)
+            same = codes_a[:, None] == codes_b[None, :]
+            np.multiply(kernel, 1.0 + boost, out=kernel, where=same)
+        kernel += (tfidf_a @ tfidf_b.T).toarray()
+        return kernel
+
+    @staticmethod
+    def _solve(kernel: np.ndarray, targets: np.ndarray, ridge: float) -> np.ndarray:
+        regularised = kernel + ridge * np.eye(len(kernel))
+        return np.linalg.solve(regularised, targets)
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        questions: Sequence[str | None],
+        targets: np.ndarray,
+        tune_rows: np.ndarray | None = None,
+    ) -> KernelThemeModel:
+        """Fit on (n, labels) 0/1 ``targets``; choose thresholds on out-of-fold scores.
+
+        ``tune_rows`` (boolean mask) limits threshold choice and calibration to real
+        responses, when codebook examples were added to the training rows.
+        """
+        self.vectorizer = word_tfidf()
+        try:
+            self.vectorizer.fit(texts)
+        except ValueError:  # empty vocabulary (tiny training sets)
+            self.vectorizer = TfidfVectorizer(min_df=1)
+            self.vectorizer.fit([t or "_" for t in texts])
+        if self.params.char_weight > 0:
+            self.char_vectorizer = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(2, 5),
+                sublinear_tf=True,
+                min_df=2,
+                max_features=100_000,
+            )
+            self.char_vectorizer.fit([t or "_" for t in texts])
+        tfidf = self._tfidf(texts)
+        emb = embeddings.astype(np.float64)
+        q = np.array([question or "" for question in questions], dtype=object)
+        kernel = self._kernel(tfidf, emb, q, tfidf, emb, q)
+        y = targets.astype(np.float64)
+        # Out-of-fold scores for thresholds and calibration.
+        folds = min(self.params.folds, len(y))
+        oof = np.zeros_like(y)
+        self.mean = y.mean(axis=0)
+        if folds == 0 and len(y) >= 2:
+            dual, held_out = leave_one_out(kernel, y - self.mean, self.params.ridge)
+            oof = held_out + self.mean
+            self.dual = dual.astype(np.float32)
+        else:
+            if folds >= 2:
+                for train, held in KFold(folds, shuffle=True, random_state=0).split(y):
+                    mean = y[train].mean(axis=0)
+                    dual = self._solve(
+                        kernel[np.ix_(train, train)], y[train] - mean, self.params.ridge
+                    )
+                    oof[held] = kernel[np.ix_(held, train)] @ dual + mean
+            self.dual = self._solve(kernel, y - self.mean, self.params.ridge).astype(np.float32)
+        thresholds, calibration, cv_f1 = [], [], []
+        if tune_rows is not None:
+            oof, y_tune = oof[tune_rows], y[tune_rows]
+        else:
+            y_tune = y
+        self.held_out = oof
+        for column in range(y.shape[1]):
+            threshold, f1 = best_f1_threshold(
+                oof[:, column], y_tune[:, column], self.params.threshold_floor
+            )
+            if f1 < self.params.min_f1:
+                threshold = max(threshold, 0.5)
+            thresholds.append(threshold)
+            cv_f1.append(f1)
+            calibration.append(platt(oof[:, column] - threshold, y_tune[:, column]))
+        self.thresholds = np.array(thresholds)
+        self.calibration = np.array(calibration)
+        self.cv_f1 = np.array(cv_f1)
+        slim(self.vectorizer)
+        slim(self.char_vectorizer)
+        self.train_tfidf = tfidf.astype(np.float32)
+        self.train_embeddings = embeddings.astype(np.float32)
+        self.train_questions = q
+        return self
+
+    def scores(
+        self, texts: Sequence[str], embeddings: np.ndarray, questions: Sequence[str | None]
+    ) -> np.ndarray:
+        """Raw scores (n, labels); a code applies when its score exceeds its threshold."""
+        assert self.vectorizer is not None and self.dual is not None and self.mean is not None
+        assert self.train_tfidf is not None and self.train_embeddings is not None
+        assert self.train_questions is not None
+        tfidf = self._tfidf(texts).astype(np.float32)
+        q = np.array([question or "" for question in questions], dtype=object)
+        kernel = self._kernel(
+            tfidf,
+            embeddings.astype(np.float32),
+            q,
+            self.train_tfidf,
+            self.train_embeddings,
+            self.train_questions,
+        )
+        return kernel @ self.dual + self.mean
+
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from :meth:`scores` (0.5 sits near each threshold)."""
+        assert self.thresholds is not None and self.calibration is not None
+        margin = scores - self.thresholds
+        return sigmoid(margin * self.calibration[:, 0] + self.calibration[:, 1])
+
+    def nearest(
+        self, embeddings: np.ndarray, questions: Sequence[str | None], count: int = 2
+    ) -> np.ndarray:
+        """Indices of the most similar training responses (for rationales)."""
+        assert self.train_embeddings is not None
+        result = np.zeros((len(embeddings), count), dtype=np.int64)
+        for start in range(0, len(embeddings), 2048):  # bounded memory
+            similarity = embeddings[start : start + 2048] @ self.train_embeddings.T
+            if count == 1:
+                result[start : start + 2048, 0] = similarity.argmax(axis=1)
+            else:
+                top = np.argpartition(-similarity, count - 1, axis=1)[:, :count]
+                order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1)
+                result[start : start + 2048] = np.take_along_axis(top, order, axis=1)
+        return result

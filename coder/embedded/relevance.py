@@ -1,0 +1,104 @@
+"""Relevance in the embedded classifier: the plain rules for blanks and non-answers, the
+reviewers' model when trained, else off-topic matching (zero-shot)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from coder.embedded.features import OFF_TOPIC_CHATTER, non_answer_reason, stance_cue, stance_only
+from coder.embedded.stance import stance_mapping
+from schemas import Codebook
+
+if TYPE_CHECKING:
+    from coder.embedded.classifier import LocalClassifier
+
+#: Zero-shot relevance: a response is off-topic when it is closer, by at least this cosine
+#: margin, to an off-topic prototype (the codebook's not-relevant examples and the built-in
+#: workshop chatter below) than to its question and every code that applies to it.
+OFF_TOPIC_MARGIN = 0.05
+
+
+def decide_relevance(
+    classifier: LocalClassifier,
+    texts: Sequence[str],
+    questions: Sequence[str | None],
+    embeddings: np.ndarray,
+    codebook: Codebook,
+    similarity: np.ndarray,
+    candidates: Sequence[Sequence[int]],
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Per row: relevant or not, the confidence, and the reason it is not (None if it is).
+
+    Trained relevance: the reviewers' model, else only the plain rules (their labels gave
+    no pattern beyond blanks and "did not answer" to learn); zero-shot relevance adds
+    cross-references and off-topic matching (see :func:`zero_shot_relevance`).
+    """
+    state = classifier.state
+    trained_relevance = state is not None and classifier._mode("relevance") == "trained"
+    reasons = [non_answer_reason(text, soft=not trained_relevance) for text in texts]
+    count = len(texts)
+    relevant = np.ones(count, dtype=bool)
+    relevance_confidence = np.full(count, 0.8)
+    if trained_relevance:
+        if state is not None and state.relevance_model is not None:
+            model_probs = state.relevance_model.probabilities(texts, embeddings, questions)
+            true_column = state.relevance_model.classes.index("True")
+            relevant = model_probs[:, true_column] >= 0.5
+            relevance_confidence = np.maximum(
+                model_probs[:, true_column], 1 - model_probs[:, true_column]
+            )
+    else:
+        zero_shot_relevance(
+            classifier, embeddings, similarity, codebook, reasons, texts, questions, candidates
+        )
+    for row, reason in enumerate(reasons):
+        if reason is not None:
+            relevant[row] = False
+            relevance_confidence[row] = 0.99
+    return relevant, relevance_confidence, reasons
+
+
+def zero_shot_relevance(
+    classifier: LocalClassifier,
+    embeddings: np.ndarray,
+    similarity: np.ndarray,
+    codebook: Codebook,
+    reasons: list[str | None],
+    texts: Sequence[str] = (),
+    questions: Sequence[str | None] = (),
+    candidates: Sequence[Sequence[int]] = (),
+) -> None:
+    """Rule out responses that are about something else (no trained relevance model).
+
+    A response is off-topic when it is closer (by OFF_TOPIC_MARGIN) to an off-topic
+    prototype — the codebook's ``relevance.not_relevant_examples`` and the built-in
+    workshop chatter (logistics, technical trouble, test messages, thanks) — than to its
+    own question and to every code that applies to it. Answers that give a view ("Yes",
+    "Not really - ...") are never ruled out: a bare stance is a relevant answer.
+    """
+    if not len(embeddings):
+        return
+    examples = list(codebook.relevance.not_relevant_examples) if codebook.relevance else []
+    prototypes = list(dict.fromkeys([*examples, *OFF_TOPIC_CHATTER]))
+    off_topic = embeddings @ classifier.embed(prototypes).T
+    question_vectors = classifier.embed([codebook.question_text(q) or "" for q in questions])
+    to_question = (embeddings * question_vectors).sum(axis=1)
+    stance_ids = codebook.stance_ids
+    mapping = stance_mapping(codebook)
+    for row in range(len(embeddings)):
+        if reasons[row] is not None:
+            continue
+        text = texts[row] if row < len(texts) else ""
+        if stance_only(text) or stance_cue(text, stance_ids, mapping) is not None:
+            continue
+        here = list(candidates[row]) if row < len(candidates) else []
+        on_topic = max(
+            float(to_question[row]) if questions[row] else -1.0,
+            float(similarity[row, here].max()) if here else -1.0,
+        )
+        best = int(np.argmax(off_topic[row]))
+        if float(off_topic[row, best]) > on_topic + OFF_TOPIC_MARGIN:
+            reasons[row] = f"off-topic, like {prototypes[best][:40]!r}"

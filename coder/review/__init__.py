@@ -1,0 +1,124 @@
+"""Reviewing logic shared by the review TUI and the CLI (no UI code here).
+
+A reviewer works through a *queue*: every response with its current proposal and
+the reviewer's own status. The queue is an in-memory index built with a couple of
+SQL queries at start-up (ids, question, tags, confidence, proposed theme codes and
+each reviewer's status), so the TUI never has to load every row into widgets.
+Response texts and full proposals are read one at a time, when shown.
+
+Decisions are append-only (``Store.add_decision``): correcting, skipping and undoing
+all add rows; the proposal is never changed. An undo is a decision with
+``action='undo'`` that points at the decision it cancels.
+
+One module per concept, their names re-exported here: ``index`` (the queue's entries and
+each reviewer's state), ``queue`` (filters, order, the next item), ``decisions`` (one
+item, writing and undoing decisions, bulk accept), ``progress`` (counts, sessions, the
+quit summary), ``groups`` (group actions), ``adjudication`` (disagreements) and
+``export`` (the labels in force as JSONL).
+"""
+
+from __future__ import annotations
+
+from coder.review.adjudication import (
+    Disagreement,
+    disagreements,
+    two_reviewers,
+)
+from coder.review.decisions import (
+    REASON_CODES,
+    ReviewItem,
+    bulk_accept,
+    bulk_accept_candidates,
+    decision_action,
+    guess_reason,
+    load_item,
+    proposed_labels,
+    record_decision,
+    undo,
+    undoable_decision,
+)
+from coder.review.export import (
+    export_labels,
+)
+from coder.review.groups import (
+    GROUP_KINDS,
+    GroupChange,
+    apply_group,
+    group_candidates,
+    undo_group,
+)
+from coder.review.index import (
+    LABELLING_ACTIONS,
+    REVIEWED,
+    STATUSES,
+    QueueEntry,
+    ReviewerState,
+    ReviewIndex,
+    canonical_labels,
+    codebook_or_error,
+    same_labels,
+)
+from coder.review.progress import (
+    SESSION_GAP_SECONDS,
+    Progress,
+    ReviewerSession,
+    progress,
+    quit_summary,
+    reviewer_sessions,
+)
+from coder.review.queue import (
+    QueueFilter,
+    filter_entries,
+    next_unreviewed,
+    normalised_answer,
+    order_entries,
+    parse_filter,
+    same_text_matches,
+    text_matches,
+)
+
+__all__ = [
+    "REASON_CODES",
+    "Disagreement",
+    "GROUP_KINDS",
+    "GroupChange",
+    "LABELLING_ACTIONS",
+    "Progress",
+    "QueueEntry",
+    "QueueFilter",
+    "REVIEWED",
+    "ReviewIndex",
+    "ReviewItem",
+    "ReviewerSession",
+    "ReviewerState",
+    "SESSION_GAP_SECONDS",
+    "STATUSES",
+    "apply_group",
+    "bulk_accept",
+    "bulk_accept_candidates",
+    "canonical_labels",
+    "codebook_or_error",
+    "decision_action",
+    "disagreements",
+    "export_labels",
+    "filter_entries",
+    "group_candidates",
+    "guess_reason",
+    "load_item",
+    "next_unreviewed",
+    "normalised_answer",
+    "order_entries",
+    "parse_filter",
+    "progress",
+    "proposed_labels",
+    "quit_summary",
+    "record_decision",
+    "reviewer_sessions",
+    "same_labels",
+    "same_text_matches",
+    "text_matches",
+    "two_reviewers",
+    "undo",
+    "undo_group",
+    "undoable_decision",
+]
