@@ -19,6 +19,45 @@ from coder.errors import BackendError
 STACK_NEIGHBOURS = 10
 #: Rows of :func:`stack_features` built at once (bounds the responses x reviewed matrix).
 STACK_CHUNK = 2048
+#: A code's own best threshold weighs as much as the shared one once reviewers gave the code
+#: this many examples (a pseudo-count: with n examples its weight is n / (n + this)).
+THRESHOLD_PRIOR_COUNT = 10.0
+#: No threshold below this probability (as for the shared threshold).
+THRESHOLD_FLOOR = 0.05
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
+def shrunk_thresholds(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    code_of_row: np.ndarray,
+    n_codes: int,
+    shared: float,
+    prior_count: float = THRESHOLD_PRIOR_COUNT,
+) -> np.ndarray:
+    """Per code, its best-F1 threshold on its own rows shrunk toward the ``shared`` one.
+
+    One threshold for all codes proposes rare codes too seldom (their probabilities run
+    lower), while a code's own threshold from three examples is noise. The two are averaged
+    in log-odds with weights n and ``prior_count`` (n: the code's positives), so a code
+    moves toward its own threshold as reviewers give it examples; codes without any keep
+    the shared threshold.
+    """
+    result = np.full(n_codes, shared)
+    for code in range(n_codes):
+        rows = code_of_row == code
+        positives = float(truth[rows].sum())
+        if positives == 0:
+            continue
+        own, _ = best_f1_threshold(scores[rows], truth[rows], floor=THRESHOLD_FLOOR)
+        weight = positives / (positives + prior_count)
+        blended = weight * _logit(own) + (1 - weight) * _logit(shared)
+        result[code] = 1.0 / (1.0 + np.exp(-blended))
+    return result
 
 
 def stack_features(
@@ -105,6 +144,8 @@ class StackModel:
     codes: list[str] = field(default_factory=list)
     model: LogisticRegression | None = None
     threshold: float = 0.5
+    #: per code, :func:`shrunk_thresholds` (None in models stored before them: ``threshold``)
+    thresholds: np.ndarray | None = None
     #: reviewed answers the neighbour features look at, and their codes (0/1)
     train_embeddings: np.ndarray | None = None
     targets: np.ndarray | None = None
@@ -201,8 +242,18 @@ class StackModel:
             raise BackendError("no code was both given and not given: nothing to stack")
         self.model = LogisticRegression(C=1.0, max_iter=3000)
         self.model.fit(x, y)
-        self.threshold, _ = best_f1_threshold(self.model.predict_proba(x)[:, 1], y, floor=0.05)
+        scores = self.model.predict_proba(x)[:, 1]
+        self.threshold, _ = best_f1_threshold(scores, y, floor=THRESHOLD_FLOOR)
+        self.thresholds = shrunk_thresholds(
+            scores, y, np.nonzero(applicable)[1], len(self.codes), self.threshold
+        )
         return self
+
+    def code_thresholds(self) -> np.ndarray:
+        """The threshold of each code (the shared one for a model stored without them)."""
+        if self.thresholds is None or len(self.thresholds) != len(self.codes):
+            return np.full(len(self.codes), self.threshold)
+        return np.asarray(self.thresholds, dtype=np.float64)
 
     def probabilities(self, features: np.ndarray, applicable: np.ndarray) -> np.ndarray:
         """(responses, codes) probabilities; 0 where a code does not apply."""

@@ -256,7 +256,7 @@ def _stacked_decisions(
         zero_shot_scores, applicable, embeddings, questions, margins, kernel_covers
     )
     probabilities = stack.probabilities(features, applicable)
-    assigned = probabilities >= stack.threshold
+    assigned = probabilities >= stack.code_thresholds()[None, :]
     # As zero-shot does, an answer gets at least its best code (bare stances and
     # irrelevant answers lose their themes later).
     empty = applicable.any(axis=1) & ~assigned.any(axis=1)
