@@ -132,7 +132,9 @@ def snippets(store: Store, response_ids: Sequence[str], length: int) -> dict[str
 
 def assignments_mark(store: Store) -> int:
     """The newest assignment row's id (0: none): changes when `coder assign` runs again."""
-    return int(store.db.conn.execute("select coalesce(max(rowid), 0) from assignments").fetchone()[0])
+    return int(
+        store.db.conn.execute("select coalesce(max(rowid), 0) from assignments").fetchone()[0]
+    )
 
 
 def assignments_in_force(store: Store) -> list[tuple[str, str, int]]:
@@ -144,3 +146,82 @@ def assignments_in_force(store: Store) -> list[tuple[str, str, int]]:
         " max(created_at) over (partition by response_id) as latest from assignments"
         ") where created_at = latest order by response_id, reviewer"
     ).fetchall()
+
+
+# --- the first item, before the index is built (coder/review/first_item.py) ----------
+
+
+def response_count(store: Store) -> int:
+    """How many responses the project holds (the primary-key index: a few ms)."""
+    return int(store.db.conn.execute("select count(*) from responses").fetchone()[0])
+
+
+def every_response_proposed(store: Store, total: int) -> bool:
+    """True when every response has a proposal and none failed (two index-only scans).
+
+    Only then is the least confident proposal the first item in confidence order;
+    an unproposed response would come first."""
+    sql = "select count(distinct response_id) from proposals"
+    if int(store.db.conn.execute(sql).fetchone()[0]) != total:
+        return False
+    failed = store.db.conn.execute("select 1 from proposals where status != 'ok' limit 1")
+    return failed.fetchone() is None
+
+
+def least_confident(store: Store, limit: int) -> list[tuple[int, str, float | None]]:
+    """(proposal id, response id, confidence) of the ``limit`` least confident successful
+    proposals (NULL confidence first, as the queue orders them)."""
+    return store.db.conn.execute(
+        "select id, response_id, confidence from proposals where status = 'ok'"
+        " order by confidence limit ?",
+        [limit],
+    ).fetchall()
+
+
+def current_proposals(
+    store: Store, response_ids: Sequence[str]
+) -> dict[str, tuple[int, float | None]]:
+    """Each response's current (latest successful) proposal: id and confidence."""
+    rows = store.db.conn.execute(
+        "select response_id, id, confidence from proposals where id in ("
+        " select max(id) from proposals where status = 'ok'"
+        " and response_id in (select value from json_each(?)) group by response_id)",
+        [json.dumps(list(response_ids))],
+    )
+    return {rid: (pid, confidence) for rid, pid, confidence in rows}
+
+
+def response_rows(
+    store: Store, response_ids: Sequence[str]
+) -> list[tuple[int, str, str | None, str | None]]:
+    """(rowid, id, question, tags JSON) of a few responses, in import order."""
+    return store.db.conn.execute(
+        "select rowid, id, question, tags from responses"
+        " where id in (select value from json_each(?)) order by rowid",
+        [json.dumps(list(response_ids))],
+    ).fetchall()
+
+
+def responses_from(
+    store: Store, after_rowid: int, limit: int
+) -> list[tuple[int, str, str | None, str | None]]:
+    """(rowid, id, question, tags JSON) of the next ``limit`` responses in import order."""
+    return store.db.conn.execute(
+        "select rowid, id, question, tags from responses where rowid > ? order by rowid limit ?",
+        [after_rowid, limit],
+    ).fetchall()
+
+
+def decisions_near(store: Store, reviewer: str) -> list[tuple[Any, ...]]:
+    """Decision columns (as :func:`decisions_after`) of every response ``reviewer`` has
+    decided anything on, oldest first: that reviewer's states, without the whole index."""
+    sql = (
+        f"select {_DECISION_COLUMNS} from decisions where response_id in"
+        " (select response_id from decisions where reviewer = ?) order by id"
+    )
+    return store.db.conn.execute(sql, [reviewer]).fetchall()
+
+
+def last_decision_id(store: Store) -> int:
+    """The newest decision's id (0: none)."""
+    return int(store.db.conn.execute("select coalesce(max(id), 0) from decisions").fetchone()[0])

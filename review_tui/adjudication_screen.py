@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from coder import review
 from coder.review import Disagreement
+from review_tui.footer import KeyFooter
 from review_tui.session import ReviewSession
 from schemas import Codebook, Labels
 
@@ -66,7 +67,7 @@ class AdjudicationScreen(Screen[None]):
         with VerticalScroll(id="adjudication-body"):
             yield Static(id="adjudication-text")
             yield Static(id="adjudication-table")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.reload()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 
 from coder import review
 from coder.review import parse_filter
@@ -17,6 +19,10 @@ from review_tui.queue_screen import QueueScreen
 from review_tui.retrain import Retrainer
 from review_tui.review_screen import ReviewScreen
 from review_tui.session import ReviewSession
+
+
+class IndexReady(Message):
+    """The queue index finished building in its worker thread."""
 
 
 class ReviewApp(App[None]):
@@ -51,6 +57,24 @@ class ReviewApp(App[None]):
         self.push_screen(ReviewScreen(self.session))
         if self.adjudicate_pair:
             self.open_adjudication()
+        if not self.session.index_ready:
+            # After the first item is drawn, so the build does not hold up that frame.
+            self.call_after_refresh(self.session.start_index_build, self._index_built)
+
+    def _index_built(self) -> None:
+        self.post_message(IndexReady())  # from the worker thread: post_message is thread-safe
+
+    def on_index_ready(self, _message: IndexReady) -> None:
+        self.session.wait_for_index()
+        self.redraw()  # the status bar's position and the footer's keys need the index
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown) and not self.session.index_ready:
+            # A key pressed before the index is built waits for it (at most the rest of the
+            # build), then acts on the whole queue exactly as it would have later.
+            self.session.wait_for_index()
+            self.redraw()
+        await super().on_event(event)
 
     # --- called by screens and commands ----------------------------------------------
     def after_decision(self) -> None:

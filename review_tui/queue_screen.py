@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from coder import review
 from coder.review import parse_filter
 from review_tui.confirm import ConfirmScreen
+from review_tui.footer import KeyFooter
 from review_tui.pickers import ChoicePicker, ThemePicker
 from review_tui.prompt import PromptScreen
-from review_tui.queue import PAGE_SIZE, page_count, page_of, queue_page
+from review_tui.queue import PAGE_SIZE, QueueRow, page_count, page_of, queue_page
 from review_tui.session import ReviewSession
 from review_tui.status_bar import StatusBar
 
@@ -24,6 +26,27 @@ STATUS_STYLE = {
     "adjudicated": "bold cyan",
     "skipped": "dim",
 }
+COLUMNS = ("id", "status", "conf", "question", "stance", "themes", "text")
+WIDTHS = (10, 12, 5, 8, 12, 30, None)
+
+
+def _cells(row: QueueRow) -> tuple[str | Text, ...]:
+    """The table cells of one row, in COLUMNS order."""
+    status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
+    if row.flagged:
+        status.append(" ★", style="bold yellow")
+    confidence = "" if row.confidence is None else f"{row.confidence:.2f}"
+    return (
+        row.response_id,
+        status,
+        confidence,
+        row.question,
+        row.stance,
+        row.themes,
+        row.snippet,
+    )
+
+
 FILTER_HINT = (
     "status:unreviewed|accepted|corrected|skipped|flagged  question:H1  theme:ID  tag:X  "
     "reviewer:NAME  disagree\n"
@@ -105,6 +128,8 @@ class QueueScreen(Screen[None]):
         self.session = session
         self.page = 0
         self.opening = True  # set by the app each time the queue is opened
+        self._rows: list[QueueRow] = []  # the rows in the table
+        self._styled_theme: str | None = None  # the theme the nodes were last styled in
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status-bar")
@@ -116,19 +141,22 @@ class QueueScreen(Screen[None]):
         yield Static(FILTER_HINT, id="queue-hint")
         yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="queue-info")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_column("id", key="id", width=10)
-        table.add_column("status", key="status", width=12)
-        table.add_column("conf", key="conf", width=5)
-        table.add_column("question", key="question", width=8)
-        table.add_column("stance", key="stance", width=12)
-        table.add_column("themes", key="themes", width=30)
-        table.add_column("text", key="text")
+        for column, width in zip(COLUMNS, WIDTHS, strict=True):
+            table.add_column(column, key=column, width=width)
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles every node of a pushed screen, and the table then drops every
+        # row it has rendered: most of the cost of opening the queue at 100k answers.
+        # The styles change only with the theme, so restyle only when it has changed.
+        # (Textual calls the handlers from the subclass down, so Screen's own handler
+        # reads the event's public refresh_styles flag after this one sets it.)
+        if self.app.theme == self._styled_theme:
+            event.refresh_styles = False
+        self._styled_theme = self.app.theme
         # The screen is installed once and shown again and again: refresh it each time.
         self.session.sync()
         self.query_one("#queue-filter", Input).value = self.session.queue_filter.describe()
@@ -144,23 +172,20 @@ class QueueScreen(Screen[None]):
         """Show the current page and put the cursor on the item under review."""
         session = self.session
         table = self.query_one(DataTable)
-        table.clear()
         self.page = max(0, min(self.page, page_count(session) - 1))
-        for row in queue_page(session, self.page):
-            status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
-            if row.flagged:
-                status.append(" ★", style="bold yellow")
-            confidence = "" if row.confidence is None else f"{row.confidence:.2f}"
-            table.add_row(
-                row.response_id,
-                status,
-                confidence,
-                row.question,
-                row.stance,
-                row.themes,
-                row.snippet,
-                key=row.response_id,
-            )
+        rows = queue_page(session, self.page)
+        if [row.response_id for row in rows] == [row.response_id for row in self._rows]:
+            # The same page again (back from reviewing an item): rebuilding 200 rows costs
+            # a few hundred ms at 100k answers, updating the rows that changed almost nothing.
+            for row, shown in zip(rows, self._rows, strict=True):
+                if row != shown:
+                    for column, value in zip(COLUMNS, _cells(row), strict=True):
+                        table.update_cell(row.response_id, column, value)
+        else:
+            table.clear()
+            for row in rows:
+                table.add_row(*_cells(row), key=row.response_id)
+        self._rows = rows
         if session.view and page_of(session, session.position) == self.page:
             table.move_cursor(row=session.position - self.page * PAGE_SIZE, animate=False)
         first = self.page * PAGE_SIZE + 1

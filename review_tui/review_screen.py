@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer
 
+from review_tui.ask_bar import AskBar, Choice
 from review_tui.definitions_screen import DefinitionsScreen
-from review_tui.pickers import ChoicePicker, ThemePicker
-from review_tui.prompt import PromptScreen
+from review_tui.footer import KeyFooter
+from review_tui.pickers import CHOICE_KEYS, ThemePicker
 from review_tui.proposal_view import ProposalView
-from review_tui.reason import ReasonScreen
+from review_tui.reason import reason_choices
 from review_tui.response_view import ResponseView
 from review_tui.session import ReviewSession
 from review_tui.status_bar import StatusBar
@@ -94,7 +95,8 @@ class ReviewScreen(Screen[None]):
         with Horizontal(id="review-body"):
             yield ResponseView(id="response-pane")
             yield ProposalView(id="proposal-pane")
-        yield Footer(compact=True)
+        yield AskBar(id="ask-bar")
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(ResponseView).focus()
@@ -171,7 +173,16 @@ class ReviewScreen(Screen[None]):
     def action_accept(self) -> None:
         session = self.session
         if session.needs_reason():
-            self.app.push_screen(ReasonScreen(session.suggested_reason()), self._accept_with)
+            # Inline, not a modal screen: the reason is asked on most corrections.
+            self.query_one(AskBar).ask_choice(
+                "Why change the model's labels?",
+                reason_choices(),
+                self._accept_with,
+                enter=True,
+                on_enter=session.suggested_reason(),
+                keys_line="[b]Esc[/b] / [b]space[/b] skip",
+                cancel_keys=("escape", "space"),
+            )
         else:
             self._accept_with(None)
 
@@ -207,7 +218,7 @@ class ReviewScreen(Screen[None]):
                 self.session.set_stance(stance)
                 self.show_item()
 
-        self.app.push_screen(ChoicePicker("Stance", choices, self.session.draft.stance), picked)
+        self._ask_choice("Stance", choices, self.session.draft.stance, picked)
 
     def action_question(self) -> None:
         codebook = self.session.codebook
@@ -221,9 +232,21 @@ class ReviewScreen(Screen[None]):
                 self.session.set_question(question)
                 self.show_item()
 
-        self.app.push_screen(
-            ChoicePicker("Hypothesis (question)", choices, self.session.draft.question), picked
-        )
+        self._ask_choice("Hypothesis (question)", choices, self.session.draft.question, picked)
+
+    def _ask_choice(
+        self,
+        title: str,
+        choices: list[tuple[str, str]],
+        current: str | None,
+        picked: Callable[[str | None], None],
+    ) -> None:
+        """One key per choice (1-9, 0, then letters), asked in the bar under the panes."""
+        keyed = [
+            Choice(key, value, label)
+            for key, (value, label) in zip(CHOICE_KEYS, choices, strict=False)
+        ]
+        self.query_one(AskBar).ask_choice(title, keyed, picked, current=current)
 
     def action_relevance(self) -> None:
         session = self.session
@@ -239,9 +262,8 @@ class ReviewScreen(Screen[None]):
                 session.set_relevant(False, reason)
                 self.show_item()
 
-        self.app.push_screen(
-            PromptScreen("Exclude as not relevant: why?", "e.g. did not answer", hint=hint),
-            answered,
+        self.query_one(AskBar).ask_text(
+            "Exclude as not relevant: why?", answered, placeholder="e.g. did not answer", hint=hint
         )
 
     def action_quote(self) -> None:
@@ -256,7 +278,7 @@ class ReviewScreen(Screen[None]):
                 self.notify("Note saved.")
                 self.show_item()
 
-        self.app.push_screen(PromptScreen("Note on this response"), answered)
+        self.query_one(AskBar).ask_text("Note on this response", answered)
 
     def action_skip(self) -> None:
         self.session.skip()

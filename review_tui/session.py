@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from coder import review
 from coder.errors import CoderError
 from coder.leases import Leases
-from coder.review import QueueEntry, QueueFilter, ReviewIndex, ReviewItem
+from coder.review import QueueEntry, QueueFilter, ReviewItem
 from coder.store import Store
+from review_tui.session_queue import SessionQueue
 from schemas import Labels, Theme
 
 
@@ -38,7 +39,8 @@ def _or_double_coded(
     shared: Callable[[str], bool] | Collection[str], session: ReviewSession
 ) -> Callable[[str], bool]:
     def may_share(response_id: str) -> bool:
-        entry = session.index.by_id.get(response_id)
+        # Before the index is built there are no assignments (review.first_item checks).
+        entry = session.index.by_id.get(response_id) if session.index_ready else None
         if entry is not None and session.reviewer in entry.assigned and len(entry.assigned) > 1:
             return True
         return bool(shared(response_id)) if callable(shared) else response_id in shared
@@ -46,7 +48,7 @@ def _or_double_coded(
     return may_share
 
 
-class ReviewSession:
+class ReviewSession(SessionQueue):
     """One reviewer's session over one project file."""
 
     def __init__(
@@ -58,6 +60,7 @@ class ReviewSession:
         order: str | None = None,
         leases: Leases | None = None,
         reviewer_locked: bool = False,
+        defer_index_above: int | None = review.DEFER_INDEX_ABOVE,
     ) -> None:
         self.store = store
         self.reviewer = reviewer
@@ -69,18 +72,21 @@ class ReviewSession:
         # A served session (coder serve) signs in as one reviewer and cannot switch.
         self.reviewer_locked = reviewer_locked
         self.codebook_version, self.codebook = review.codebook_or_error(store)
-        self.index = ReviewIndex(store)
         if leases is not None:
             # Double coding (an answer assigned to two reviewers, coder/assign.py) lets both
             # open it at once, on top of what the leases already share (a blind review).
             leases.shared = _or_double_coded(leases.shared, self)
         # Blind reviewers do not see the model's confidence, so it does not order their work.
         self.order_name = order or ("import" if blind else "confidence")
-        self.order = review.order_entries(self.index.entries, self.order_name)
         self.queue_filter = QueueFilter()
-        self.view: list[QueueEntry] = self.order
-        self._positions: dict[str, int] | None = None
-        self.position = self._free_position(0) or 0
+        blocked = leases.blocked() if leases is not None else ()
+        self._start_queue(
+            review.deferred_first_item(
+                store, reviewer, self.order_name, defer_index_above, skip=blocked
+            )
+        )
+        if self.index_ready:
+            self.position = self._free_position(0) or 0
         self.item: ReviewItem | None = None
         self.draft: Labels = Labels()
         self.draft_history: list[Labels] = []
@@ -89,16 +95,9 @@ class ReviewSession:
         self.session_decisions = 0
         self.session_actions: Counter[str] = Counter()  # for the summary on quit
         self.started = time.monotonic()
-        self._progress = review.progress(self.index, reviewer)
         self.load_current()
 
     # --- the current item ------------------------------------------------------------
-    @property
-    def entry(self) -> QueueEntry | None:
-        if not self.view:
-            return None
-        return self.view[self.position]
-
     def load_current(self) -> ReviewItem | None:
         entry = self.entry
         if entry is None:
@@ -118,6 +117,7 @@ class ReviewSession:
 
     def _free_position(self, start: int) -> int | None:
         """The next unreviewed item at or after ``start`` that no other session is on."""
+        self.wait_for_index()
         skip = self.leases.blocked() if self.leases is not None else ()
         return review.next_unreviewed(self.view, self.reviewer, start, skip=skip)
 
@@ -177,6 +177,7 @@ class ReviewSession:
 
     # --- writing ------------------------------------------------------------------------
     def _record(self, action: str, **fields: object) -> int:
+        self.wait_for_index()
         assert self.entry is not None
         before = self.entry.state(self.reviewer)
         before_status, before_flag = before.status, before.flagged
@@ -199,14 +200,9 @@ class ReviewSession:
     def _count(self, status: str, flagged: bool, sign: int) -> None:
         """Keep the progress counts in step without a pass over 100,000 entries."""
         counts = self._progress
-        if status in review.REVIEWED:
-            counts.reviewed += sign
-        if status == "accepted":
-            counts.accepted += sign
-        elif status == "corrected":
-            counts.corrected += sign
-        elif status == "skipped":
-            counts.skipped += sign
+        counts.reviewed += sign if status in review.REVIEWED else 0
+        if status in ("accepted", "corrected", "skipped"):
+            setattr(counts, status, getattr(counts, status) + sign)
         counts.flagged += sign if flagged else 0
 
     def pending_action(self) -> str | None:
@@ -272,6 +268,7 @@ class ReviewSession:
 
     def group_candidates(self, change: review.GroupChange) -> list[QueueEntry]:
         """The answers shown in the queue that a group change would touch."""
+        self.wait_for_index()
         return review.group_candidates(self.view, self.reviewer, self.codebook, change)
 
     def apply_group(self, change: review.GroupChange, entries: Sequence[QueueEntry]) -> int:
@@ -344,6 +341,7 @@ class ReviewSession:
 
     def advance(self) -> None:
         """Go to the next unreviewed item after this one (wrapping), or stay."""
+        self.wait_for_index()
         if not self.view:
             return
         start = (self.position + 1) % len(self.view)
@@ -364,6 +362,7 @@ class ReviewSession:
 
     def step(self, delta: int) -> None:
         """Previous (-1) or next (+1) item in the queue, reviewed or not."""
+        self.wait_for_index()
         if not self.view:
             return
         self._leave()
@@ -372,6 +371,7 @@ class ReviewSession:
 
     def go_to(self, response_id: str, *, commit: bool = True) -> bool:
         """Show one response; the filter is cleared if it hides it."""
+        self.wait_for_index()
         if commit:
             self._leave()
         position = self.position_of(response_id)
@@ -384,14 +384,9 @@ class ReviewSession:
         self.load_current()
         return True
 
-    def position_of(self, response_id: str) -> int | None:
-        """Where a response is in the current view (a dict built once per view)."""
-        if self._positions is None:
-            self._positions = {entry.response_id: n for n, entry in enumerate(self.view)}
-        return self._positions.get(response_id)
-
     def set_filter(self, queue_filter: QueueFilter, keep_position: bool = False) -> int:
         """Review only the items that pass the filter. Returns how many."""
+        self.wait_for_index()
         self._leave()
         current = self.entry.response_id if self.entry else None
         if self.blind:
@@ -410,18 +405,21 @@ class ReviewSession:
         return len(self.view)
 
     def set_order(self, order: str) -> None:
+        self.wait_for_index()
         self.order_name = order
         self.order = review.order_entries(self.index.entries, order)
         self.set_filter(self.queue_filter, keep_position=True)
 
     def reorder(self, entries: Sequence[QueueEntry]) -> None:
         """A new review order from outside (e.g. retrained model's uncertainty)."""
+        self.wait_for_index()
         self.order = list(entries)
         self.set_filter(self.queue_filter, keep_position=True)
 
     def switch_reviewer(self, reviewer: str) -> None:
         if self.reviewer_locked:
             raise CoderError(f"signed in as {self.reviewer}: the reviewer cannot be changed")
+        self.wait_for_index()
         self._leave()
         self.reviewer = reviewer
         if self.leases is not None:
@@ -447,6 +445,7 @@ class ReviewSession:
 
     def recount(self) -> None:
         """Recount progress from the index (after bulk changes or a sync)."""
+        self.wait_for_index()
         self._progress = review.progress(self.index, self.reviewer)
 
     def close(self) -> None:

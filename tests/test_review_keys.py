@@ -8,8 +8,8 @@ import pytest
 
 from coder.store import Store
 from review_tui.app import ReviewApp
+from review_tui.ask_bar import AskBar
 from review_tui.confirm import ConfirmScreen
-from review_tui.reason import ReasonScreen
 from review_tui.review_screen import ReviewScreen
 from tests.review_data import build_project, review_app, small_codebook
 
@@ -76,9 +76,13 @@ async def test_theme_toggle_asks_reason_and_records_correction(store: Store) -> 
         assert set(app.session.draft.themes) == expected
         assert "edited" in screen_text(app)
         await pilot.press("a")
-        assert isinstance(app.screen, ReasonScreen)
+        # The reason is asked inline (no screen switch): the review keys are off meanwhile.
+        assert app.screen.query_one(AskBar).asking
+        await pilot.press("a", "2")  # keys of the review screen do nothing meanwhile
+        assert app.screen.query_one(AskBar).asking
+        assert set(app.session.draft.themes) == expected and not store.decisions()
         await pilot.press("m")
-        assert isinstance(app.screen, ReviewScreen)
+        assert not app.screen.query_one(AskBar).asking
         (decision,) = store.decisions()
         assert decision.response_id == first
         assert decision.action == "correct"

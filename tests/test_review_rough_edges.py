@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Input
 from coder import review
 from coder.store import Store
 from review_tui.app import ReviewApp
+from review_tui.ask_bar import AskBar
 from review_tui.confirm import ConfirmScreen
 from review_tui.help_screen import HelpScreen, key_name
 from review_tui.queue_screen import QueueScreen
@@ -205,7 +206,8 @@ async def test_a_question_without_stance_does_not_ask_for_one(tmp_path: Path) ->
         assert screen.check_action("stance", ()) is False
         assert "not asked for this question" in screen_text(app)
         await pilot.press("s")
-        assert isinstance(app.screen, ReviewScreen)  # no stance picker opened
+        assert isinstance(app.screen, ReviewScreen)
+        assert not screen.query_one(AskBar).asking  # no stance asked
 
 
 async def test_moving_an_answer_to_a_no_stance_question_drops_its_stance(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ all add rows; the proposal is never changed. An undo is a decision with
 ``action='undo'`` that points at the decision it cancels.
 
 One module per concept, their names re-exported here: ``index`` (the queue's entries and
-each reviewer's state), ``queue`` (filters, order, the next item), ``decisions`` (one
-item, writing and undoing decisions, bulk accept), ``progress`` (counts, sessions, the
+each reviewer's state), ``first_item`` (the first item, before the index is built),
+``queue`` (filters, order, the next item), ``decisions`` (one item, writing and undoing
+decisions, bulk accept), ``progress`` (counts, sessions, the
 quit summary), ``groups`` (group actions), ``adjudication`` (disagreements) and
 ``export`` (the labels in force as JSONL).
 """
@@ -24,6 +25,7 @@ from coder.review.adjudication import (
     disagreements,
     two_reviewers,
 )
+from coder.review.background import BackgroundIndex
 from coder.review.decisions import (
     REASON_CODES,
     ReviewItem,
@@ -39,6 +41,12 @@ from coder.review.decisions import (
 )
 from coder.review.export import (
     export_labels,
+)
+from coder.review.first_item import (
+    DEFER_INDEX_ABOVE,
+    FirstItem,
+    deferred_first_item,
+    first_item,
 )
 from coder.review.groups import (
     GROUP_KINDS,
@@ -79,7 +87,10 @@ from coder.review.queue import (
 
 __all__ = [
     "REASON_CODES",
+    "BackgroundIndex",
+    "DEFER_INDEX_ABOVE",
     "Disagreement",
+    "FirstItem",
     "GROUP_KINDS",
     "GroupChange",
     "LABELLING_ACTIONS",
@@ -99,9 +110,11 @@ __all__ = [
     "canonical_labels",
     "codebook_or_error",
     "decision_action",
+    "deferred_first_item",
     "disagreements",
     "export_labels",
     "filter_entries",
+    "first_item",
     "group_candidates",
     "guess_reason",
     "load_item",

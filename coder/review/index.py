@@ -8,8 +8,9 @@ the TUI never has to load every row into widgets.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from coder import review_queries as queries
@@ -104,8 +105,9 @@ def same_labels(first: Labels, second: Labels) -> bool:
     return all(getattr(first, key) == getattr(second, key) for key in keys)
 
 
-def _apply_decisions(entry: QueueEntry, rows: Iterable[Sequence[Any]], undone: set[int]) -> None:
-    """Recompute every reviewer's state of ``entry`` from its decisions (oldest first)."""
+def apply_decisions(entry: QueueEntry, rows: Sequence[Sequence[Any]]) -> None:
+    """Recompute every reviewer's state of ``entry`` from all its decisions (oldest first)."""
+    undone = {row[5] for row in rows if row[5] is not None}
     entry.reviewers.clear()
     for decision_id, _response_id, reviewer, action, labels_json, _undoes in rows:
         if action == "undo" or decision_id in undone:
@@ -134,12 +136,29 @@ def advance_state(
 class ReviewIndex:
     """Every response's queue entry, kept in step with the decisions table."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, load: bool = True) -> None:
         self.store = store
         self.entries: list[QueueEntry] = []
         self.by_id: dict[str, QueueEntry] = {}
         self.last_decision_id = 0
-        self.load()
+        self.assignment_mark = -1
+        if load:
+            self.load()
+
+    @classmethod
+    def read(cls, path: Path) -> ReviewIndex:
+        """Build the index on a connection of its own, closed when done: a worker thread
+        cannot use the app's connection. :meth:`attach` it to a store before use."""
+        store = Store(path)
+        try:
+            return cls(store)
+        finally:
+            store.close()
+
+    def attach(self, store: Store) -> set[str]:
+        """Use ``store`` from now on and fold in what changed since the index was read."""
+        self.store = store
+        return self.sync()
 
     def load(self) -> None:
         """Read the whole index: one scan of responses, proposals and decisions each."""
@@ -222,9 +241,7 @@ class ReviewIndex:
     def refresh(self, response_id: str) -> QueueEntry:
         """Recompute one entry from its decisions (after an undo, or another process)."""
         entry = self.by_id[response_id]
-        rows = queries.decisions_of(self.store, response_id)
-        undone = {row[5] for row in rows if row[5] is not None}
-        _apply_decisions(entry, rows, undone)
+        apply_decisions(entry, queries.decisions_of(self.store, response_id))
         return entry
 
     def reviewers(self) -> list[str]:

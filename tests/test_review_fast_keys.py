@@ -1,0 +1,98 @@
+"""The hot keys' fast paths (issue 20) keep the behaviour of the screens they replace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from coder.store import Store
+from review_tui.ask_bar import AskBar
+from review_tui.queue_screen import QueueScreen
+from review_tui.review_screen import ReviewScreen
+from tests.review_data import build_project, review_app, small_codebook
+
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return build_project(tmp_path / "review.db", 12, codebook=small_codebook())
+
+
+async def test_a_cancelled_note_writes_nothing_and_gives_the_keys_back(store: Store) -> None:
+    app = review_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        first = app.session.item.response.id if app.session.item else None
+        await pilot.press("n", *"abandon", "tab", "ctrl+z", "escape")
+        bar = app.screen.query_one(AskBar)
+        assert not bar.asking and not bar.display
+        assert store.decisions() == []  # neither the note nor an undo/queue from tab, ctrl+z
+        assert isinstance(app.screen, ReviewScreen)
+        await pilot.press("a")  # the review keys work again
+        assert [(d.response_id, d.action) for d in store.decisions()] == [(first, "accept")]
+
+
+async def test_the_stance_is_picked_in_the_bar(store: Store) -> None:
+    app = review_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        codebook = app.session.codebook
+        assert codebook.stance is not None
+        values = [value.id for value in codebook.stance.values]
+        await pilot.press("s")
+        assert app.screen.query_one(AskBar).asking
+        await pilot.press("q")  # not a choice: nothing happens, the app does not quit
+        assert app.screen.query_one(AskBar).asking
+        key = "2" if app.session.draft.stance == values[0] else "1"
+        await pilot.press(key)
+        assert app.session.draft.stance == values["12".index(key)]
+        assert not app.screen.query_one(AskBar).asking
+
+
+async def test_the_queue_shows_a_decision_made_since_it_was_last_open(store: Store) -> None:
+    app = review_app(store, order="import")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l", "escape", "escape")  # the table is filled once
+        first = app.session.item.response.id if app.session.item else ""
+        await pilot.press("a", "l")
+        assert isinstance(app.screen, QueueScreen)
+        table = app.screen.query_one(DataTable)
+        assert str(table.get_cell(first, "status")) == "accepted"
+
+
+async def test_the_queue_restyles_after_a_theme_change(store: Store) -> None:
+    app = review_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        before = app.screen.query_one(DataTable).styles.background
+        await pilot.press("escape", "escape")
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        await pilot.press("l")
+        assert app.screen.query_one(DataTable).styles.background != before
+
+
+async def test_opening_the_queue_again_skips_the_restyle(store: Store) -> None:
+    """The queue screen is installed once; shown again with the same theme, it asks Textual
+    not to restyle every node (the cost of opening it at 100k answers)."""
+    app = review_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        queue = app.screen
+        assert isinstance(queue, QueueScreen)
+        restyles: list[bool] = []
+        original = queue.update_node_styles
+
+        def counted(animate: bool = True) -> None:
+            restyles.append(animate)
+            original(animate=animate)
+
+        queue.update_node_styles = counted  # type: ignore[method-assign]
+        await pilot.press("escape", "escape", "l")
+        assert app.screen is queue
+        assert restyles == []
+        await pilot.press("escape", "escape")
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.press("l")
+        assert restyles, "a theme change restyles the queue when it is shown again"
