@@ -16,8 +16,14 @@ Both runs are scored against gold on the same answers with the eval suite's scor
 
 Target (issue 18): LLM calls <= 0.5x the all-LLM run at no loss of micro-F1.
 
+Reviewers judged the LLM's proposals of the reviewed answers (zero-shot shortlist, as
+before any training), so the cascade's target is the LLM's measured agreement; both runs
+then send each answer its shortlist (trained ranking, cut chosen on the reviewed answers,
+three examples), as ``coder precode --backend openai`` would.
+
 Run: python benchmarks/bench_cascade.py [--reviewed 1000] [--error-rate 0.1] [--quick]
-Writes benchmarks/results/cascade.json.
+[--runs all_llm,cascade,cascade_single_cut] [--no-shortlist]
+Writes benchmarks/results/cascade.json (``--out`` names another file).
 """
 
 from __future__ import annotations
@@ -63,10 +69,15 @@ def start_gold_server(gold: Path, error_rate: float) -> tuple[subprocess.Popen[s
     return server, server.stdout.readline().strip()
 
 
-def llm(base_url: str, concurrency: int) -> LLMClassifier:
+def llm(
+    base_url: str, concurrency: int, store: Store | None = None, shortlist: bool = True
+) -> LLMClassifier:
+    """The LLM as ``coder precode --backend openai`` builds it for the project ``store``:
+    its trained model ranks the codes, its reviewed answers choose the shortlist's cut and
+    give examples (``shortlist=False``: every call carries the whole codebook)."""
     return LLMClassifier(
         model="gpt-4o-mini", base_url=base_url, mode="tools", concurrency=concurrency,
-        initial_wait=0.01,
+        initial_wait=0.01, model_store=store, shortlist=shortlist,
     )  # fmt: skip
 
 
@@ -149,9 +160,20 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="600 answers, 200 reviewed")
     parser.add_argument(
-        "--judged-llm",
-        action="store_true",
-        help="reviewers judged LLM proposals (the cascade's target is the LLM's measured level)",
+        "--reviewers-judged",
+        choices=("llm", "local"),
+        default="llm",
+        help="whose proposals reviewers judged: the LLM's (the cascade's target is then the "
+        "LLM's measured level, the default) or the local model's (target: the default 0.9)",
+    )
+    parser.add_argument("--judged-llm", action="store_true", help="the same as the default")
+    parser.add_argument(
+        "--no-shortlist", action="store_true", help="send the whole codebook (the old runs)"
+    )
+    parser.add_argument(
+        "--runs",
+        default="all_llm,cascade",
+        help="runs to make, comma list: all_llm, cascade (per-field cuts), cascade_single_cut",
     )
     parser.add_argument("--out", default="cascade", help="results file name")
     args = parser.parse_args()
@@ -172,20 +194,23 @@ def main() -> None:
             codebook,
             items,
             reviewed,
-            llm(base_url, args.concurrency) if args.judged_llm else None,
+            llm(base_url, args.concurrency) if args.reviewers_judged == "llm" else None,
         )
         runs: dict[str, Any] = {}
-        for name in ("all_llm", "cascade"):
+        for name in args.runs.split(","):
             path = work / f"{name}.coder"
             shutil.copy(start, path)
-            classifier = llm(base_url, args.concurrency)
             started = time.perf_counter()
             with Store(path) as store:
+                classifier = llm(base_url, args.concurrency, store, not args.no_shortlist)
                 if name == "all_llm":
                     summary = precode(store, classifier)
                     run: dict[str, Any] = {"llm_share": 1.0, "llm": summary.as_dict()}
                 else:
-                    result = cascade(store, classifier, precision=args.precision)
+                    per_field = name != "cascade_single_cut"
+                    result = cascade(
+                        store, classifier, precision=args.precision, per_field=per_field
+                    )
                     run = result.as_dict()
                     print(
                         result.calibration.describe() if result.calibration else "", file=sys.stderr
@@ -205,7 +230,7 @@ def main() -> None:
         server.terminate()
         server.wait()
         shutil.rmtree(work, ignore_errors=True)
-    base, cas = runs["all_llm"], runs["cascade"]
+    base, cas = runs["all_llm"], runs[[n for n in runs if n != "all_llm"][0]]
     result = {
         "note": "LLM = tests/llm_gold_server.py answering from gold with the error rate below: "
         "cost and agreement arithmetic, not model quality",
@@ -215,7 +240,7 @@ def main() -> None:
         "n_coded": len(target),
         "error_rate": args.error_rate,
         "cascade_precision": args.precision,
-        "reviewers_judged": "llm proposals" if args.judged_llm else "local proposals",
+        "reviewers_judged": f"{args.reviewers_judged} proposals",
         "setup": setup,
         "runs": runs,
         "calls_ratio": round(cas["calls"] / base["calls"], 4) if base["calls"] else None,
@@ -225,7 +250,10 @@ def main() -> None:
         "micro_f1_delta": round(
             cas["scores"]["themes_micro_f1"] - base["scores"]["themes_micro_f1"], 4
         ),
+        "sent_share": cas.get("llm_share"),
+        "shortlist": not args.no_shortlist,
         "target": "calls_ratio <= 0.5 and micro_f1_delta >= 0 (within the CI)",
+        "command": " ".join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
     }
     write_result(args.out, result)
 

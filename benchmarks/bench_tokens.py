@@ -16,8 +16,9 @@ Writes benchmarks/results/tokens.json.
 
 ``--shortlist`` measures the codebook shortlist instead (coder/llm/shortlist.py) on the gold
 dev sets in ../shared/gold: recall of the gold codes and codes per prompt, zero-shot with the
-default cut on every set, and on NHS with the embedded model trained on half the items
-(the "reviewed" answers), the cut chosen on a fifth and measured on the rest (30%); plus
+default cut on every set, and on every set (``--trained``) with the embedded model trained
+on half the items (the "reviewed" answers), the cut chosen on a fifth and measured on the
+rest (30%); plus
 prompt tokens per NHS answer with and without the shortlist (the pre-flight estimate:
 messages and the response model's JSON schema) and whether each fits a 4,096-token window.
 Run: python benchmarks/bench_tokens.py --shortlist [--gold ../shared/gold]
@@ -188,31 +189,27 @@ def _smallest_fraction(classifier: LLMClassifier, codebook: Codebook, items: lis
 
 def _bench_classifier(scorer: Any = None, **settings: Any) -> LLMClassifier:
     return LLMClassifier(
-        model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", mode="tools", scorer=scorer,
+        model="gpt-4o-mini",
+        base_url="http://127.0.0.1:9/v1",
+        mode="tools",
+        scorer=scorer,
         **settings,
     )
 
 
-def shortlist_main(gold_root: Path) -> None:
+def shortlist_main(gold_root: Path, trained_sets: list[str]) -> None:
     import time
 
-    import numpy as np
-
     from coder.embedded.classifier import LocalClassifier
-    from coder.llm.examples import Example, ExamplePool
     from eval.gold import load_gold
-    from eval.runner import gold_labels, labelled_examples
 
     results: dict[str, Any] = {"zero_shot_default_cut": {}, "smallest_zero_shot_fraction": {}}
-    nhs: tuple[Codebook, list[Any]] | None = None
     for name in ("nhs_pxtextmining_v6", "rapid_insight_dev", "argkp_2021"):
         folder = gold_root / name
         if not folder.is_dir():
             print(f"skipped {name}: {folder} not found", file=sys.stderr)
             continue
         codebook, items = load_gold(folder)
-        if name.startswith("nhs"):
-            nhs = (codebook, items)
         scorer = LocalClassifier(use_stored_model=False)
         classifier = _bench_classifier(scorer)
         started = time.perf_counter()
@@ -225,60 +222,76 @@ def shortlist_main(gold_root: Path) -> None:
             classifier, codebook, items
         )
         print(name, stats, file=sys.stderr, flush=True)
-    if nhs is not None:
-        codebook, items = nhs
-        order = np.random.default_rng(0).permutation(len(items))
-        reviewed = [items[i] for i in order[: len(items) // 2]]
-        calibration = [items[i] for i in order[len(items) // 2 : int(len(items) * 0.7)]]
-        test = [items[i] for i in order[int(len(items) * 0.7) :]]
-        scorer = LocalClassifier(use_stored_model=False)
-        scorer.prepare([item.to_response() for item in items], codebook)
-        started = time.perf_counter()
-        scorer.fit(labelled_examples(reviewed), codebook)
-        fit_seconds = time.perf_counter() - started
-        trained: dict[str, Any] = {
-            "reviewed": len(reviewed), "calibration": len(calibration), "test": len(test),
-            "fit_seconds": round(fit_seconds, 1),
-        }
-        pool = ExamplePool(
-            [Example(i.id, i.question, i.text, gold_labels(i)) for i in reviewed + calibration],
-            scorer.embed,
-        )
-        whole = _bench_classifier(scorer, shortlist=False, examples=0)
-        test_responses = [item.to_response() for item in test]
-        whole_tokens = whole.estimate(test_responses, codebook).prompt_tokens / len(test)
-        trained["whole_codebook_prompt_tokens_per_answer"] = round(whole_tokens, 1)
-        for label, examples in (("no_examples", 0), ("with_3_examples", 3)):
-            classifier = _bench_classifier(scorer, examples=examples, example_pool=pool)
-            cut = classifier.calibrate_shortlist(
-                [i.to_response() for i in calibration], _gold_codes(calibration), codebook
-            )
-            assert cut is not None
-            extra: dict[str, list[str]] = {}
-            if examples:
-                for item in test:
-                    nearest = pool.nearest([item.to_response()], examples, codebook)
-                    extra[item.id] = [code for e in nearest for code in e.codes()]
-            stats = _shortlist_stats(classifier, codebook, test, extra)
-            trained[label] = {"cut": cut.describe(), **stats, **_prompt_tokens(
-                classifier, codebook, test_responses, whole_tokens
-            )}
-            print(label, trained[label], file=sys.stderr, flush=True)
-        results["nhs_trained_on_half"] = trained
-        default = _bench_classifier(LocalClassifier(use_stored_model=False), examples=0)
-        results["nhs_zero_shot_default_cut_prompt_tokens"] = _prompt_tokens(
-            default, codebook, test_responses, whole_tokens
-        )
+        if name in trained_sets:
+            key = "nhs_trained_on_half" if name.startswith("nhs") else f"{name}_trained_on_half"
+            results[key] = _trained(codebook, items, with_tokens=name.startswith("nhs"))
     results["targets"] = {
         "nhs_recall": ">= 0.98 of gold codes with <= 12 of 48 codes per prompt on average",
         "nhs_prompt_tokens": "<= 0.25 x the whole-codebook prompt per answer",
         "fits_4096": "every NHS item fits a 4,096-token context",
     }
-    results["command"] = " ".join(
-        ["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]
-    )
+    results["command"] = " ".join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]])
     results["peak_rss_mib"] = peak_rss_mib()
     write_result("shortlist", results)
+
+
+def _trained(codebook: Codebook, items: list[Any], *, with_tokens: bool) -> dict[str, Any]:
+    """The embedded model trained on half the items (the "reviewed" answers), the cut
+    chosen on a fifth, recall and codes per prompt measured on the remaining 30%."""
+    import time
+
+    import numpy as np
+
+    from coder.embedded.classifier import LocalClassifier
+    from coder.llm.examples import Example, ExamplePool
+    from eval.runner import gold_labels, labelled_examples
+
+    order = np.random.default_rng(0).permutation(len(items))
+    reviewed = [items[i] for i in order[: len(items) // 2]]
+    calibration = [items[i] for i in order[len(items) // 2 : int(len(items) * 0.7)]]
+    test = [items[i] for i in order[int(len(items) * 0.7) :]]
+    scorer = LocalClassifier(use_stored_model=False)
+    scorer.prepare([item.to_response() for item in items], codebook)
+    started = time.perf_counter()
+    scorer.fit(labelled_examples(reviewed), codebook)
+    trained: dict[str, Any] = {
+        "reviewed": len(reviewed), "calibration": len(calibration), "test": len(test),
+        "fit_seconds": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    pool = ExamplePool(
+        [Example(i.id, i.question, i.text, gold_labels(i)) for i in reviewed + calibration],
+        scorer.embed,
+    )
+    test_responses = [item.to_response() for item in test]
+    whole_tokens = 0.0
+    if with_tokens:
+        whole = _bench_classifier(scorer, shortlist=False, examples=0)
+        whole_tokens = whole.estimate(test_responses, codebook).prompt_tokens / len(test)
+        trained["whole_codebook_prompt_tokens_per_answer"] = round(whole_tokens, 1)
+    for label, examples in (("no_examples", 0), ("with_3_examples", 3)):
+        classifier = _bench_classifier(scorer, examples=examples, example_pool=pool)
+        cut = classifier.calibrate_shortlist(
+            [i.to_response() for i in calibration], _gold_codes(calibration), codebook
+        )
+        extra: dict[str, list[str]] = {}
+        if examples:
+            for item in test:
+                nearest = pool.nearest([item.to_response()], examples, codebook)
+                extra[item.id] = [code for e in nearest for code in e.codes()]
+        stats = _shortlist_stats(classifier, codebook, test, extra)
+        described = cut.describe() if cut is not None else "too few themed answers: default cut"
+        trained[label] = {"cut": described, **stats}
+        if with_tokens:
+            trained[label].update(
+                _prompt_tokens(classifier, codebook, test_responses, whole_tokens)
+            )
+        print(label, trained[label], file=sys.stderr, flush=True)
+    if with_tokens:
+        default = _bench_classifier(LocalClassifier(use_stored_model=False), examples=0)
+        trained["zero_shot_default_cut_prompt_tokens"] = _prompt_tokens(
+            default, codebook, test_responses, whole_tokens
+        )
+    return trained
 
 
 def _prompt_tokens(
@@ -297,7 +310,7 @@ def _prompt_tokens(
     # The same prompts fitted to a 4,096-token window, as for a small local model.
     from coder.llm.classifier import ContextTooSmall
 
-    window, classifier.context_window = classifier.context_window, 4096
+    window, classifier.window.size = classifier.window.size, 4096
     fitted: list[int] = []
     shrunk = too_big = 0
     for response in responses:
@@ -308,7 +321,7 @@ def _prompt_tokens(
             continue
         fitted.append(prompt.tokens)
         shrunk += bool(prompt.fitted)
-    classifier.context_window = window
+    classifier.window.size = window
     return {
         "prompt_tokens_mean": round(mean, 1),
         "prompt_tokens_max": max(per_answer),
@@ -337,10 +350,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--shortlist", action="store_true", help="measure the shortlist")
     parser.add_argument("--gold", type=Path, default=REPO.parent / "shared" / "gold")
+    parser.add_argument(
+        "--trained",
+        default="nhs_pxtextmining_v6,rapid_insight_dev,argkp_2021",
+        help="with --shortlist: gold sets also measured with a trained ranking (comma list)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench-local")
     if args.shortlist:
-        shortlist_main(args.gold)
+        shortlist_main(args.gold, [name for name in args.trained.split(",") if name])
         return
     codebook = forty_code_codebook()
     items = responses(args.responses, codebook)

@@ -37,6 +37,16 @@ from typing import Any
 import numpy as np
 
 from coder.backends.base import Classifier, ProposalResult, get_classifier
+from coder.cascade_cuts import (
+    FIELDS,
+    MIN_SETTLED,
+    _levels,
+    choose_cut,
+    choose_field_cuts,
+    clears,
+    field_confidences,
+    item_agreement,
+)
 from coder.errors import BackendError
 from coder.precode import (
     PrecodeProgress,
@@ -57,9 +67,6 @@ MIN_REVIEWED = 50
 DEFAULT_TARGET = 0.9
 #: Out-of-fold splits of the reviewed answers when the embedded model is trained.
 FOLDS = 4
-#: The fewest held-out answers a cut may rest on (a cut above 3 lucky answers is noise).
-MIN_SETTLED = 20
-FIELDS = ("themes", "stance", "relevance")
 
 
 @dataclass
@@ -74,6 +81,10 @@ class Calibration:
     #: on the held-out reviewed answers at or above the cut: share and per-field agreement
     expected: dict[str, Any] = field(default_factory=dict)
     fallback: str | None = None
+    #: per-field cuts (coder/cascade_cuts.py); when set they decide, not ``cut``
+    field_cuts: dict[str, float] | None = None
+    #: what the single overall cut would have settled on the same held-out answers
+    single_cut: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         """One paragraph for the run's output."""
@@ -83,7 +94,7 @@ class Calibration:
                 f"cascade fallback: {self.fallback}; only answers plain rules rule out "
                 "(blank, 'did not answer', punctuation) are settled without the LLM"
             )
-        if self.cut is None:
+        if self.cut is None and self.field_cuts is None:
             return (
                 f"cascade: no confidence cut reaches the target ({targets}; {self.target_source}) "
                 f"on {self.n_reviewed} reviewed answers ({self.held_out}); only answers plain "
@@ -94,8 +105,13 @@ class Calibration:
             for name, value in self.expected.items()
             if name != "share" and value is not None
         )
+        if self.field_cuts is not None:
+            cuts = ", ".join(f"{name} {value:.3f}" for name, value in self.field_cuts.items())
+            how = f"embedded confidence cuts per field ({cuts})"
+        else:
+            how = f"embedded confidence cut {self.cut:.4f}"
         return (
-            f"cascade: embedded confidence cut {self.cut:.4f}, calibrated on {self.n_reviewed} "
+            f"cascade: {how}, calibrated on {self.n_reviewed} "
             f"reviewed answers ({self.held_out}); target {targets} ({self.target_source}); "
             f"held out, the answers above the cut were {self.expected.get('share', 0):.1%} of "
             f"them and agreed with reviewers at {shown}"
@@ -131,81 +147,6 @@ class CascadeSummary:
         data["llm"] = self.llm.as_dict()
         data["calibration"] = self.calibration.as_dict() if self.calibration else None
         return data
-
-
-# --- agreement of proposals with reviewers --------------------------------------------------
-def item_agreement(
-    proposal: Proposal, labels: Labels, question: str | None, codebook: Codebook
-) -> np.ndarray:
-    """Per answer: [theme tp, fp, fn, stance right, stance scored, relevance right].
-
-    Themes are scored as the eval suite scores them: on answers the reviewer kept relevant,
-    codes that apply to the question, parents added by the codebook's rule; a "not
-    relevant" proposal predicts no theme. Stance only where the reviewer gave one.
-    """
-    stats = np.zeros(6)
-    gold_relevant = labels.relevant is not False
-    stats[5] = float(proposal.relevant == gold_relevant)
-    if not gold_relevant:
-        return stats
-    applies = {theme.id for theme in codebook.themes_for(question)}
-    gold = set(codebook.with_parents(list(labels.themes))) & applies
-    guess = (
-        set(codebook.with_parents([t.code for t in proposal.themes])) & applies
-        if proposal.relevant
-        else set()
-    )
-    stats[0], stats[1], stats[2] = len(gold & guess), len(guess - gold), len(gold - guess)
-    if labels.stance is not None and codebook.stance_ids:
-        stats[3] = float(proposal.relevant and proposal.stance == labels.stance)
-        stats[4] = 1.0
-    return stats
-
-
-def field_levels(stats: np.ndarray) -> dict[str, float | None]:
-    """Themes micro-F1, stance and relevance accuracy from summed :func:`item_agreement` rows."""
-    tp, fp, fn, stance_right, stance_n, relevance_right = stats
-    denominator = 2 * tp + fp + fn
-    return {
-        "themes": float(2 * tp / denominator) if denominator else None,
-        "stance": float(stance_right / stance_n) if stance_n else None,
-        "relevance": None,  # filled by the caller, who knows the answer count
-        "_relevance_right": float(relevance_right),
-    }
-
-
-def _levels(stats: np.ndarray, count: int) -> dict[str, float | None]:
-    levels = field_levels(stats)
-    right = levels.pop("_relevance_right")
-    levels["relevance"] = (right or 0.0) / count if count else None
-    return levels
-
-
-def choose_cut(
-    confidences: Sequence[float],
-    stats: np.ndarray,
-    targets: dict[str, float],
-    min_settled: int = MIN_SETTLED,
-) -> tuple[float | None, dict[str, Any]]:
-    """The lowest confidence whose answers at or above it meet every target, and their levels.
-
-    ``stats`` holds one :func:`item_agreement` row per answer. Answers with equal
-    confidence stand or fall together. None when no cut over at least ``min_settled``
-    answers meets the targets.
-    """
-    order = np.argsort(-np.asarray(confidences, dtype=float), kind="stable")
-    sorted_conf = np.asarray(confidences, dtype=float)[order]
-    cumulative = np.cumsum(stats[order], axis=0)
-    best: tuple[float | None, dict[str, Any]] = (None, {})
-    for k in range(len(order)):
-        if k + 1 < len(order) and sorted_conf[k + 1] == sorted_conf[k]:
-            continue  # a cut cannot split answers of equal confidence
-        if k + 1 < min_settled:
-            continue
-        levels = _levels(cumulative[k], k + 1)
-        if all(levels[name] is None or levels[name] >= targets.get(name, 0.0) for name in FIELDS):  # type: ignore[operator]
-            best = (float(sorted_conf[k]), {"share": (k + 1) / len(order), **levels})
-    return best
 
 
 # --- calibration --------------------------------------------------------------------------
@@ -247,12 +188,15 @@ def held_out_proposals(
     pairs: Sequence[tuple[Response, Labels]],
     codebook: Codebook,
     folds: int = FOLDS,
-) -> tuple[list[Proposal | None], str]:
-    """The embedded model's proposals for reviewed answers it did not learn them from."""
+) -> tuple[list[Proposal | None], np.ndarray, str]:
+    """The embedded model's proposals for reviewed answers it did not learn them from, and
+    their per-field confidences (:func:`coder.cascade_cuts.field_confidences`) from the
+    same model."""
     responses = [response for response, _ in pairs]
     if getattr(local, "state", None) is None:
-        results = local.propose(responses, codebook)
-        return [r.proposal for r in results], "zero-shot proposals (never saw the labels)"
+        found = [r.proposal for r in local.propose(responses, codebook)]
+        confidences = field_confidences(local, responses, found, codebook)
+        return found, confidences, "zero-shot proposals (never saw the labels)"
     from coder.embedded.classifier import LocalClassifier
     from coder.embedded.training import LabelledExample
 
@@ -270,6 +214,7 @@ def held_out_proposals(
     k = max(2, min(folds, len(pairs) // 10))
     order = np.random.default_rng(0).permutation(len(pairs))
     proposals: list[Proposal | None] = [None] * len(pairs)
+    confidences = np.zeros((len(pairs), 3))
     prior = _prepare_input(store)
     for fold in range(k):
         test = order[fold::k]
@@ -277,11 +222,12 @@ def held_out_proposals(
         sibling = LocalClassifier(encoder=local.encoder, use_stored_model=False)
         sibling.prepare(prior, codebook)
         sibling.fit(train, codebook)
-        for index, result in zip(
-            test, sibling.propose([responses[i] for i in test], codebook), strict=True
-        ):
-            proposals[index] = result.proposal
-    return proposals, f"{k}-fold out-of-fold proposals of the same training"
+        held = [responses[i] for i in test]
+        found = [result.proposal for result in sibling.propose(held, codebook)]
+        confidences[test] = field_confidences(sibling, held, found, codebook)
+        for index, proposal in zip(test, found, strict=True):
+            proposals[index] = proposal
+    return proposals, confidences, f"{k}-fold out-of-fold proposals of the same training"
 
 
 def calibrate(
@@ -292,8 +238,10 @@ def calibrate(
     precision: float | None = None,
     min_reviewed: int = MIN_REVIEWED,
     folds: int = FOLDS,
+    per_field: bool = True,
 ) -> Calibration:
-    """Choose the embedded confidence cut on the project's reviewed answers (module docstring)."""
+    """Choose the embedded confidence cut on the project's reviewed answers (module
+    docstring); ``per_field`` chooses one cut per field instead of one overall cut."""
     if precision is not None:
         if not 0 < precision <= 1:
             raise BackendError(f"--cascade-precision must be in (0, 1], got {precision}")
@@ -321,7 +269,7 @@ def calibrate(
             fallback=f"{len(pairs)} reviewed answers, fewer than the {min_reviewed} a "
             "confidence cut needs (review more, then run again)",
         )
-    proposals, how = held_out_proposals(store, local, pairs, codebook, folds)
+    proposals, by_field, how = held_out_proposals(store, local, pairs, codebook, folds)
     confidences = [p.confidence if p is not None else 0.0 for p in proposals]
     stats = np.vstack(
         [
@@ -332,7 +280,7 @@ def calibrate(
         ]
     )
     cut, expected = choose_cut(confidences, stats, targets)
-    return Calibration(
+    calibration = Calibration(
         cut=cut,
         targets=targets,
         target_source=source,
@@ -340,6 +288,14 @@ def calibrate(
         held_out=how,
         expected=expected,
     )
+    if per_field:
+        cuts, by_field_expected = choose_field_cuts(by_field, stats, targets, MIN_SETTLED)
+        # The grid of per-field cuts is coarser than the single cut's sweep: use it only
+        # where it settles more of the held-out answers.
+        if cuts is not None and by_field_expected["share"] > expected.get("share", 0.0):
+            calibration.single_cut = {"cut": cut, "expected": expected}
+            calibration.field_cuts, calibration.expected = cuts, by_field_expected
+    return calibration
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -349,12 +305,21 @@ def _rule_out(text: str) -> bool:
     return non_answer_reason(text, soft=False) is not None
 
 
-def settles(result: ProposalResult, response: Response, calibration: Calibration) -> bool:
-    """True when the embedded proposal stands without the LLM."""
+def settles(
+    result: ProposalResult,
+    response: Response,
+    calibration: Calibration,
+    confidences: np.ndarray | None = None,
+) -> bool:
+    """True when the embedded proposal stands without the LLM (``confidences``: its
+    per-field row, needed when the calibration has per-field cuts)."""
     proposal = result.proposal
     if not result.ok or proposal is None:
         return False
-    if calibration.cut is not None and proposal.confidence >= calibration.cut:
+    if calibration.field_cuts is not None:
+        if confidences is not None and clears(confidences, calibration.field_cuts):
+            return True
+    elif calibration.cut is not None and proposal.confidence >= calibration.cut:
         return True
     # Plain rules (blank, "did not answer") are not a fitted guess: trusted in any case.
     return not proposal.relevant and _rule_out(response.text)
@@ -363,6 +328,57 @@ def settles(result: ProposalResult, response: Response, calibration: Calibration
 def _local_classifier(store: Store) -> Any:
     # The project's latest trained model, else zero-shot (as 'coder precode' builds it).
     return get_classifier("local", model_store=store)
+
+
+def _route_entry(
+    result: ProposalResult, marker: dict[str, Any], by_field: np.ndarray | None
+) -> dict[str, Any]:
+    """The ``params`` a cascade proposal records: its path, the cuts and its confidences."""
+    confidence = result.proposal.confidence if result.proposal is not None else None
+    entry: dict[str, Any] = {"route": "cascade:embedded", "cascade": {**marker}}
+    entry["cascade"]["confidence"] = confidence
+    if by_field is not None:
+        entry["cascade"]["field_confidence"] = {
+            name: float(value)  # not rounded: the cut compares these exact values
+            for name, value in zip(("themes", "stance", "relevance"), by_field, strict=True)
+        }
+    return entry
+
+
+def _settle(
+    store: Store,
+    local: Any,
+    todo: Sequence[Response],
+    calibration: Calibration,
+    marker: dict[str, Any],
+) -> tuple[list[Response], list[Response], dict[str, dict[str, Any]]]:
+    """Store the embedded proposals that settle; return (settled, to send, their routes)."""
+    codebook_version, codebook = store.codebook()
+    send: list[Response] = []
+    route: dict[str, dict[str, Any]] = {}
+    settled: list[Response] = []
+    local_summary = PrecodeSummary()
+    for start in range(0, len(todo), 256):
+        chunk = todo[start : start + 256]
+        results = local.propose(chunk, codebook)
+        by_field = (
+            field_confidences(local, chunk, [r.proposal for r in results], codebook)
+            if calibration.field_cuts is not None
+            else None
+        )
+        rows = []
+        for index, (result, response) in enumerate(zip(results, chunk, strict=True)):
+            row = by_field[index] if by_field is not None else None
+            entry = _route_entry(result, marker, row)
+            if settles(result, response, calibration, row):
+                _record(local_summary, result, response)
+                rows.append(_row(result, local, codebook_version, None, {response.id: entry}))
+                settled.append(response)
+            else:
+                send.append(response)
+                route[response.id] = {**entry, "route": "cascade:llm"}
+        store.add_proposals(rows)
+    return settled, send, route
 
 
 def cascade(
@@ -375,8 +391,12 @@ def cascade(
     limit: int | None = None,
     progress: PrecodeProgress | None = None,
     on_calibrated: Any = None,
+    per_field: bool = True,
 ) -> CascadeSummary:
-    """Pre-code with the cascade: embedded where confident (calibrated), the LLM for the rest."""
+    """Pre-code with the cascade: embedded where confident (calibrated), the LLM for the rest.
+
+    ``per_field`` (default) gives each field its own confidence cut; False keeps the single
+    cut on the proposal's overall confidence."""
     codebook_version, codebook = store.codebook()
     if local is None:
         try:
@@ -391,7 +411,7 @@ def cascade(
     # The question prior (see LocalClassifier.prepare) is learned once, before calibrating,
     # so the held-out proposals come from the same model that settles answers.
     local.prepare(_prepare_input(store), codebook)
-    calibration = calibrate(store, local, codebook, precision=precision)
+    calibration = calibrate(store, local, codebook, precision=precision, per_field=per_field)
     summary.calibration = calibration
     if on_calibrated is not None:
         on_calibrated(calibration)
@@ -401,29 +421,13 @@ def cascade(
 
     marker = {
         "cut": calibration.cut,
+        "field_cuts": calibration.field_cuts,
         "targets": calibration.targets,
         "target_source": calibration.target_source,
         "n_reviewed": calibration.n_reviewed,
         "fallback": calibration.fallback,
     }
-    send: list[Response] = []
-    route: dict[str, dict[str, Any]] = {}
-    settled: list[Response] = []
-    local_summary = PrecodeSummary()
-    for start in range(0, len(todo), 256):
-        chunk = todo[start : start + 256]
-        rows = []
-        for result, response in zip(local.propose(chunk, codebook), chunk, strict=True):
-            confidence = result.proposal.confidence if result.proposal is not None else None
-            entry = {"route": "cascade:embedded", "cascade": {**marker, "confidence": confidence}}
-            if settles(result, response, calibration):
-                _record(local_summary, result, response)
-                rows.append(_row(result, local, codebook_version, None, {response.id: entry}))
-                settled.append(response)
-            else:
-                send.append(response)
-                route[response.id] = {**entry, "route": "cascade:llm"}
-        store.add_proposals(rows)
+    settled, send, route = _settle(store, local, todo, calibration, marker)
     summary.embedded_seconds = time.perf_counter() - started
     summary.settled = len(settled)
     summary.sent = len(send)

@@ -30,6 +30,7 @@ from coder.backends.base import Classifier, ProposalResult
 from coder.errors import BackendError
 from coder.injection import FLAG as INJECTION_FLAG
 from coder.injection import looks_like_prompt_injection
+from coder.llm_call_queries import CallLog
 from coder.precode_queries import count_to_precode
 from coder.redact import redact
 from coder.store import Store
@@ -151,7 +152,7 @@ def precode(
         summary.already_done = summary.total_responses - count_to_precode(store, codebook_version)
     summary.run_id = getattr(classifier, "run_id", None)
     if getattr(classifier, "call_logger", "absent") is None:
-        classifier.call_logger = store.log_llm_call  # type: ignore[attr-defined]
+        classifier.call_logger = CallLog(store)  # type: ignore[attr-defined]
     if progress is not None:
         progress.start(len(todo))
     if not todo:

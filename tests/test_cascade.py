@@ -152,14 +152,22 @@ def test_calibrated_cascade_routes_records_and_resumes(rapid: Any) -> None:
         settled = [r for r in rows if r["params"]["route"] == "cascade:embedded"]
         sent = [r for r in rows if r["params"]["route"] == "cascade:llm"]
         assert len(settled) + len(sent) == len(rest)
-        cut = settled[0]["params"]["cascade"]["cut"]
+        marker = settled[0]["params"]["cascade"]
+        cuts = marker["field_cuts"]
         assert 0 < len(settled) < len(rest)
-        assert all(r["confidence"] >= cut for r in settled)
-        assert all(
-            r["params"]["cascade"]["confidence"] is None
-            or r["params"]["cascade"]["confidence"] < cut
-            for r in sent
-        )
+
+        def clears(row: dict[str, Any]) -> bool:
+            # Per-field cuts when they settle more held-out answers, else the single cut.
+            if cuts is None:
+                mine = row["params"]["cascade"]["confidence"]
+                return mine is not None and mine >= marker["cut"]
+            mine = row["params"]["cascade"].get("field_confidence")
+            return mine is not None and all(mine[name] >= cuts[name] for name in cuts)
+
+        # Every field of a settled answer cleared its own cut (or plain rules ruled it
+        # out: not relevant); a sent one missed at least one cut.
+        assert all(clears(r) or json.loads(r["proposal"])["relevant"] is False for r in settled)
+        assert not any(clears(r) for r in sent)
         assert {r["backend"] for r in settled} == {"local"}
         assert sum(r["status"] == "failed" for r in sent) == 2
         assert f"{len(settled)} settled by the local model, {len(sent)} sent to the LLM" in output
@@ -181,3 +189,45 @@ def test_cascade_options_are_checked(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "--cascade needs --backend openai" in result.output
     result = CliRunner().invoke(cli, ["precode", "--db", str(db), "--cascade-precision", "0.9"])
     assert result.exit_code == 1 and "--cascade-precision goes with --cascade" in result.output
+
+
+def test_field_cuts_settle_answers_a_single_cut_holds_back() -> None:
+    from coder.cascade_cuts import choose_field_cuts, clears
+
+    # 40 answers. Themes are right exactly when the themes confidence is high; stance is
+    # right on all but the 10 answers of lowest stance confidence. The overall confidence
+    # (the least of the fields) mixes the two, so no single cut keeps stance at 0.9 and
+    # themes right together beyond the 10 answers confident in both.
+    right = np.array([1, 0, 0, 1, 1, 1])  # tp fp fn stance_ok stance_n relevance_ok
+    themes_wrong = np.array([0, 1, 1, 1, 1, 1])
+    stance_wrong = np.array([1, 0, 0, 0, 1, 1])
+    rows, stats = [], []
+    for n in range(40):
+        themes_sure = n < 30
+        stance_sure = n >= 10  # the 10 stance-unsure answers are among the theme-sure ones
+        rows.append([0.95 if themes_sure else 0.4, 0.9 if stance_sure else 0.3, 0.99])
+        stats.append(
+            right
+            if themes_sure and stance_sure
+            else themes_wrong
+            if not themes_sure
+            else stance_wrong
+        )
+    confidences, matrix = np.array(rows), np.vstack(stats)
+    overall = confidences.min(axis=1)
+    single, _ = choose_cut(overall, matrix, dict.fromkeys(FIELDS, 0.9), min_settled=5)
+    assert single == 0.9 and (overall >= single).sum() == 20  # the sure-in-both answers
+    cuts, expected = choose_field_cuts(confidences, matrix, dict.fromkeys(FIELDS, 0.9), 5)
+    assert cuts is not None and cuts["themes"] > 0.4 and cuts["stance"] > 0.3
+    assert expected["share"] == 0.5 and expected["themes"] == 1.0
+    # With a stance target low enough, the stance-unsure answers settle too.
+    targets = {"themes": 0.9, "stance": 0.6, "relevance": 0.9}
+    cuts, expected = choose_field_cuts(confidences, matrix, targets, 5)
+    assert cuts is not None and expected["share"] == 0.75 and expected["stance"] == 20 / 30
+    assert sum(clears(row, cuts) for row in confidences) == 30
+    # The single cut cannot take the stance-unsure answers without the theme-unsure ones
+    # (their overall confidences, 0.3 and 0.4, interleave the wrong way): 20 only.
+    single, _ = choose_cut(overall, matrix, targets, min_settled=5)
+    assert single == 0.9
+    # Nothing meets a themes target of 1.0 over more answers than there are.
+    assert choose_field_cuts(confidences, matrix, dict.fromkeys(FIELDS, 1.0), 41) == (None, {})

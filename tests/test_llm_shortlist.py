@@ -202,7 +202,11 @@ def test_other_theme_needed_reaches_the_stored_proposal(tmp_path: Path) -> None:
         store.add_responses([Response(id="r1", text="x", question=question)])
         version, _ = store.codebook()
         store.add_proposal(
-            response_id="r1", backend="openai", model="m", proposal=proposal, codebook_version=version
+            response_id="r1",
+            backend="openai",
+            model="m",
+            proposal=proposal,
+            codebook_version=version,
         )
         assert store.current_proposals()["r1"].proposal.other_theme_needed == "funding"
     # Rows written before the field existed still load.
@@ -229,3 +233,59 @@ def test_reviewed_answers_choose_the_cut(tmp_path: Path) -> None:
         cut = classifier.shortlist_cut(codebook)
     assert cut.source == "reviewed" and cut.answers >= MIN_CALIBRATION_ANSWERS
     assert cut.recall is not None and cut.recall >= 0.98
+
+
+def test_blend_adds_the_standardised_zero_shot_match_to_the_trained_log_odds() -> None:
+    from coder.llm.shortlist import blend, ranked
+
+    trained = {"a": 0.30, "b": 0.02, "c": 0.03}
+    zero = {"a": 0.5, "b": 0.9, "c": 0.1}
+    assert blend(trained, zero, 0.0) is trained
+    assert [code for code, _ in ranked(trained)] == ["a", "c", "b"]
+    # b's text matches the answer best: a small weight lifts it above c, a large one above a.
+    assert [code for code, _ in ranked(blend(trained, zero, 0.5))] == ["a", "b", "c"]
+    assert [code for code, _ in ranked(blend(trained, zero, 3.0))] == ["b", "a", "c"]
+    # The zero-shot scores' scale does not matter, only their spread over the answer.
+    scaled = {code: 10 * value + 4 for code, value in zero.items()}
+    assert blend(trained, scaled, 0.5) == pytest.approx(blend(trained, zero, 0.5))
+
+
+@pytest.mark.slow  # trains the embedded model (seconds on a quiet machine)
+def test_a_trained_ranking_chooses_its_blend_weight_on_reviewed_answers() -> None:
+    from coder.embedded.classifier import LocalClassifier
+    from coder.llm.shortlist import BLEND_WEIGHTS, blend, ranked
+    from eval.gold import load_gold
+    from eval.runner import labelled_examples
+
+    codebook, items = load_gold(shared_path("gold/rapid_insight_dev"))
+    train, rest = items[::2], items[1::2]
+    scorer = LocalClassifier(use_stored_model=False)
+    scorer.prepare([item.to_response() for item in items], codebook)
+    scorer.fit(labelled_examples(train), codebook)
+    classifier = LLMClassifier(
+        model="m", base_url="http://127.0.0.1:9/v1", scorer=scorer, examples=0
+    )
+    responses = [item.to_response() for item in rest]
+    gold = [list(item.labels) if item.relevant is not False else [] for item in rest]
+    cut = classifier.calibrate_shortlist(responses, gold, codebook)
+    assert cut is not None and cut.blend in BLEND_WEIGHTS
+    assert cut.describe()["blend"] == cut.blend
+    # The weight chosen gives lists no longer than the trained ranking alone.
+    zero = classifier.choice.zero_scorer()
+    assert zero is not None and zero.state is None
+    trained_scores = scorer.code_scores(responses, codebook)
+    zero_scores = zero.code_scores(responses, codebook)
+
+    def mean_size(weight: float) -> float:
+        rankings = [
+            ranked(blend(t, z, weight)) for t, z in zip(trained_scores, zero_scores, strict=True)
+        ]
+        alone = choose_cut(rankings, gold)
+        assert alone is not None
+        return recall_at(rankings, gold, alone.size or 0, alone.threshold)[1]
+
+    assert mean_size(cut.blend) <= min(mean_size(w) for w in BLEND_WEIGHTS) + 1e-9
+    # Its shortlists rank with the same blend (the zero-shot scorer rides along).
+    shortlister = classifier.shortlister(codebook)
+    assert shortlister is not None and shortlister.cut is cut
+    assert (shortlister.zero_scorer is not None) == bool(cut.blend)

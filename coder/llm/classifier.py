@@ -35,6 +35,7 @@ from coder.llm.context_window import (
     probe_context_window,
 )
 from coder.llm.examples import ExamplePool
+from coder.llm.gc_pauses import frozen_heap
 from coder.llm.patches import apply_speed_patches
 from coder.llm.planning import Estimate, PlannedRequest, estimate_run, plan_requests
 from coder.llm.pricing import PriceTable
@@ -274,9 +275,10 @@ class LLMClassifier:
                 for request in self.plan(responses)
             ]
             try:
-                for finished in asyncio.as_completed(tasks):
-                    for result in await finished:
-                        yield result
+                with frozen_heap():
+                    for finished in asyncio.as_completed(tasks):
+                        for result in await finished:
+                            yield result
             finally:
                 for task in tasks:
                     task.cancel()

@@ -3,11 +3,14 @@
 Both are guarded: an ``ImportError`` on another layout leaves the library alone, and
 each is applied once (the replacement carries a marker). They are only valid for
 ``openai==3.3.0`` and ``instructor==1.17.0``: re-measure ``benchmarks/bench_precode.py``
-and re-check both before moving either pin.
+and re-check both before moving either pin. (A third, httpcore's idle-connection check
+reaching anyio's socket directly, saved about 0.1 ms a call and was left out: it reached
+into two more libraries' private attributes for 3% of the client's CPU.)
 """
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable
 from types import ModuleType
@@ -23,9 +26,10 @@ def apply_speed_patches() -> None:
 
 
 def _replace_once(
-    module: ModuleType, name: str, marker: str, wrap: Callable[[Any], Callable[..., Any]]
+    module: ModuleType | type, name: str, marker: str, wrap: Callable[[Any], Callable[..., Any]]
 ) -> None:
-    """Put ``wrap(original)`` in place of ``module.name`` unless it is already there."""
+    """Put ``wrap(original)`` in place of ``module.name`` (a module's or a class's attribute)
+    unless it is already there."""
     original = getattr(module, name)
     if getattr(original, marker, False):
         return
@@ -60,20 +64,19 @@ def memoise_instructor_async_validator_check() -> None:
     _replace_once(async_validators, "reject_async_validators", "_coder_memoised", wrap)
 
 
-_PLAIN = (str, int, float, bool, type(None))
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
-def _is_plain_json(value: Any, depth: int = 0) -> bool:
-    """True for nested dicts/lists of str, numbers, booleans and None (JSON as is)."""
-    if isinstance(value, _PLAIN):
-        return True
-    if depth > 64:
+def _is_plain_json(value: Any) -> bool:
+    """True when ``value`` serialises as JSON as is (no models, dates or other objects)."""
+    # json.dumps walks the body in C and calls ``default`` only for what JSON cannot hold
+    # as is; a recursive walk in Python cost about 0.15 ms per request body.
+    try:
+        json.dumps(value, default=_refuse, check_circular=False)
+    except (TypeError, ValueError, RecursionError):
         return False
-    if type(value) is dict:
-        return all(type(k) is str and _is_plain_json(v, depth + 1) for k, v in value.items())
-    if type(value) is list:
-        return all(_is_plain_json(item, depth + 1) for item in value)
-    return False
+    return True
 
 
 def plain_chat_request_transform() -> None:

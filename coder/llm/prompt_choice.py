@@ -8,12 +8,21 @@ set's training part instead (:meth:`PromptChoice.fit`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from coder.llm.config import LLMSettings
 from coder.llm.examples import DEFAULT_EXAMPLES, Example, ExamplePool
-from coder.llm.shortlist import Cut, Shortlister, choose_cut
+from coder.llm.shortlist import (
+    BLEND_WEIGHTS,
+    Cut,
+    Shortlister,
+    blend,
+    choose_cut,
+    ranked,
+    recall_at,
+)
 from schemas import Codebook, Labels, Response
 
 
@@ -36,6 +45,7 @@ class PromptChoice:
         self._shortlister: Shortlister | None = None
         self._cut_for: tuple[Codebook, Cut] | None = None
         self._key_for: tuple[Codebook, dict[str, Any] | None] | None = None
+        self._zero: Any = None
 
     @property
     def scorer(self) -> Any:
@@ -46,6 +56,19 @@ class PromptChoice:
 
             self.scorer_override = LocalClassifier(self.model_store)
         return self.scorer_override
+
+    def zero_scorer(self) -> Any:
+        """A zero-shot scorer sharing the trained scorer's encoder and caches, whose scores
+        a trained ranking blends in; None when the scorer is not a trained embedded model."""
+        scorer = self.scorer
+        if getattr(scorer, "state", None) is None or not hasattr(scorer, "share_caches"):
+            return None
+        if self._zero is None:
+            from coder.embedded.classifier import LocalClassifier
+
+            self._zero = LocalClassifier(None, encoder=scorer.encoder, use_stored_model=False)
+            scorer.share_caches(self._zero)
+        return self._zero
 
     def scorer_name(self) -> str:
         """The ranking model's name and version, as recorded with each shortlist."""
@@ -66,7 +89,12 @@ class PromptChoice:
         ):
             return None
         if self._shortlister is None or self._shortlister.cut is not cut:
-            self._shortlister = Shortlister(self.scorer, cut, name=self.scorer_name())
+            self._shortlister = Shortlister(
+                self.scorer,
+                cut,
+                name=self.scorer_name(),
+                zero_scorer=self.zero_scorer() if cut.blend else None,
+            )
         return self._shortlister
 
     def shortlist_cut(self, codebook: Codebook) -> Cut:
@@ -105,9 +133,9 @@ class PromptChoice:
     ) -> Cut | None:
         """Choose the cut on ``responses`` whose codes are known (``gold``, e.g. reviewed or
         a gold set's training part) and use it from now on; None if too few."""
-        ranker = Shortlister(self.scorer, Cut(size=None))
-        ranker.rank(responses, codebook)
-        rankings = [ranker.ranking(r, codebook) for r in responses]
+        ranker = Shortlister(self.scorer, Cut(size=None), zero_scorer=self.zero_scorer())
+        ranker.prepare(responses, codebook)
+        trained, zero = ranker.raw_scores(responses, codebook)
         # With examples, their labels join every shortlist: count them as kept (each
         # answer's examples exclude the answer itself).
         pool = self.example_pool()
@@ -117,13 +145,30 @@ class PromptChoice:
             if pool is not None and wanted
             else None
         )
-        cut = choose_cut(rankings, gold, self.settings.shortlist_recall, given)
-        if cut is not None:
-            self._cut_for = (codebook, cut)
-            # The same scorer ranked them: keep its rankings.
-            self._shortlister = Shortlister(ranker.scorer, cut, name=self.scorer_name())
-            self._shortlister._rankings = ranker._rankings
-            self._shortlister._prepared = ranker._prepared
+        # A trained ranking tries each blend weight; the shortest lists at the target win.
+        best: tuple[float, Cut, list[Any]] | None = None
+        for weight in BLEND_WEIGHTS if zero else (0.0,):
+            rankings = [
+                ranked(blend(scores, zero[n], weight) if zero else scores)
+                for n, scores in enumerate(trained)
+            ]
+            cut = choose_cut(rankings, gold, self.settings.shortlist_recall, given)
+            if cut is None:
+                return None
+            size = recall_at(rankings, gold, cut.size or 0, cut.threshold)[1]
+            if best is None or size < best[0] - 1e-9:
+                best = (size, dataclasses.replace(cut, blend=weight), rankings)
+        assert best is not None
+        _, cut, rankings = best
+        self._cut_for = (codebook, cut)
+        # The same scorers ranked them: keep their rankings.
+        self._shortlister = Shortlister(
+            ranker.scorer, cut, name=self.scorer_name(), zero_scorer=ranker.zero_scorer
+        )
+        self._shortlister._rankings = {
+            Shortlister._key(r): ranking for r, ranking in zip(responses, rankings, strict=True)
+        }
+        self._shortlister._prepared = ranker._prepared
         return cut
 
     def fit(self, examples: Sequence[Any], codebook: Codebook) -> None:

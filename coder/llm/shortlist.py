@@ -23,6 +23,14 @@ The cut is chosen for recall, on data, never as a constant fitted to one gold se
   figures to benchmarks/results/shortlist.json).
 
 A question with no more codes than the cut keeps them all: a small codebook is sent whole.
+
+**Blended ranking.** A trained model ranks the codes it learned well, but a code with few
+reviewed examples gets a low probability on every answer, so a cut high enough to catch it
+is long for all. Once trained, the ranking adds the zero-shot match of each code's text
+(standardised over the answer's codes) to the trained log-odds, with a weight chosen with
+the cut on the reviewed answers (:data:`BLEND_WEIGHTS`, 0 = trained alone): on NHS (half
+the answers trained, the cut chosen on a fifth, measured on the rest) the blend keeps 98%
+of the gold codes with about 11 codes instead of 13.
 """
 
 from __future__ import annotations
@@ -50,6 +58,9 @@ MIN_SIZE = 6
 DEFAULT_MIN_SIZE = 12
 #: Themed reviewed answers needed before they choose the cut.
 MIN_CALIBRATION_ANSWERS = 30
+#: Weights of the zero-shot score in a trained ranking, tried when reviewed answers choose
+#: the cut (the one giving the shortest lists at the target recall wins; 0 = trained only).
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 class Scorer(Protocol):
@@ -78,6 +89,8 @@ class Cut:
     recall: float | None = None
     #: themed reviewed answers that chose it
     answers: int = 0
+    #: weight of the zero-shot score blended into a trained ranking (:func:`blend`)
+    blend: float = 0.0
 
     def size_for(self, applicable: int) -> int:
         """The number of codes to send for a question with ``applicable`` codes."""
@@ -94,10 +107,37 @@ class Cut:
             "source": self.source,
             "recall": self.recall,
             "answers": self.answers,
+            "blend": self.blend,
         }
 
 
 Ranking = list[tuple[str, float]]
+
+
+def blend(trained: dict[str, float], zero: dict[str, float], weight: float) -> dict[str, float]:
+    """A trained ranking's scores with the zero-shot ones mixed in: the trained log-odds
+    plus ``weight`` times the zero-shot score standardised over the answer's codes (the
+    two are on different scales; the standardised match says which codes' *text* fits this
+    answer best, which a code with few reviewed examples needs)."""
+    if not weight or not zero:
+        return trained
+    values = [zero.get(code, 0.0) for code in trained]
+    mean = sum(values) / len(values)
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) or 1.0
+    return {
+        code: _logit(p) + weight * (zero.get(code, mean) - mean) / spread
+        for code, p in trained.items()
+    }
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def ranked(scores: dict[str, float]) -> Ranking:
+    """``scores`` as (code, score) pairs, best first."""
+    return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
 def cut_ranking(ranking: Ranking, size: int, threshold: float | None) -> list[str]:
@@ -207,8 +247,12 @@ def choose_cut(
 class Shortlister:
     """Ranks a codebook's themes for each response and cuts the ranking for its prompt."""
 
-    def __init__(self, scorer: Scorer, cut: Cut, *, name: str = "") -> None:
+    def __init__(
+        self, scorer: Scorer, cut: Cut, *, name: str = "", zero_scorer: Scorer | None = None
+    ) -> None:
         self.scorer = scorer
+        #: the zero-shot scorer whose scores a trained ranking blends in (``cut.blend``)
+        self.zero_scorer = zero_scorer
         self.cut = cut
         #: the ranking model's name and version, for the cache key and the proposal
         self.name = name
@@ -226,6 +270,8 @@ class Shortlister:
         digest = codebook.content_hash()
         if digest not in self._prepared and responses:
             self.scorer.prepare(responses, codebook)
+            if self.zero_scorer is not None:
+                self.zero_scorer.prepare(responses, codebook)
             self._prepared.add(digest)
 
     def rank(self, responses: Sequence[Response], codebook: Codebook) -> None:
@@ -233,18 +279,30 @@ class Shortlister:
         todo: dict[tuple[str | None, str], Response] = {}
         for response in responses:
             key = self._key(response)
-            if key not in self._rankings and key not in todo and self.needs_ranking(
-                response, codebook
+            if (
+                key not in self._rankings
+                and key not in todo
+                and self.needs_ranking(response, codebook)
             ):
                 todo[key] = response
         if not todo:
             return
         self.prepare(list(todo.values()), codebook)
         batch = list(todo.values())
-        for response, scores in zip(batch, self.scorer.code_scores(batch, codebook), strict=True):
-            self._rankings[self._key(response)] = sorted(
-                scores.items(), key=lambda pair: -pair[1]
-            )
+        trained, zero = self.raw_scores(batch, codebook, self.cut.blend)
+        for number, (response, scores) in enumerate(zip(batch, trained, strict=True)):
+            mixed = blend(scores, zero[number], self.cut.blend) if zero else scores
+            self._rankings[self._key(response)] = ranked(mixed)
+
+    def raw_scores(
+        self, responses: Sequence[Response], codebook: Codebook, weight: float = 1.0
+    ) -> tuple[list[dict[str, float]], list[dict[str, float]] | None]:
+        """The scorer's code scores for ``responses`` and, when a blend may use them (a
+        zero-shot scorer and a weight), the zero-shot scorer's."""
+        trained = self.scorer.code_scores(responses, codebook)
+        if not weight or self.zero_scorer is None:
+            return trained, None
+        return trained, self.zero_scorer.code_scores(responses, codebook)
 
     def ranking(self, response: Response, codebook: Codebook) -> Ranking:
         """The codes that apply to ``response`` with their scores, best first."""
