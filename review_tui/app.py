@@ -66,6 +66,7 @@ class ReviewApp(App[None]):
 
     def on_index_ready(self, _message: IndexReady) -> None:
         self.session.wait_for_index()
+        gc.freeze()  # the index built in the worker is long-lived too (see on_mount)
         self.redraw()  # the status bar's position and the footer's keys need the index
 
     async def on_event(self, event: events.Event) -> None:
