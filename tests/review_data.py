@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 from coder.store import Store
 from schemas import (
@@ -146,3 +147,14 @@ def review_app(store: Store, reviewer: str = "ann", **options: object):  # type:
     order = options.pop("order", None)
     session = ReviewSession(store, reviewer, blind=blind, order=order)  # type: ignore[arg-type]
     return ReviewApp(session, **options)  # type: ignore[arg-type]
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows now, as plain text (every line of the current screen).
+
+    Textual has no public way to read the composed screen as text (``export_screenshot``
+    gives SVG, split into styled runs), so this one helper reads the screen's compositor,
+    pinned with Textual itself (``textual==8.2.8``); every review test goes through it.
+    """
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)

@@ -11,7 +11,7 @@ from review_tui.app import ReviewApp
 from review_tui.ask_bar import AskBar
 from review_tui.confirm import ConfirmScreen
 from review_tui.review_screen import ReviewScreen
-from tests.review_data import build_project, review_app, small_codebook
+from tests.review_data import build_project, review_app, screen_text, small_codebook
 
 SIZE = (120, 40)
 
@@ -19,12 +19,6 @@ SIZE = (120, 40)
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return build_project(tmp_path / "review.db", 12, codebook=small_codebook())
-
-
-def screen_text(app: ReviewApp) -> str:
-    """What the terminal shows now, as plain text (every line of the current screen)."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 def shown_id(app: ReviewApp) -> str:

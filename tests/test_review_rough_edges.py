@@ -8,14 +8,13 @@ from textual.widgets import DataTable, Input
 
 from coder import review
 from coder.store import Store
-from review_tui.app import ReviewApp
 from review_tui.ask_bar import AskBar
 from review_tui.confirm import ConfirmScreen
 from review_tui.help_screen import HelpScreen, key_name
 from review_tui.queue_screen import QueueScreen
 from review_tui.review_screen import ReviewScreen
 from schemas import Codebook, Proposal, Question, Response, StanceScale, StanceValue, Theme
-from tests.review_data import review_app
+from tests.review_data import review_app, screen_text
 
 SIZE = (120, 40)
 
@@ -76,13 +75,6 @@ def workshop_project(path: Path) -> Store:
         ]
     )
     return store
-
-
-def screen_text(app: ReviewApp) -> str:
-    lines = []
-    for strip in app.screen._compositor.render_strips():
-        lines.append("".join(segment.text for segment in strip))
-    return "\n".join(lines)
 
 
 async def test_queue_opens_with_the_filter_focused(tmp_path: Path) -> None:
