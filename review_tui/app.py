@@ -69,6 +69,17 @@ class ReviewApp(App[None]):
         gc.freeze()  # the index built in the worker is long-lived too (see on_mount)
         self.redraw()  # the status bar's position and the footer's keys need the index
 
+    def on_key(self, event: events.Key) -> None:
+        # Keys typed in one burst (a browser through `coder serve` sends them so) are all
+        # queued to the widget focused when they arrived, and a screen's bindings run only
+        # when a key bubbles up here: so the keys after the one that opened the review
+        # screen's question bar arrive here unhandled. Hand them to the bar (before the
+        # app's own bindings, which prevent_default skips).
+        screen = self.screen
+        if isinstance(screen, ReviewScreen) and screen.ask_bar.asking:
+            event.prevent_default()
+            screen.ask_bar.take_key(event)
+
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown) and not self.session.index_ready:
             # A key pressed before the index is built waits for it (at most the rest of the

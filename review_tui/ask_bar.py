@@ -107,14 +107,16 @@ class AskBar(Vertical, can_focus=True):
         field = self.query_one("#ask-input", Input)
         field.display = text
         self.display = True
-        (field if text else self).focus()
+        # Focus now, not at the next idle (Widget.focus defers it): keys typed in one burst,
+        # as a browser sends them through `coder serve`, must reach the bar, not the screen.
+        self.screen.set_focus(field if text else self)
 
     def _answer(self, value: str | None) -> None:
         answered = self.answered
         self.answered = None
         self.display = False
         if self.focus_before is not None:
-            self.focus_before.focus()
+            self.screen.set_focus(self.focus_before)
         if answered is not None:
             answered(value)
 
@@ -136,6 +138,20 @@ class AskBar(Vertical, can_focus=True):
             self._answer(self.on_enter)
         elif key in self.choices:
             self._answer(self.choices[key])
+
+    def take_key(self, event: events.Key) -> None:
+        """A key that reached the screen while the bar asks: queued to the widget that had
+        the focus before the bar opened (keys typed in one burst). Typed text goes into the
+        field; any other key is handled as if the bar had it."""
+        field = self.query_one("#ask-input", Input)
+        if field.display and event.is_printable and event.character:
+            event.stop()
+            field.insert_text_at_cursor(event.character)
+        elif field.display and event.key == "enter":
+            event.stop()
+            self._answer(field.value)
+        else:
+            self.on_key(event)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -98,12 +98,18 @@ class ReviewScreen(Screen[None]):
         yield AskBar(id="ask-bar")
         yield KeyFooter(compact=True)
 
+    @property
+    def ask_bar(self) -> AskBar:
+        """The bar that asks the reason, stance, hypothesis, note or exclusion."""
+        return self.query_one(AskBar)
+
     def on_mount(self) -> None:
         self.query_one(ResponseView).focus()
         self.show_item()
 
     def on_screen_resume(self) -> None:
         self.show_item(force=True)
+
 
     # --- drawing ---------------------------------------------------------------------
     def show_item(self, force: bool = False) -> None:

@@ -96,3 +96,22 @@ async def test_opening_the_queue_again_skips_the_restyle(store: Store) -> None:
         app.theme = "textual-light" if app.theme != "textual-light" else "nord"
         await pilot.press("l")
         assert restyles, "a theme change restyles the queue when it is shown again"
+
+
+async def test_keys_typed_in_one_burst_reach_the_question_bar(store: Store) -> None:
+    """A browser (coder serve) sends keys faster than the app handles them: all are queued
+    to the widget focused when they arrive, so the reason key after the one that opened the
+    bar, and a note typed straight after `n`, must still reach the bar."""
+    from textual import events
+
+    app = review_app(store, order="import")
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("1", "a", "s"):  # 's' is also the stance key: here it is the reason
+            app.post_message(events.Key(key, key))
+        await pilot.pause()
+        for key, character in [("n", "n"), ("h", "h"), ("i", "i"), ("enter", None)]:
+            app.post_message(events.Key(key, character))
+        await pilot.pause()
+        decisions = [(d.action, d.reason_code, d.note) for d in store.decisions()]
+        assert decisions == [("correct", "wrong_stance", None), ("note", None, "hi")]
+        assert not app.screen.query_one(AskBar).asking
