@@ -41,7 +41,7 @@ class ReviewerStats:
 
     def describe(self) -> str:
         """One line, e.g. 'ann · 120 decisions · 95/h · 71% accepted unchanged · agrees 84% on 25 shared'."""
-        parts = [self.reviewer, f"{self.decisions:,} decisions", f"{self.reviewed:,} reviewed"]
+        parts = [self.reviewer, f"{self.decisions:,} decision" + ("" if self.decisions == 1 else "s"), f"{self.reviewed:,} reviewed"]
         if self.per_hour is not None:
             parts.append(f"{self.per_hour:,.0f}/h")
         if self.accepted_share is not None:

@@ -100,7 +100,7 @@ class ReviewerSession:
         """One line, e.g. 'ann 2026-11-29 10:02-10:40 · 85 decisions (134/h) · 71% accepted'."""
         start, end = _parse_time(self.started), _parse_time(self.ended)
         when = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
-        parts = [f"{self.reviewer} {when}", f"{self.decisions:,} decisions"]
+        parts = [f"{self.reviewer} {when}", f"{self.decisions:,} decision" + ("" if self.decisions == 1 else "s")]
         if self.seconds >= 60:
             parts[-1] += f" ({self.decisions / self.seconds * 3600:,.0f}/h)"
         judged = self.accepted + self.corrected
