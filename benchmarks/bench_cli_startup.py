@@ -5,10 +5,15 @@ fresh process ``--runs`` times after one warm-up run (so the OS file cache is wa
 for a user who just ran coder); the figure is the median wall time, with the CPU time
 beside it (less sensitive to other jobs on a shared machine). ``status`` runs on a project
 the size of a rapid-insight workshop (the demo, 45 answers) and on a 5,000-answer project
-with a proposal and a decision for every answer. The import cost of the heaviest modules on
-the status path comes from ``python -X importtime``.
+with a proposal for every answer and a decision for a fifth of them. The import cost of
+the heaviest modules on the status path comes from ``python -X importtime``, with the heavy
+libraries status should not import (``status_imports``).
 
-Run: python benchmarks/bench_cli_startup.py [--runs 15]
+``--baseline DIR`` also times another version of coder in the same run, for a ratio that a
+loaded machine distorts less than the absolute figures (DIR: a source tree, e.g.
+``git archive HEAD coder schemas prompts | tar -x -C DIR``, run with PYTHONPATH=DIR).
+
+Run: python benchmarks/bench_cli_startup.py [--runs 15] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -28,17 +33,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import write_result  # noqa: E402
 
 TARGET_S = 0.3
+#: Libraries ``coder status`` should not import (issue 16): sqlite-utils with numpy, and
+#: pydantic (through the schemas).
+HEAVY = ("sqlite_utils", "numpy", "pydantic")
 
 
-def timed_runs(command: list[str], runs: int) -> dict[str, float]:
-    """Median and p90 wall time, and median CPU time (user + system), of ``runs`` runs."""
-    subprocess.run(command, capture_output=True, check=True)  # warm the file cache
+def timed_runs(command: list[str], runs: int, tree: Path | None = None) -> dict[str, float]:
+    """Median and p90 wall time, and median CPU time (user + system), of ``runs`` runs (of
+    the coder in source tree ``tree``, if given)."""
+    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
+    # ``python -m`` puts the working folder first on sys.path: the tree's, for its coder.
+    where = None if tree is None else str(tree)
+    subprocess.run(command, capture_output=True, check=True, env=env, cwd=where)  # warm the cache
     walls: list[float] = []
     cpus: list[float] = []
     for _ in range(runs):
         before = os.times()
         start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=True)
+        subprocess.run(command, capture_output=True, check=True, env=env, cwd=where)
         walls.append(time.perf_counter() - start)
         after = os.times()
         cpus.append(
@@ -88,24 +100,65 @@ def big_project(path: Path, answers: int) -> None:
         )
 
 
-def heaviest_imports(command: list[str], top: int = 12) -> list[dict[str, Any]]:
-    """The modules with the largest cumulative import time on this command's path."""
+def import_profile(command: list[str], top: int = 12) -> dict[str, Any]:
+    """The modules with the largest cumulative import time on this command's path, and
+    which of the :data:`HEAVY` libraries it imports."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", *command[1:]], capture_output=True, text=True
     )
     rows = []
+    imported = set()
     for line in done.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
-        if match and len(match.group(3)) <= 7:  # the first four levels of imports
+        if not match:
+            continue
+        imported.add(match.group(4))
+        if len(match.group(3)) <= 7:  # the first four levels of imports
             rows.append({"module": match.group(4), "cumulative_ms": int(match.group(2)) / 1000})
     rows.sort(key=lambda row: -float(row["cumulative_ms"]))
-    return rows[:top]
+    return {"heaviest": rows[:top], "imports": {name: name in imported for name in HEAVY}}
+
+
+def check_tree(tree: Path) -> Path:
+    """``tree`` resolved, after checking that python run there imports its coder."""
+    tree = tree.resolve()
+    found = subprocess.run(
+        [sys.executable, "-c", "import coder; print(coder.__file__)"],
+        capture_output=True, text=True, check=True, cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+    ).stdout.strip()
+    if not Path(found).resolve().is_relative_to(tree):
+        raise SystemExit(f"--baseline {tree}: python imports coder from {found}, not from there")
+    return tree
+
+
+def baseline_timings(
+    tree: Path, commands: dict[str, list[str]], runs: int, timings: dict[str, Any]
+) -> dict[str, Any]:
+    """The same commands run by the coder in ``tree``, and this coder's time over theirs."""
+    theirs = {name: timed_runs(command, runs, tree) for name, command in commands.items()}
+    return {
+        "tree": str(tree),
+        "commands": theirs,
+        "ratio_median_wall": {
+            name: round(timings[name]["median_s"] / theirs[name]["median_s"], 2) for name in theirs
+        },
+        "ratio_median_cpu": {
+            name: round(timings[name]["cpu_median_s"] / theirs[name]["cpu_median_s"], 2)
+            for name in theirs
+        },
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="timed runs per command")
+    parser.add_argument(
+        "--baseline", type=Path, default=None,
+        help="source tree of another coder version to time in the same run (a ratio)",
+    )
     args = parser.parse_args()
+    baseline_tree = check_tree(args.baseline) if args.baseline is not None else None
     coder = [sys.executable, "-m", "coder"]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
@@ -119,7 +172,12 @@ def main() -> None:
             "coder status (5,000 answers)": [*coder, "--db", str(big), "status"],
         }
         timings = {name: timed_runs(command, args.runs) for name, command in commands.items()}
-        imports = heaviest_imports(commands["coder status (demo, 45 answers)"])
+        profile = import_profile(commands["coder status (demo, 45 answers)"])
+        baseline = (
+            baseline_timings(baseline_tree, commands, args.runs, timings)
+            if baseline_tree is not None
+            else None
+        )
     python_alone = timed_runs([sys.executable, "-c", "pass"], args.runs)
     write_result(
         "cli_startup",
@@ -129,7 +187,9 @@ def main() -> None:
             "runs": args.runs,
             "python_alone": python_alone,
             "commands": timings,
-            "heaviest_imports_status": imports,
+            "heaviest_imports_status": profile["heaviest"],
+            "status_imports": profile["imports"],
+            "baseline": baseline,
             "load_average_1_5_15": {"before": load_before, "after": os.getloadavg()},
             "meets_target": all(t["median_s"] <= TARGET_S for t in timings.values()),
         },

@@ -4,19 +4,22 @@ and the assignment runs that say who reviews what."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coder.project_file import StorePart, json_list, where_clause
 from coder.store_records import StoredDecision, decision_from_row
-from schemas import Labels
+
+if TYPE_CHECKING:
+    from schemas import Labels
 
 
 class DecisionQueries(StorePart):
     """Decisions and assignments (a part of :class:`coder.store.Store`)."""
 
     def count_decisions(self) -> int:
-        return int(self.db.execute("select count(*) from decisions").fetchone()[0])
+        return int(self.conn.execute("select count(*) from decisions").fetchone()[0])
 
     def add_decision(
         self,
@@ -72,24 +75,36 @@ class DecisionQueries(StorePart):
         otherwise the latest one wins. With ``reviewer``, only that reviewer's; with
         ``response_ids``, only those responses'.
         """
+        rows = self.final_label_rows(reviewer=reviewer, response_ids=response_ids)
+        return {response_id: decision_from_row(row) for response_id, row in rows.items()}
+
+    def final_label_rows(
+        self, reviewer: str | None = None, response_ids: Sequence[str] | None = None
+    ) -> dict[str, sqlite3.Row]:
+        """:meth:`final_labels` as the decisions' rows, labels as their stored JSON: the
+        rule without building Pydantic records (``coder status`` only counts and compares)."""
         undone = {
             row[0]
-            for row in self.db.execute(
+            for row in self.conn.execute(
                 "select undoes from decisions where undoes is not null"
             ).fetchall()
         }
-        result: dict[str, StoredDecision] = {}
-        for decision in self.decisions(reviewer=reviewer, response_ids=response_ids):
-            if decision.id in undone or decision.labels is None or decision.action == "undo":
+        clause, params = where_clause(
+            ("response_id in (select value from json_each(?))", json_list(response_ids)),
+            ("reviewer = ?", reviewer),
+        )
+        result: dict[str, sqlite3.Row] = {}
+        for row in self._rows(f"select * from decisions{clause} order by id", params):
+            if row["id"] in undone or not row["labels"] or row["action"] == "undo":
                 continue
-            previous = result.get(decision.response_id)
+            previous = result.get(row["response_id"])
             if (
                 previous is not None
-                and previous.action == "adjudicate"
-                and decision.action != "adjudicate"
+                and previous["action"] == "adjudicate"
+                and row["action"] != "adjudicate"
             ):
                 continue
-            result[decision.response_id] = decision
+            result[row["response_id"]] = row
         return result
 
     def reviewed_response_ids(self, response_ids: Sequence[str] | None = None) -> set[str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coder.project_file import StorePart
 from coder.store_records import StoredProposal, proposal_from_row
-from schemas import Proposal
+
+if TYPE_CHECKING:
+    from schemas import Proposal
 
 
 class ProposalQueries(StorePart):
@@ -16,10 +18,10 @@ class ProposalQueries(StorePart):
 
     def proposal_counts(self) -> tuple[int, int]:
         """(responses with a successful proposal, responses whose every proposal failed)."""
-        proposed = self.db.execute(
+        proposed = self.conn.execute(
             "select count(distinct response_id) from proposals where status = 'ok'"
         ).fetchone()[0]
-        failed = self.db.execute(
+        failed = self.conn.execute(
             "select count(distinct response_id) from proposals where status = 'failed'"
             " and response_id not in (select response_id from proposals where status = 'ok')"
         ).fetchone()[0]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coder.project_file import StorePart, json_list, where_clause
 from coder.store_records import attributes_json, response_from_row, response_row
-from schemas import Response
+
+if TYPE_CHECKING:
+    from schemas import Response
 
 
 class ResponseQueries(StorePart):
@@ -57,12 +59,12 @@ class ResponseQueries(StorePart):
             yield response_from_row(row)
 
     def count_responses(self) -> int:
-        return int(self.db.execute("select count(*) from responses").fetchone()[0])
+        return int(self.conn.execute("select count(*) from responses").fetchone()[0])
 
     def responses_by_question(self) -> dict[str, int]:
         """How many responses each question has ('(none)' for none), by question id."""
         sql = "select coalesce(question, '(none)'), count(*) from responses group by 1 order by 1"
-        return dict(self.db.execute(sql).fetchall())
+        return dict(self.conn.execute(sql).fetchall())
 
     def response_batches(self, size: int = 2000) -> Iterator[list[Response]]:
         """All responses in import order, ``size`` at a time (keyset paging on rowid), so a

@@ -3,12 +3,12 @@ coding team's figures that `coder status` and the report share."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 
 from coder.assign import double_coded
 from coder.review import reviewer_sessions
+from coder.review.index import comparable_labels
 from coder.store import Store
 
 #: How many of the latest review sessions `coder status` lists.
@@ -51,13 +51,6 @@ class ReviewerStats:
         return " · ".join(parts)
 
 
-def _coding(labels_json: str) -> str:
-    data = json.loads(labels_json)
-    data.pop("quote", None)
-    data["themes"] = sorted(data.get("themes") or [])
-    return json.dumps(data, sort_keys=True)
-
-
 def reviewer_stats(store: Store) -> list[ReviewerStats]:
     """Figures per reviewer, by name (reviewers who made any decision)."""
     sessions = reviewer_sessions(store)
@@ -75,12 +68,14 @@ def reviewer_stats(store: Store) -> list[ReviewerStats]:
         accepted[session.reviewer] += session.accepted
         corrected[session.reviewer] += session.corrected
     overlap = double_coded(store)
-    own: dict[str, dict[str, str]] = {}
+    own: dict[str, dict[str, str | None]] = {}
     for name in totals:
+        # The stored JSON, compared as the adjudication screen compares it: status builds no
+        # Pydantic records, so it starts without importing pydantic.
         own[name] = {
-            rid: _coding(d.labels.model_dump_json())
-            for rid, d in store.final_labels(reviewer=name).items()
-            if d.labels is not None and d.action != "adjudicate"
+            rid: comparable_labels(row["labels"])
+            for rid, row in store.final_label_rows(reviewer=name).items()
+            if row["action"] != "adjudicate"
         }
     coded: Counter[str] = Counter()
     agreed: Counter[str] = Counter()
@@ -110,19 +105,15 @@ def reviewer_stats(store: Store) -> list[ReviewerStats]:
 def project_status(store: Store) -> dict[str, object]:
     """Codebook version, responses, proposals, reviews, the latest review sessions and
     each reviewer's figures."""
-    try:
-        version, _ = store.codebook()
-    except LookupError:
-        version = None
     proposed, failed = store.proposal_counts()
     # The last few review sessions: who, when, how many and how fast (coder/review.py).
     sessions = reviewer_sessions(store)[-STATUS_SESSIONS:]
     return {
-        "codebook_version": version,
+        "codebook_version": store.codebook_version(),
         "responses": store.count_responses(),
         "proposed": proposed,
         "failed": failed,
-        "reviewed": len(store.final_labels()),
+        "reviewed": len(store.final_label_rows()),
         "decisions": store.count_decisions(),
         "by_question": store.responses_by_question(),
         "sessions": [{**asdict(session), "line": session.describe()} for session in sessions],

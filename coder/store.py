@@ -8,20 +8,22 @@ to a model, prompt hash and codebook version.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coder import migrations
 from coder.decision_queries import DecisionQueries
 from coder.encoder_queries import EncoderQueries
 from coder.errors import NoCodebookError
 from coder.project_file import (
     BUSY_TIMEOUT_MS,
-    ProjectDatabase,
+    CURRENT_MIGRATIONS,
+    MIGRATION_SET,
+    MIGRATIONS_TABLE,
     ProjectFileError,
     StorePart,
     describe_sqlite_error,
@@ -39,7 +41,10 @@ from coder.store_records import (
     response_from_row,
     shorten_error,
 )
-from schemas import Codebook
+
+if TYPE_CHECKING:
+    from coder.project_database import ProjectDatabase
+    from schemas import Codebook
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -84,6 +89,10 @@ class Store(ResponseQueries, ProposalQueries, DecisionQueries, EncoderQueries):
     proposals (``coder/proposal_queries.py``), decisions and assignments
     (``coder/decision_queries.py``) and fine-tuned encoders (``coder/encoder_queries.py``);
     the codebooks and the logs of model calls and eval runs are kept here.
+
+    Reads go through the plain ``sqlite3`` connection (``conn``); sqlite-utils (``db``) is
+    imported when a command first writes or migrates, so a read-only command such as
+    ``coder status`` starts without it.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -93,18 +102,19 @@ class Store(ResponseQueries, ProposalQueries, DecisionQueries, EncoderQueries):
             conn = _connect(self.path, self.read_only)
         except sqlite3.Error as error:
             raise ProjectFileError(describe_sqlite_error(self.path, error)) from None
-        self.db = ProjectDatabase(conn)
-        self.db.read_only = self.read_only
-        self.db.label = str(self.path)
+        self.conn = conn
         try:
-            self._check_schema()
+            pending = self._check_schema()
             if not self.read_only:
-                if self.db.journal_mode != "wal":
-                    self.db.enable_wal()
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = wal")
                 # NORMAL is durable in WAL mode across process crashes (only an OS crash can
                 # lose the last transactions), and much faster than FULL per commit.
-                self.db.execute("PRAGMA synchronous = NORMAL")
-                migrations.apply(self.db)
+                conn.execute("PRAGMA synchronous = NORMAL")
+                if pending:
+                    from coder import migrations
+
+                    migrations.apply(self.db)
         except sqlite3.Error as error:
             conn.close()
             raise ProjectFileError(describe_sqlite_error(self.path, error)) from None
@@ -112,22 +122,36 @@ class Store(ResponseQueries, ProposalQueries, DecisionQueries, EncoderQueries):
             conn.close()
             raise
 
-    def _check_schema(self) -> None:
-        """Refuse, before any write, a file this coder must not migrate or cannot read."""
-        tables = {row[0] for row in self.db.execute(
+    @functools.cached_property
+    def db(self) -> ProjectDatabase:
+        """The connection wrapped by sqlite-utils, built on first use (see the class)."""
+        from coder.project_database import ProjectDatabase
+
+        database = ProjectDatabase(self.conn)
+        database.read_only = self.read_only
+        database.label = str(self.path)
+        return database
+
+    def _check_schema(self) -> bool:
+        """Refuse, before any write, a file this coder must not migrate or cannot read.
+        Returns whether migrations are pending."""
+        tables = {row[0] for row in self.conn.execute(
             "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
         ).fetchall()}
         applied: list[str] = []
-        if migrations.migrations.migrations_table in tables:
-            applied = [row[0] for row in self.db.execute(
-                f"select name from [{migrations.migrations.migrations_table}] where migration_set = ?",
-                [migrations.migrations.name],
+        if MIGRATIONS_TABLE in tables:
+            applied = [row[0] for row in self.conn.execute(
+                f"select name from [{MIGRATIONS_TABLE}] where migration_set = ?", [MIGRATION_SET]
             ).fetchall()]
         if tables and not applied:
             raise ProjectFileError(
                 f"{self.path}: an SQLite database, but not a coder project (it holds the tables "
                 f"{', '.join(sorted(tables)[:8])}); nothing was changed. Give another --db"
             )
+        if sorted(applied) == sorted(CURRENT_MIGRATIONS):
+            return False  # up to date: no need to import the migrations (and sqlite-utils)
+        from coder import migrations
+
         known = migrations.names()
         # Migrations are applied by name, so their order in the file need not be numeric.
         newest = max(known, key=schema_number)
@@ -152,9 +176,10 @@ class Store(ResponseQueries, ProposalQueries, DecisionQueries, EncoderQueries):
             raise ProjectFileError(
                 f"{self.path}: the file is empty and read-only, so it cannot become a project"
             )
+        return bool(pending)
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     def __enter__(self) -> Store:
         return self
@@ -188,14 +213,21 @@ class Store(ResponseQueries, ProposalQueries, DecisionQueries, EncoderQueries):
             version = self.db.execute("select max(version) from codebook_versions").fetchone()[0]
         return int(version)
 
+    def codebook_version(self) -> int | None:
+        """The latest codebook version, None when there is none (its JSON is not read)."""
+        row = self.conn.execute("select max(version) from codebook_versions").fetchone()
+        return int(row[0]) if row[0] is not None else None
+
     def codebook(self, version: int | None = None) -> tuple[int, Codebook]:
         """The given codebook version, or the latest. LookupError if there is none."""
+        from schemas import Codebook
+
         if version is None:
-            row = self.db.execute(
+            row = self.conn.execute(
                 "select version, codebook from codebook_versions order by version desc limit 1"
             ).fetchone()
         else:
-            row = self.db.execute(
+            row = self.conn.execute(
                 "select version, codebook from codebook_versions where version = ?", [version]
             ).fetchone()
         if not row:

@@ -6,14 +6,16 @@ turn rows into these records and responses into rows with the functions below.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schemas import Labels, Proposal, Response
+if TYPE_CHECKING:
+    from schemas import Labels, Proposal, Response
 
 #: A row as the readers give it: sqlite3.Row (the batch readers) or a dict (sqlite-utils).
 Row = Mapping[str, Any] | sqlite3.Row
@@ -54,6 +56,16 @@ class StoredDecision:
     created_at: str
 
 
+@functools.cache
+def _models() -> tuple[type[Labels], type[Proposal], type[Response]]:
+    """The Pydantic models the rows are parsed into, imported when first needed: pydantic
+    is about 90 ms of start-up, and ``coder status`` counts rows without building records.
+    (Cached, because a function-level import per row would cost the batch readers.)"""
+    from schemas import Labels, Proposal, Response
+
+    return Labels, Proposal, Response
+
+
 def shorten_error(error: Exception, width: int = 200) -> str:
     """An exception's message on one line, cut to ``width`` characters."""
     text = " ".join(str(error).split())
@@ -89,7 +101,8 @@ def response_row(
 
 def response_from_row(row: Row) -> Response:
     """A responses row as a :class:`Response`."""
-    return Response(
+    response_model = _models()[2]
+    return response_model(
         id=row["id"],
         text=row["text"],
         question=row["question"],
@@ -121,7 +134,8 @@ def proposal_from_row(row: Row) -> StoredProposal:
     """A proposal row as a record; its JSON output parsed into a :class:`Proposal`."""
     values = list(_PROPOSAL_VALUES(row))
     output = values[_PROPOSAL_OUTPUT]
-    values[_PROPOSAL_OUTPUT] = Proposal.model_validate_json(output) if output else None
+    proposal_model = _models()[1]
+    values[_PROPOSAL_OUTPUT] = proposal_model.model_validate_json(output) if output else None
     return StoredProposal(*values)
 
 
@@ -129,5 +143,6 @@ def decision_from_row(row: Row) -> StoredDecision:
     """A decision row as a record; its JSON labels parsed into :class:`Labels`."""
     values = list(_DECISION_VALUES(row))
     labels = values[_DECISION_LABELS]
-    values[_DECISION_LABELS] = Labels.model_validate_json(labels) if labels else None
+    labels_model = _models()[0]
+    values[_DECISION_LABELS] = labels_model.model_validate_json(labels) if labels else None
     return StoredDecision(*values)

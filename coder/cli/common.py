@@ -153,6 +153,13 @@ def open_store(db_path: Path | None, *, create: bool | None = None) -> Store:
             )
     elif path.is_file() and path.stat().st_size > 0 and not is_sqlite_file(path):
         raise CoderError(f"{path}: not a coder project (not an SQLite database file)")
+    elif path.is_file() and path.stat().st_size == 0 and not create:
+        # Opening would turn the empty file into a project: a read command never writes one.
+        raise CoderError(
+            f"{path}: the file is empty (0 bytes), not a coder project yet, so there is nothing "
+            "to read. Check the path (--db or $CODER_DB); a project is created by 'coder "
+            "codebook add', 'coder import' or 'coder demo'"
+        )
     return Store(path)
 
 

@@ -11,12 +11,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coder import review_queries as queries
 from coder.errors import CoderError
 from coder.store import Store
-from schemas import Codebook, Labels
+
+if TYPE_CHECKING:  # type hints only: `coder status` must not import pydantic
+    from schemas import Codebook, Labels
 
 # Statuses of an item for one reviewer. 'flagged' is not a status of its own: an item
 # is flagged as a quote on top of its status (the queue filter treats it as one).
