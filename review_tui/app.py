@@ -113,14 +113,15 @@ class ReviewApp(App[None]):
         queue = self.get_screen("queue")
         assert isinstance(queue, QueueScreen)
         queue.opening = True
-        self.push_screen("queue", lambda _: self.redraw())
+        # No redraw on return: the review screen's resume redraws what changed, once.
+        self.push_screen("queue")
 
     def open_adjudication(self) -> None:
         if self.session.blind:
             self.notify("Adjudication is not available in a blind review.", severity="warning")
             return
         first, second = self.adjudicate_pair or (None, None)
-        self.push_screen(AdjudicationScreen(self.session, first, second), lambda _: self.redraw())
+        self.push_screen(AdjudicationScreen(self.session, first, second))
 
     def open_help(self) -> None:
         self.push_screen(

@@ -1,7 +1,9 @@
 """Pages of the review queue for the queue table.
 
-The table never holds the whole queue: it shows one page (a few hundred rows) of the
-session's filtered view, with texts and proposed themes read for that page only.
+The table never holds the whole queue: it shows one page of the session's filtered view
+(the queue screen makes a page a screenful: review_tui/queue_table.py), with texts and
+proposed themes read for that page only. PAGE_SIZE is the default for other callers and
+the most the screen asks for.
 """
 
 from __future__ import annotations

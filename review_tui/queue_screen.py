@@ -15,7 +15,15 @@ from review_tui.confirm import ConfirmScreen
 from review_tui.footer import KeyFooter
 from review_tui.pickers import ChoicePicker, ThemePicker
 from review_tui.prompt import PromptScreen
-from review_tui.queue import PAGE_SIZE, QueueRow, page_count, page_of, queue_page
+from review_tui.queue import (
+    PAGE_SIZE,
+    SNIPPET,
+    QueueRow,
+    page_count,
+    page_of,
+    queue_page,
+)
+from review_tui.queue_table import QueueTable
 from review_tui.session import ReviewSession
 from review_tui.status_bar import StatusBar
 
@@ -27,7 +35,8 @@ STATUS_STYLE = {
     "skipped": "dim",
 }
 COLUMNS = ("id", "status", "conf", "question", "stance", "themes", "text")
-WIDTHS = (10, 12, 5, 8, 12, 30, None)
+# Fixed widths: a page's size must not depend on its texts (QueueTable.rows_that_fit).
+WIDTHS = (10, 12, 5, 8, 12, 30, SNIPPET)
 
 
 def _cells(row: QueueRow) -> tuple[str | Text, ...]:
@@ -130,6 +139,7 @@ class QueueScreen(Screen[None]):
         self.opening = True  # set by the app each time the queue is opened
         self._rows: list[QueueRow] = []  # the rows in the table
         self._styled_theme: str | None = None  # the theme the nodes were last styled in
+        self._page_size = 0  # the rows per page of the last fill
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status-bar")
@@ -139,7 +149,7 @@ class QueueScreen(Screen[None]):
             id="queue-filter",
         )
         yield Static(FILTER_HINT, id="queue-hint")
-        yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+        yield QueueTable(id="queue-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="queue-info")
         yield KeyFooter(compact=True)
 
@@ -160,7 +170,7 @@ class QueueScreen(Screen[None]):
         # The screen is installed once and shown again and again: refresh it each time.
         self.session.sync()
         self.query_one("#queue-filter", Input).value = self.session.queue_filter.describe()
-        self.page = page_of(self.session, self.session.position)
+        self.page = page_of(self.session, self.session.position, self.page_size)
         self.fill()
         if self.opening:
             # Typing goes to the filter at once (`question:H5` must not reach the table's
@@ -168,15 +178,26 @@ class QueueScreen(Screen[None]):
             self.opening = False
             self.query_one("#queue-filter", Input).focus()
 
-    def fill(self) -> None:
-        """Show the current page and put the cursor on the item under review."""
+    @property
+    def page_size(self) -> int:
+        """Rows per page: as many as the table shows (the rows it is given, it measures)."""
+        fit = self.query_one(QueueTable).rows_that_fit()
+        # Before the first layout, the terminal's height is an upper bound of what fits
+        # (the table's Resized message then trims the page).
+        return fit or self._page_size or min(PAGE_SIZE, max(1, self.app.size.height))
+
+    def fill(self, cursor_row: int | None = None) -> None:
+        """Show the current page; the cursor on ``cursor_row`` (-1: the last row), else on
+        the item under review when it is on this page."""
         session = self.session
         table = self.query_one(DataTable)
-        self.page = max(0, min(self.page, page_count(session) - 1))
-        rows = queue_page(session, self.page)
+        size = self._page_size = self.page_size
+        self.page = max(0, min(self.page, page_count(session, size) - 1))
+        rows = queue_page(session, self.page, size)
         if [row.response_id for row in rows] == [row.response_id for row in self._rows]:
-            # The same page again (back from reviewing an item): rebuilding 200 rows costs
-            # a few hundred ms at 100k answers, updating the rows that changed almost nothing.
+            # The same page again (back from reviewing an item): re-adding the rows makes
+            # the table measure and render every cell again; updating those that changed
+            # costs almost nothing.
             for row, shown in zip(rows, self._rows, strict=True):
                 if row != shown:
                     for column, value in zip(COLUMNS, _cells(row), strict=True):
@@ -186,13 +207,15 @@ class QueueScreen(Screen[None]):
             for row in rows:
                 table.add_row(*_cells(row), key=row.response_id)
         self._rows = rows
-        if session.view and page_of(session, session.position) == self.page:
-            table.move_cursor(row=session.position - self.page * PAGE_SIZE, animate=False)
-        first = self.page * PAGE_SIZE + 1
-        last = min(len(session.view), (self.page + 1) * PAGE_SIZE)
+        if cursor_row is not None and rows:
+            table.move_cursor(row=cursor_row % len(rows), animate=False)
+        elif session.view and page_of(session, session.position, size) == self.page:
+            table.move_cursor(row=session.position - self.page * size, animate=False)
+        first = self.page * size + 1
+        last = min(len(session.view), (self.page + 1) * size)
         info = (
             f"rows {first:,}-{last:,} of {len(session.view):,}   page {self.page + 1} of "
-            f"{page_count(session)}   order: {session.order_name}"
+            f"{page_count(session, size)}   order: {session.order_name}"
             if session.view
             else "No response matches this filter."
         )
@@ -203,7 +226,7 @@ class QueueScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "page":
             delta = int(str(parameters[0]))
-            return 0 <= self.page + delta < page_count(self.session)
+            return 0 <= self.page + delta < page_count(self.session, self.page_size)
         if action in ("open",):
             return bool(self.session.view)
         if action == "bulk_accept":
@@ -225,22 +248,22 @@ class QueueScreen(Screen[None]):
     def apply_filter(self, text: str) -> int:
         # The filter has focus when the queue opens, so a habitual `/` lands in the box.
         count = self.session.set_filter(parse_filter(text.lstrip("/")))
-        self.page = page_of(self.session, self.session.position)
+        self.page = page_of(self.session, self.session.position, self.page_size)
         self.fill()
         return count
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self._open(str(event.row_key.value))
+        self._open(str(event.row_key.value), event.cursor_row)
 
     def action_open(self) -> None:
         table = self.query_one(DataTable)
         if table.row_count:
             row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-            self._open(str(row_key.value))
+            self._open(str(row_key.value), table.cursor_row)
 
-    def _open(self, response_id: str) -> None:
-        self.session.go_to(response_id)
+    def _open(self, response_id: str, row: int) -> None:
+        self.session.go_to(response_id, position=self.page * self._page_size + row)
         self.dismiss()
 
     def action_to_table(self) -> None:
@@ -263,7 +286,7 @@ class QueueScreen(Screen[None]):
         queue_filter.text = ""
         count = self.session.set_filter(queue_filter)
         self.query_one("#queue-filter", Input).value = queue_filter.describe()
-        self.page = page_of(self.session, self.session.position)
+        self.page = page_of(self.session, self.session.position, self.page_size)
         self.fill()
         self.query_one(DataTable).focus()
         self.notify(f"{count:,} answer(s) say the same. g labels them together.")
@@ -344,12 +367,35 @@ class QueueScreen(Screen[None]):
     def action_toggle_order(self) -> None:
         order = "import" if self.session.order_name == "confidence" else "confidence"
         self.session.set_order(order)
-        self.page = page_of(self.session, self.session.position)
+        self.page = page_of(self.session, self.session.position, self.page_size)
         self.fill()
 
     def action_page(self, delta: int) -> None:
         self.page += int(delta)
         self.fill()
+
+    def on_queue_table_page_requested(self, event: QueueTable.PageRequested) -> None:
+        """Past the table's last (first) row: the next page's first (previous page's last);
+        PgDn/PgUp keep the cursor's row, or at the queue's ends go to its last/first row."""
+        event.stop()
+        table = self.query_one(QueueTable)
+        forward = event.delta > 0
+        if 0 <= self.page + event.delta < page_count(self.session, self.page_size):
+            self.page += event.delta
+            self.fill(cursor_row=table.cursor_row if event.keep_row else (0 if forward else -1))
+        elif event.keep_row and table.row_count:
+            table.move_cursor(row=table.row_count - 1 if forward else 0, animate=False)
+
+    def on_queue_table_resized(self, event: QueueTable.Resized) -> None:
+        """A new height: the page that holds the highlighted row, with as many rows as fit."""
+        event.stop()
+        table = self.query_one(QueueTable)
+        fit = table.rows_that_fit()
+        if not fit or fit == self._page_size:
+            return
+        highlighted = self.page * self._page_size + (table.cursor_row if table.row_count else 0)
+        self.page = highlighted // fit
+        self.fill(cursor_row=highlighted - self.page * fit)
 
     def action_help(self) -> None:
         self.app.open_help()  # type: ignore[attr-defined]

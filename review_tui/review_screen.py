@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -88,7 +89,9 @@ class ReviewScreen(Screen[None]):
         super().__init__()
         self.session = session
         self._shown_response: str | None = None
+        self._shown_item: object = None  # the ReviewItem drawn in the response pane
         self._signature: tuple[object, ...] = ()
+        self._styled_theme: str | None = None  # the theme the nodes were last styled in
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status-bar")
@@ -107,21 +110,28 @@ class ReviewScreen(Screen[None]):
         self.query_one(ResponseView).focus()
         self.show_item()
 
-    def on_screen_resume(self) -> None:
-        self.show_item(force=True)
-
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # As on the queue screen: Textual restyles every node of a resumed screen, a cost
+        # paid on every return from the queue or a picker; styles change only with the theme.
+        if self.app.theme == self._styled_theme:
+            event.refresh_styles = False
+        self._styled_theme = self.app.theme
+        # Whatever happened meanwhile (an item opened from the queue, a group action)
+        # reloaded the session's item, which show_item notices: no forced second redraw.
+        self.show_item()
 
     # --- drawing ---------------------------------------------------------------------
     def show_item(self, force: bool = False) -> None:
-        """Redraw what changed: the response only when it is a different one."""
+        """Redraw what changed: the response only when the item was (re)loaded."""
         session = self.session
         item = session.item
         response_id = item.response.id if item else None
-        if force or response_id != self._shown_response:
+        if force or item is not self._shown_item:
             self.query_one(ResponseView).show(item, session.codebook, session.blind)
             if session.held_by and response_id != self._shown_response:
                 self.notify(f"{session.held_by} is on this one.", severity="warning")
             self._shown_response = response_id
+            self._shown_item = item
         self.query_one(ProposalView).show(
             item, session.draft, session.codebook, session.reviewer, session.dirty, session.blind
         )

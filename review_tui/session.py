@@ -369,12 +369,17 @@ class ReviewSession(SessionQueue):
         self.position = max(0, min(len(self.view) - 1, self.position + delta))
         self.load_current()
 
-    def go_to(self, response_id: str, *, commit: bool = True) -> bool:
-        """Show one response; the filter is cleared if it hides it."""
+    def go_to(self, response_id: str, *, commit: bool = True, position: int | None = None) -> bool:
+        """Show one response; the filter is cleared if it hides it. ``position`` is where
+        the caller saw it in the view (the queue table), checked before it is trusted."""
         self.wait_for_index()
         if commit:
             self._leave()
-        position = self.position_of(response_id)
+        if position is None or not (
+            0 <= position < len(self.view) and self.view[position].response_id == response_id
+        ):
+            # Mapping a whole 100k view to positions costs tens of ms after each filter.
+            position = self.position_of(response_id)
         if position is None:
             if response_id not in self.index.by_id:
                 return False
@@ -394,7 +399,8 @@ class ReviewSession(SessionQueue):
             queue_filter.reviewer = None
             queue_filter.disagreement = False
         self.queue_filter = queue_filter
-        self.view = review.filter_entries(self.index, self.order, queue_filter, self.reviewer)
+        entries = self.order_to_filter(queue_filter.question)
+        self.view = review.filter_entries(self.index, entries, queue_filter, self.reviewer)
         self._positions = None
         self.position = 0
         if keep_position and current is not None:

@@ -32,6 +32,8 @@ class SessionQueue:
         self._builder: review.BackgroundIndex | None = None
         self.order: list[QueueEntry] = []
         self.view: list[QueueEntry] = []
+        self._grouped_order: list[QueueEntry] | None = None  # the order _by_question splits
+        self._by_question: dict[str | None, list[QueueEntry]] = {}
         self.position = 0
         if first is None:
             self._install(ReviewIndex(self.store))
@@ -82,6 +84,20 @@ class SessionQueue:
         if not self.view:
             return None
         return self.view[self.position]
+
+    def order_to_filter(self, question: str | None) -> list[QueueEntry]:
+        """The order, or its entries for ``question`` only (split once per order).
+
+        A question filter is the usual one; picking its entries out of 100,000 took
+        20-40 ms each time, a dict lookup once the order is split by question."""
+        if not question:
+            return self.order
+        if self._grouped_order is not self.order:  # a new order (sort, retrain, index)
+            groups: dict[str | None, list[QueueEntry]] = {}
+            for entry in self.order:
+                groups.setdefault(entry.question, []).append(entry)
+            self._by_question, self._grouped_order = groups, self.order
+        return self._by_question.get(question, [])
 
     def position_of(self, response_id: str) -> int | None:
         """Where a response is in the current view (a dict built once per view)."""
