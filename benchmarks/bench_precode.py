@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 from machine import machine_info, peak_rss_mib, write_result  # noqa: E402
 
 from coder.llm.classifier import LLMClassifier  # noqa: E402
+from coder.llm.transport import LoggingTransport  # noqa: E402
 from coder.precode import precode  # noqa: E402
 from coder.store import Store  # noqa: E402
 from tests.llm_fake_server import make_project  # noqa: E402
@@ -157,6 +158,10 @@ def run_one(
         "ratio_to_ideal": round(ideal / seconds, 3),
         "responses_per_second": round(n / seconds, 1),
         "calls": first.stats.calls,
+        # What ran: the event loop (coder/llm/event_loop.py; precode's own run decides) and
+        # the HTTP transport under the openai client (coder/llm/aiohttp_transport.py).
+        "event_loop": first.stats.event_loop,
+        "http_transport": type(LoggingTransport(first, concurrency).inner).__name__,
         # CPU per response: at high concurrency the 2 shared cores, not the pipeline's
         # waiting, set the pace.
         "client_cpu_ms_per_response": round(client_cpu * 1000 / n, 2),

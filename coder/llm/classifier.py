@@ -26,6 +26,7 @@ import instructor
 import openai
 from pydantic import BaseModel
 
+from coder import event_loop
 from coder.backends.base import ProposalResult
 from coder.llm.config import LLMSettings, build_settings
 from coder.llm.context_window import (
@@ -43,7 +44,8 @@ from coder.llm.prompt_choice import PromptChoice
 from coder.llm.request_prompt import PromptParts, RequestPrompt, fit_prompt
 from coder.llm.response_model import VALIDATION_CONTEXT, to_proposal
 from coder.llm.retry import describe_error, transport_retrying, validation_retrying
-from coder.llm.secrets import scrub, scrub_result
+from coder.llm.secret_screen import scrub_result_fast
+from coder.llm.secrets import scrub
 from coder.llm.shortlist import Cut, Shortlister
 from coder.llm.transport import CALL_CONTEXT, CallContext, CallStats, LoggingTransport
 from coder.redact import redact
@@ -151,7 +153,7 @@ class LLMClassifier:
         # The pipeline scrubs again what this backend already scrubbed: skip the second walk.
         if self._clean.get(id(result)) is result:
             return result
-        clean = scrub_result(result, self.secrets())
+        clean = scrub_result_fast(result, self.secrets())
         self._clean[id(clean)] = clean
         return clean
 
@@ -255,7 +257,7 @@ class LLMClassifier:
         async def collect() -> list[ProposalResult]:
             return [result async for result in self.propose_iter(responses, codebook)]
 
-        results = {result.response_id: result for result in asyncio.run(collect())}
+        results = {result.response_id: result for result in event_loop.run(collect())}
         return [results[response.id] for response in responses]
 
     async def propose_iter(
@@ -290,9 +292,9 @@ class LLMClassifier:
         apply_speed_patches()
         api_key = self.settings.api_key()
         self._api_key = api_key
-        concurrency = max(1, self.settings.concurrency)
+        self.stats.event_loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
         http_client = httpx2.AsyncClient(
-            transport=LoggingTransport(self, concurrency),
+            transport=LoggingTransport(self, max(1, self.settings.concurrency)),
             timeout=httpx2.Timeout(self.settings.request_timeout, connect=10.0),
         )
         raw = openai.AsyncOpenAI(
