@@ -22,19 +22,28 @@ then send each answer its shortlist (trained ranking, cut chosen on the reviewed
 three examples), as ``coder precode --backend openai`` would.
 
 Run: python benchmarks/bench_cascade.py [--reviewed 1000] [--error-rate 0.1] [--quick]
-[--runs all_llm,cascade,cascade_single_cut] [--no-shortlist]
+[--runs all_llm,cascade,cascade_single_cut] [--curve 250,500,1000,2000] [--no-shortlist]
+[--keep-start FILE | --start FILE] [--dump-calibration FILE.npz]
+
+The gold server stops with the benchmark, also when it is killed (SIGTERM runs the
+cleanup; on SIGKILL the server sees its stdin close).
+
 Writes benchmarks/results/cascade.json (``--out`` names another file).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +66,33 @@ from eval.simulate import build_project  # noqa: E402
 GOLD = REPO.parent / "shared" / "gold" / "nhs_pxtextmining_v6"
 
 
-def start_gold_server(gold: Path, error_rate: float) -> tuple[subprocess.Popen[str], str]:
-    """The gold-answering server in its own process (so it does not share our GIL)."""
+@contextlib.contextmanager
+def gold_server(gold: Path, error_rate: float) -> Iterator[str]:
+    """The gold-answering server in its own process (so it does not share our GIL); yields
+    its base URL and stops it on the way out, whatever ends the benchmark."""
     server = subprocess.Popen(
         [sys.executable, str(REPO / "tests" / "llm_gold_server.py"), str(gold),
-         "--error-rate", str(error_rate)],
+         "--error-rate", str(error_rate), "--until-stdin-closes"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    assert server.stdout is not None
-    return server, server.stdout.readline().strip()
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so ``finally`` blocks run (the server stops, the work
+    folder goes); SIGKILL is covered by the server's watch on its stdin."""
+
+    def _exit(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
 
 
 def llm(
@@ -150,7 +176,7 @@ def scored(path: Path, codebook: Any, items: list[GoldItem], resamples: int) -> 
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gold", type=Path, default=GOLD)
     parser.add_argument("--reviewed", type=int, default=1000)
@@ -173,65 +199,149 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         default="all_llm,cascade",
-        help="runs to make, comma list: all_llm, cascade (per-field cuts), cascade_single_cut",
+        help="runs to make, comma list: all_llm, cascade (as 'coder precode --cascade' runs: "
+        "per-field cuts where they settle more), cascade_single_cut (one overall cut)",
     )
     parser.add_argument("--out", default="cascade", help="results file name")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--curve",
+        help="comma list of reviewed-answer counts (e.g. 250,500,1000,2000): one project "
+        "and every run per count, the LLM share at each in one results file",
+    )
+    parser.add_argument(
+        "--keep-start", type=Path, help="also copy the prepared (trained) starting file here"
+    )
+    parser.add_argument(
+        "--start",
+        type=Path,
+        help="reuse a starting file kept with --keep-start (same gold, --reviewed, --quick)",
+    )
+    parser.add_argument(
+        "--dump-calibration",
+        type=Path,
+        help="write the cascade's held-out calibration arrays (npz) here, for study",
+    )
+    return parser.parse_args()
 
+
+def dump_calibration(path: Path, calibration: Any) -> None:
+    """The held-out reviewed answers' confidences and agreement rows, as calibration saw them."""
+    import numpy as np
+
+    data = calibration.held_out_data if calibration is not None else None
+    if data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {name: np.asarray(value) for name, value in data.items()}
+        np.savez(path, **arrays)
+        print(f"Wrote {path}", file=sys.stderr)
+
+
+def run_one(
+    name: str, path: Path, base_url: str, codebook: Any, target: list[GoldItem],
+    args: argparse.Namespace,
+) -> dict[str, Any]:  # fmt: skip
+    """One run (all-LLM or a cascade) on a copy of the starting file, scored on ``target``."""
+    started = time.perf_counter()
+    with Store(path) as store:
+        classifier = llm(base_url, args.concurrency, store, not args.no_shortlist)
+        if name == "all_llm":
+            summary = precode(store, classifier)
+            run: dict[str, Any] = {"llm_share": 1.0, "llm": summary.as_dict()}
+        else:
+            per_field = name != "cascade_single_cut"
+            result = cascade(store, classifier, precision=args.precision, per_field=per_field)
+            run = result.as_dict()
+            print(result.calibration.describe() if result.calibration else "", file=sys.stderr)
+            if args.dump_calibration is not None:
+                dump_calibration(args.dump_calibration, result.calibration)
+    run["seconds"] = round(time.perf_counter() - started, 1)
+    run["load_average_after"] = list(os.getloadavg())
+    run["calls"] = classifier.stats.calls
+    run["prompt_tokens"] = classifier.stats.prompt_tokens
+    run["completion_tokens"] = classifier.stats.completion_tokens
+    run["cost_usd_at_gpt_4o_mini_prices"] = round(classifier.stats.cost_usd, 4)
+    run["scores"] = scored(path, codebook, target, args.resamples)
+    print(
+        f"{name}: {run['calls']} calls, micro-F1 {run['scores']['themes_micro_f1']:.4f}",
+        file=sys.stderr,
+    )
+    return run
+
+
+def measure(
+    args: argparse.Namespace, codebook: Any, items: list[GoldItem], n_reviewed: int
+) -> dict[str, Any]:
+    """Every run of ``--runs`` for one number of reviewed answers; the result file's data."""
+    order = list(items)
+    random.Random(0).shuffle(order)
+    reviewed, target = order[:n_reviewed], order[n_reviewed:]
+    work = Path(tempfile.mkdtemp(prefix="bench_cascade_"))
+    runs: dict[str, Any] = {}
+    try:
+        with gold_server(args.gold, args.error_rate) as base_url:
+            start = work / "start.coder"
+            if args.start is not None:
+                shutil.copy(args.start, start)
+                setup: dict[str, Any] = {"reused_start": str(args.start)}
+            else:
+                judged = llm(base_url, args.concurrency) if args.reviewers_judged == "llm" else None
+                setup = prepare_project(start, codebook, items, reviewed, judged)
+                if args.keep_start is not None:
+                    shutil.copy(start, args.keep_start)
+            for name in args.runs.split(","):
+                path = work / f"{name}.coder"
+                shutil.copy(start, path)
+                runs[name] = run_one(name, path, base_url, codebook, target, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return summarise(args, items, reviewed, target, setup, runs)
+
+
+def curve_point(result: dict[str, Any]) -> dict[str, Any]:
+    """One point of the reviewed-answers curve: the LLM share and the loss, if any."""
+    base = result["runs"].get("all_llm", {}).get("scores", {})
+    cascades = [run for name, run in result["runs"].items() if name != "all_llm"]
+    return {
+        "n_reviewed": result["n_reviewed"],
+        "calls_ratio": result.get("calls_ratio"),
+        "prompt_tokens_ratio": result.get("prompt_tokens_ratio"),
+        "micro_f1_delta": result.get("micro_f1_delta"),
+        "all_llm_micro_f1_ci": base.get("themes_micro_f1_ci"),
+        "cascade_micro_f1": cascades[0]["scores"]["themes_micro_f1"] if cascades else None,
+        "stance_accuracy": {
+            name: run["scores"]["stance_accuracy"] for name, run in result["runs"].items()
+        },
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    exit_on_sigterm()
     codebook, items = load_gold(args.gold)
     if args.quick:
         items = random.Random(1).sample(items, 600)
         args.reviewed = 200
-    order = list(items)
-    random.Random(0).shuffle(order)
-    reviewed, target = order[: args.reviewed], order[args.reviewed :]
-    server, base_url = start_gold_server(args.gold, args.error_rate)
-    work = Path(tempfile.mkdtemp(prefix="bench_cascade_"))
-    try:
-        start = work / "start.coder"
-        setup = prepare_project(
-            start,
-            codebook,
-            items,
-            reviewed,
-            llm(base_url, args.concurrency) if args.reviewers_judged == "llm" else None,
+    if args.curve:
+        # Each point is a project of its own: reviewed answers, training and both runs.
+        points = [measure(args, codebook, items, int(n)) for n in args.curve.split(",")]
+        write_result(
+            args.out,
+            {
+                "curve": [curve_point(point) for point in points],
+                "points": points,
+                "command": " ".join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
+            },
         )
-        runs: dict[str, Any] = {}
-        for name in args.runs.split(","):
-            path = work / f"{name}.coder"
-            shutil.copy(start, path)
-            started = time.perf_counter()
-            with Store(path) as store:
-                classifier = llm(base_url, args.concurrency, store, not args.no_shortlist)
-                if name == "all_llm":
-                    summary = precode(store, classifier)
-                    run: dict[str, Any] = {"llm_share": 1.0, "llm": summary.as_dict()}
-                else:
-                    per_field = name != "cascade_single_cut"
-                    result = cascade(
-                        store, classifier, precision=args.precision, per_field=per_field
-                    )
-                    run = result.as_dict()
-                    print(
-                        result.calibration.describe() if result.calibration else "", file=sys.stderr
-                    )
-            run["seconds"] = round(time.perf_counter() - started, 1)
-            run["calls"] = classifier.stats.calls
-            run["prompt_tokens"] = classifier.stats.prompt_tokens
-            run["completion_tokens"] = classifier.stats.completion_tokens
-            run["cost_usd_at_gpt_4o_mini_prices"] = round(classifier.stats.cost_usd, 4)
-            run["scores"] = scored(path, codebook, target, args.resamples)
-            runs[name] = run
-            print(
-                f"{name}: {run['calls']} calls, micro-F1 {run['scores']['themes_micro_f1']:.4f}",
-                file=sys.stderr,
-            )
-    finally:
-        server.terminate()
-        server.wait()
-        shutil.rmtree(work, ignore_errors=True)
-    base, cas = runs["all_llm"], runs[[n for n in runs if n != "all_llm"][0]]
-    result = {
+        return
+    write_result(args.out, measure(args, codebook, items, args.reviewed))
+
+
+def summarise(
+    args: argparse.Namespace, items: list[GoldItem], reviewed: list[GoldItem],
+    target: list[GoldItem], setup: dict[str, Any], runs: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The result file: every run, and the cascade's ratios to the all-LLM run."""
+    result: dict[str, Any] = {
         "note": "LLM = tests/llm_gold_server.py answering from gold with the error rate below: "
         "cost and agreement arithmetic, not model quality",
         "gold": args.gold.name,
@@ -243,19 +353,24 @@ def main() -> None:
         "reviewers_judged": f"{args.reviewers_judged} proposals",
         "setup": setup,
         "runs": runs,
-        "calls_ratio": round(cas["calls"] / base["calls"], 4) if base["calls"] else None,
-        "prompt_tokens_ratio": round(cas["prompt_tokens"] / base["prompt_tokens"], 4)
-        if base["prompt_tokens"]
-        else None,
-        "micro_f1_delta": round(
-            cas["scores"]["themes_micro_f1"] - base["scores"]["themes_micro_f1"], 4
-        ),
-        "sent_share": cas.get("llm_share"),
         "shortlist": not args.no_shortlist,
         "target": "calls_ratio <= 0.5 and micro_f1_delta >= 0 (within the CI)",
         "command": " ".join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
     }
-    write_result(args.out, result)
+    cascades = [name for name in runs if name != "all_llm"]
+    if "all_llm" in runs and cascades:
+        base, cas = runs["all_llm"], runs[cascades[0]]
+        result["calls_ratio"] = round(cas["calls"] / base["calls"], 4) if base["calls"] else None
+        result["prompt_tokens_ratio"] = (
+            round(cas["prompt_tokens"] / base["prompt_tokens"], 4)
+            if base["prompt_tokens"]
+            else None
+        )
+        result["micro_f1_delta"] = round(
+            cas["scores"]["themes_micro_f1"] - base["scores"]["themes_micro_f1"], 4
+        )
+        result["sent_share"] = cas.get("llm_share")
+    return result
 
 
 if __name__ == "__main__":

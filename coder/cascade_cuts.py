@@ -70,7 +70,8 @@ def field_levels(stats: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def _levels(stats: np.ndarray, count: int) -> dict[str, float | None]:
+def answer_levels(stats: np.ndarray, count: int) -> dict[str, float | None]:
+    """Per-field levels of ``count`` answers' summed :func:`item_agreement` rows."""
     levels = field_levels(stats)
     right = levels.pop("_relevance_right")
     levels["relevance"] = (right or 0.0) / count if count else None
@@ -98,7 +99,7 @@ def choose_cut(
             continue  # a cut cannot split answers of equal confidence
         if k + 1 < min_settled:
             continue
-        levels = _levels(cumulative[k], k + 1)
+        levels = answer_levels(cumulative[k], k + 1)
         if all(levels[name] is None or levels[name] >= targets.get(name, 0.0) for name in FIELDS):  # type: ignore[operator]
             best = (float(sorted_conf[k]), {"share": (k + 1) / len(order), **levels})
     return best

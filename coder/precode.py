@@ -17,7 +17,6 @@ chunk by chunk; ``coder/cascade.py`` passes the responses it sends to the LLM
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import json
@@ -25,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from coder import precode_queries, stability
+from coder import event_loop, precode_queries, stability
 from coder.backends.base import Classifier, ProposalResult
 from coder.errors import BackendError
 from coder.injection import FLAG as INJECTION_FLAG
@@ -114,7 +113,8 @@ def save_redactions(store: Store, responses: Iterable[Response]) -> int:
     return changed
 
 
-def _flag(result: ProposalResult, response: Response) -> bool:
+def injection_flagged(result: ProposalResult, response: Response) -> bool:
+    """True (and the proposal flagged) when the answer looks like a prompt injection."""
     if result.proposal is None or not looks_like_prompt_injection(response.text):
         return False
     if INJECTION_FLAG not in result.proposal.flags:
@@ -176,7 +176,7 @@ def precode(
         # each question's text predicts its answers' themes, not only from this batch. It
         # looks at a seeded sample per question: that sample is read, not the project
         # (a 500,000-response project held 1.15 GB for --limit 3000).
-        prepare(_prepare_input(store), codebook)
+        prepare(prior_input(store), codebook)
     if remaining:
         _propose(
             store,
@@ -210,7 +210,9 @@ def check_run_modes(
     if cascade and backend != "openai":
         raise BackendError("--cascade needs --backend openai (the local model is its first stage)")
     if (cascade or samples > 1) and (batch_api or dry_run):
-        raise BackendError("--cascade and --samples cannot be combined with --batch-api or --dry-run")
+        raise BackendError(
+            "--cascade and --samples cannot be combined with --batch-api or --dry-run"
+        )
     if cascade and samples > 1:
         raise BackendError("--cascade and --samples cannot be combined (yet): choose one")
 
@@ -242,25 +244,25 @@ def _propose(
     run_id = getattr(classifier, "run_id", None)
 
     def row(result: ProposalResult) -> dict[str, Any]:
-        return _row(result, classifier, codebook_version, run_id, route)
+        return proposal_row(result, classifier, codebook_version, run_id, route)
 
     if hasattr(classifier, "propose_iter"):
         by_id = {response.id: response for response in remaining}
 
         async def stream() -> None:
             async for result in classifier.propose_iter(remaining, codebook):  # type: ignore[attr-defined]
-                _record(summary, result, by_id[result.response_id])
+                count_result(summary, result, by_id[result.response_id])
                 store.add_proposal(**row(result))
                 if progress is not None:
                     progress.advance(result, summary)
 
-        asyncio.run(stream())
+        event_loop.run(stream())
         return
     for start in range(0, len(remaining), chunk_size):
         chunk = remaining[start : start + chunk_size]
         results = classifier.propose(chunk, codebook)
         for result, response in zip(results, chunk, strict=True):
-            _record(summary, result, response)
+            count_result(summary, result, response)
         store.add_proposals(row(result) for result in results)
         if progress is not None:
             for result in results:
@@ -277,7 +279,8 @@ def _copy_stats(classifier: Classifier, summary: PrecodeSummary) -> None:
         summary.cost_usd = stats.cost_usd if stats.cost_known else None
 
 
-def _prepare_input(store: Store) -> list[Response]:
+def prior_input(store: Store) -> list[Response]:
+    """The responses the local model learns its question prior from (a per-question sample)."""
     try:
         from coder.embedded.classifier import PRIOR_SAMPLE
     except ImportError:  # pragma: no cover - a build without the embedded backend
@@ -319,30 +322,34 @@ def _serve_from_cache(
         summary.cached += 1
         summary.proposed += 1
         store.add_proposal(
-            **_row(result, classifier, codebook_version, getattr(classifier, "run_id", None), route)
+            **proposal_row(
+                result, classifier, codebook_version, getattr(classifier, "run_id", None), route
+            )
         )
         if progress is not None:
             progress.advance(result, summary)
     return remaining
 
 
-def _record(summary: PrecodeSummary, result: ProposalResult, response: Response) -> None:
+def count_result(summary: PrecodeSummary, result: ProposalResult, response: Response) -> None:
+    """Count one result into the summary: proposed (and flagged for injection) or failed."""
     if result.ok:
         summary.proposed += 1
-        if _flag(result, response):
+        if injection_flagged(result, response):
             summary.flagged_injection += 1
     else:
         summary.failed += 1
         summary.errors.append(f"{result.response_id}: {result.error}")
 
 
-def _row(
+def proposal_row(
     result: ProposalResult,
     classifier: Classifier,
     codebook_version: int,
     run_id: str | None,
     route: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The ``Store.add_proposal`` keywords for one result: its trace, status and route."""
     scrubbed = getattr(classifier, "scrubbed", None)
     if scrubbed is not None:
         # The LLM backends mask their API key (and key-shaped strings) in everything stored,
@@ -363,6 +370,11 @@ def _row(
         "error": None if result.ok else (result.error or "no proposal returned"),
         "run_id": run_id,
     }
+
+
+# The old private names: coder/llm/batch_api.py still imports _flag and _row.
+_flag = injection_flagged
+_row = proposal_row
 
 
 # --- several samples per answer (--samples N) ------------------------------------------------
@@ -419,12 +431,14 @@ def _precode_samples(
     try:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
-            passes = asyncio.run(sample_chunk(part))
+            passes = event_loop.run(sample_chunk(part))
             for response in part:
                 results = [found[response.id] for found in passes]
                 combined = _combine(response, results, seeds)
-                _record(summary, combined, response)
-                store.add_proposal(**_row(combined, classifier, codebook_version, run_id, route))
+                count_result(summary, combined, response)
+                store.add_proposal(
+                    **proposal_row(combined, classifier, codebook_version, run_id, route)
+                )
                 if progress is not None:
                     progress.advance(combined, summary)
     finally:

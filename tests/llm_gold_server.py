@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import random
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--error-rate", type=float, default=0.1, help="share of wrong fields")
     parser.add_argument("--seed", type=int, default=0, help="the server's own seed")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument(
+        "--until-stdin-closes",
+        action="store_true",
+        help="stop when stdin closes (a parent holding the pipe died, even by SIGKILL)",
+    )
     args = parser.parse_args(argv)
     server = GoldOpenAI(
         GoldAnswers.from_folder(args.gold),
@@ -193,7 +199,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     with server:
         print(server.base_url, flush=True)
-        threading.Event().wait()
+        if args.until_stdin_closes:
+            # The parent's end of the pipe closes when it exits however it exits, so the
+            # server cannot outlive the benchmark that started it.
+            sys.stdin.read()
+        else:
+            threading.Event().wait()
 
 
 if __name__ == "__main__":  # pragma: no cover - manual and benchmark use
