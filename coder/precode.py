@@ -372,10 +372,6 @@ def proposal_row(
     }
 
 
-# The old private names: coder/llm/batch_api.py still imports _flag and _row.
-_flag = injection_flagged
-_row = proposal_row
-
 
 # --- several samples per answer (--samples N) ------------------------------------------------
 def _can_sample(classifier: Classifier) -> bool:

@@ -29,7 +29,13 @@ from coder.llm.classifier import LLMClassifier
 from coder.llm.context_window import ContextTooSmall
 from coder.llm.planning import PlannedRequest
 from coder.llm.response_model import build_item_model, to_proposal
-from coder.precode import PrecodeSummary, _flag, _row, responses_to_precode, save_redactions
+from coder.precode import (
+    PrecodeSummary,
+    injection_flagged,
+    proposal_row,
+    responses_to_precode,
+    save_redactions,
+)
 from coder.store import Store, now
 from schemas import Codebook, Response
 
@@ -261,11 +267,11 @@ def wait_and_ingest(
             )
             if result.ok:
                 summary.proposed += 1
-                summary.flagged_injection += int(_flag(result, response))
+                summary.flagged_injection += int(injection_flagged(result, response))
             else:
                 summary.failed += 1
                 summary.errors.append(f"{response.id}: {result.error}")
-            store.add_proposal(**_row(result, classifier, codebook_version, record["run_id"]))
+            store.add_proposal(**proposal_row(result, classifier, codebook_version, record["run_id"]))
         batch_queries.mark_ingested(store, batch_id, now(), batch.output_file_id)
     summary.todo = len(requests)
     return summary
