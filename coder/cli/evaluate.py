@@ -325,7 +325,7 @@ def _run_eval(
     if not no_store:
         with run.call_store or open_store(db_path) as store:
             run_id = store_run(run, store, name=name, command=_command_line())
-            console.print(f"[dim]Stored as eval run {run_id} in {store.path}[/]")
+            err_console.print(f"[dim]Stored as eval run {run_id} in {store.path}[/]")
     check_minimums(run.metrics, thresholds)
 
 
