@@ -15,46 +15,11 @@ from review_tui.confirm import ConfirmScreen
 from review_tui.footer import KeyFooter
 from review_tui.pickers import ChoicePicker, ThemePicker
 from review_tui.prompt import PromptScreen
-from review_tui.queue import (
-    PAGE_SIZE,
-    SNIPPET,
-    QueueRow,
-    page_count,
-    page_of,
-    queue_page,
-)
+from review_tui.queue import PAGE_SIZE, QueueRow, page_count, page_of, queue_page
+from review_tui.queue_rows import COLUMNS, GAP, ROW_COLUMN, cells, column_widths, line
 from review_tui.queue_table import QueueTable
 from review_tui.session import ReviewSession
 from review_tui.status_bar import StatusBar
-
-STATUS_STYLE = {
-    "unreviewed": "",
-    "accepted": "green",
-    "corrected": "yellow",
-    "adjudicated": "bold cyan",
-    "skipped": "dim",
-}
-COLUMNS = ("id", "status", "conf", "question", "stance", "themes", "text")
-# Fixed widths: a page's size must not depend on its texts (QueueTable.rows_that_fit).
-WIDTHS = (10, 12, 5, 8, 12, 30, SNIPPET)
-
-
-def _cells(row: QueueRow) -> tuple[str | Text, ...]:
-    """The table cells of one row, in COLUMNS order."""
-    status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
-    if row.flagged:
-        status.append(" ★", style="bold yellow")
-    confidence = "" if row.confidence is None else f"{row.confidence:.2f}"
-    return (
-        row.response_id,
-        status,
-        confidence,
-        row.question,
-        row.stance,
-        row.themes,
-        row.snippet,
-    )
-
 
 FILTER_HINT = (
     "status:unreviewed|accepted|corrected|skipped|flagged  question:H1  theme:ID  tag:X  "
@@ -138,6 +103,7 @@ class QueueScreen(Screen[None]):
         self.page = 0
         self.opening = True  # set by the app each time the queue is opened
         self._rows: list[QueueRow] = []  # the rows in the table
+        self.widths: tuple[int, ...] = ()  # the fields' widths (column_widths)
         self._styled_theme: str | None = None  # the theme the nodes were last styled in
         self._page_size = 0  # the rows per page of the last fill
 
@@ -154,9 +120,20 @@ class QueueScreen(Screen[None]):
         yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
+        self._set_widths(self.app.size.width)
+
+    def _set_widths(self, table_width: int) -> bool:
+        """Lay the fields out for a table this wide; False when nothing changed."""
+        widths = column_widths(table_width)
+        if widths == self.widths:
+            return False
+        self.widths = widths
         table = self.query_one(DataTable)
-        for column, width in zip(COLUMNS, WIDTHS, strict=True):
-            table.add_column(column, key=column, width=width)
+        table.clear(columns=True)
+        width = sum(widths) + len(GAP) * (len(widths) - 1)
+        table.add_column(line(COLUMNS, widths), key=ROW_COLUMN, width=width)
+        self._rows = []  # every row is drawn again at the new widths
+        return True
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         # Textual restyles every node of a pushed screen, and the table then drops every
@@ -200,12 +177,13 @@ class QueueScreen(Screen[None]):
             # costs almost nothing.
             for row, shown in zip(rows, self._rows, strict=True):
                 if row != shown:
-                    for column, value in zip(COLUMNS, _cells(row), strict=True):
-                        table.update_cell(row.response_id, column, value)
+                    table.update_cell(
+                        row.response_id, ROW_COLUMN, line(cells(row), self.widths)
+                    )
         else:
             table.clear()
             for row in rows:
-                table.add_row(*_cells(row), key=row.response_id)
+                table.add_row(line(cells(row), self.widths), key=row.response_id)
         self._rows = rows
         if cursor_row is not None and rows:
             table.move_cursor(row=cursor_row % len(rows), animate=False)
@@ -387,13 +365,16 @@ class QueueScreen(Screen[None]):
             table.move_cursor(row=table.row_count - 1 if forward else 0, animate=False)
 
     def on_queue_table_resized(self, event: QueueTable.Resized) -> None:
-        """A new height: the page that holds the highlighted row, with as many rows as fit."""
+        """A new size: the fields laid out for the width, and the page that holds the
+        highlighted row with as many rows as fit."""
         event.stop()
         table = self.query_one(QueueTable)
-        fit = table.rows_that_fit()
-        if not fit or fit == self._page_size:
-            return
         highlighted = self.page * self._page_size + (table.cursor_row if table.row_count else 0)
+        relaid = self._set_widths(table.size.width)
+        fit = table.rows_that_fit()
+        if fit == self._page_size and not relaid:
+            return
+        fit = fit or max(1, self._page_size)
         self.page = highlighted // fit
         self.fill(cursor_row=highlighted - self.page * fit)
 

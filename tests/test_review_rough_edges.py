@@ -11,6 +11,7 @@ from coder.store import Store
 from review_tui.ask_bar import AskBar
 from review_tui.confirm import ConfirmScreen
 from review_tui.help_screen import HelpScreen, key_name
+from review_tui.queue_rows import ROW_COLUMN, shown_field
 from review_tui.queue_screen import QueueScreen
 from review_tui.review_screen import ReviewScreen
 from schemas import Codebook, Proposal, Question, Response, StanceScale, StanceValue, Theme
@@ -97,9 +98,11 @@ async def test_queue_shows_the_stance(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("l")
         table = app.screen.query_one(DataTable)
-        assert "stance" in [str(column.label) for column in table.columns.values()]
-        assert table.get_cell("a1", "stance") == "does_not_resonate"
-        assert table.get_cell("a6", "stance") == ""
+        (header,) = [column.label for column in table.columns.values()]
+        assert shown_field(header, "stance") == "stance"
+        # As drawn: the stance column is 12 cells wide.
+        assert shown_field(table.get_cell("a1", ROW_COLUMN), "stance") == "does_not_res"
+        assert shown_field(table.get_cell("a6", ROW_COLUMN), "stance") == ""
 
 
 async def test_same_text_then_group_stance_is_one_undo_step(tmp_path: Path) -> None:
