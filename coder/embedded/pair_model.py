@@ -70,16 +70,31 @@ def prototype_similarity(
 
 def _group_stats(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per element: max, mean and descending rank (0 = best) of ``values`` within its key."""
-    unique, inverse = np.unique(keys, return_inverse=True)
-    maximum = np.full(len(unique), -np.inf)
-    np.maximum.at(maximum, inverse, values)
-    mean = np.bincount(inverse, weights=values) / np.bincount(inverse)
-    order = np.lexsort((-values, inverse))
+    if not len(values):
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    inverse = _dense_labels(keys)
+    # Descending within each key, ties in input order: the order np.lexsort((-values,
+    # inverse)) gives, from two stable sorts (2x faster on NHS's 120k pairs; this ran five
+    # times per batch and was a third of the pair features' time).
+    order = np.argsort(-values, kind="stable")
+    order = order[np.argsort(inverse[order], kind="stable")]
     sorted_keys = inverse[order]
-    first = np.searchsorted(sorted_keys, sorted_keys, side="left")
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    sizes = np.bincount(inverse)
+    maximum = values[order[starts]]  # each key's first element in descending order
+    mean = np.bincount(inverse, weights=values) / sizes
     rank = np.empty(len(values))
-    rank[order] = np.arange(len(values)) - first
+    rank[order] = np.arange(len(values)) - np.repeat(starts, sizes)
     return maximum[inverse], mean[inverse], rank
+
+
+def _dense_labels(keys: np.ndarray) -> np.ndarray:
+    """``keys`` relabelled 0..k-1 in sorted order (np.unique's inverse, without its sort)."""
+    if keys.dtype.kind in "iu" and len(keys) and keys.min() >= 0:
+        present = np.zeros(int(keys.max()) + 1, dtype=bool)
+        present[keys] = True
+        return (np.cumsum(present) - 1)[keys]
+    return np.unique(keys, return_inverse=True)[1].reshape(-1)
 
 
 #: Scalar pair features before the elementwise product (see :func:`pair_features`).
@@ -150,7 +165,8 @@ def pair_features(
     best_max, best_mean, rank = _group_stats(best, rows)
     categories = codes.categories or [""] * len(codes.ids)
     category_index = {category: i for i, category in enumerate(sorted(set(categories)))}
-    group = rows * len(category_index) + np.array([category_index[categories[c]] for c in cols])
+    code_category = np.array([category_index[category] for category in categories], np.int64)
+    group = rows * len(category_index) + code_category[cols]
     group_max, group_mean, group_rank = _group_stats(best, group)
     _, label_mean, _ = _group_stats(cos_label, group)
     centred = _centred_features(
