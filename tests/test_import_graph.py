@@ -37,6 +37,12 @@ def import_tree(*args: str) -> tuple[list[tuple[str, int]], subprocess.Completed
     return tree, done
 
 
+def run_python(script: str) -> None:
+    """Run ``script`` in a fresh interpreter (its imports start from nothing); it must pass."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+
+
 def importer_of(tree: list[tuple[str, int]], module: str) -> str | None:
     """The module whose import first imported ``module`` (None: imported at top level)."""
     names = [name for name, _ in tree]
@@ -95,8 +101,7 @@ def test_writing_and_migrating_still_import_sqlite_utils(tmp_path: Path) -> None
         "store.add_decision(response_id='r000000', reviewer='cy', action='skip')\n"
         "assert 'sqlite_utils' in sys.modules and store.count_decisions() == 13\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0, done.stderr
+    run_python(script)
 
 
 def test_the_store_knows_the_migrations_by_name() -> None:
@@ -126,5 +131,4 @@ def test_the_review_package_loads_its_names_on_first_use() -> None:
         "else:\n"
         "    raise AssertionError('no AttributeError')\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0, done.stderr
+    run_python(script)

@@ -15,6 +15,7 @@ import pytest
 
 from coder.embedded.classifier import LocalClassifier
 from coder.embedded.gate import GATE_MIN_THEME_EXAMPLES, GATE_Z, choose_themes_with_stack
+from coder.embedded.models import TrainedState
 from eval import runner
 from eval.gold import load_gold
 from tests.conftest import shared_path
@@ -69,15 +70,19 @@ def test_a_gate_that_never_fitted_a_stacked_model_keeps_the_old_order() -> None:
     assert choose_themes_with_stack(scores, per_item) == "hybrid"
 
 
+def _fitted(gold: str, size: int) -> TrainedState:
+    """A classifier trained, gate and all, on the first ``size`` answers of a gold set's
+    seeded learning-curve pool; its trained state."""
+    codebook, items = load_gold(shared_path("gold", gold))
+    pool, _ = runner.split_pool(items, 0)
+    train = runner.learning_curve_pool(pool, 0)[:size]
+    return LocalClassifier(use_stored_model=False).fit(runner.labelled_examples(train), codebook)
+
+
 @pytest.mark.slow
 def test_training_on_reviewed_answers_chooses_the_stacked_model() -> None:
     """End to end on rapid_insight_dev: 40 reviewed answers, the gate's real cross-validation."""
-    folder = shared_path("gold", "rapid_insight_dev")
-    codebook, items = load_gold(folder)
-    pool, _ = runner.split_pool(items, 0)
-    train = runner.learning_curve_pool(pool, 0)[:40]
-    classifier = LocalClassifier(use_stored_model=False)
-    state = classifier.fit(runner.labelled_examples(train), codebook)
+    state = _fitted("rapid_insight_dev", 40)
     report = state.metrics["gate"]
     assert report["stacked_in_every_fold"] is True
     assert set(report["themes"]) == {"zero-shot", "augmented", "stacked", "hybrid", "trained"}
@@ -90,12 +95,7 @@ def test_training_on_reviewed_answers_chooses_the_stacked_model() -> None:
 def test_nhs_at_50_reviewed_answers_uses_the_stacked_model() -> None:
     """The case of issue 14: at 50 NHS answers the old gate chose hybrid (held out 0.517
     against 0.563 for stacked)."""
-    folder = shared_path("gold", "nhs_pxtextmining_v6")
-    codebook, items = load_gold(folder)
-    pool, _ = runner.split_pool(items, 0)
-    train = runner.learning_curve_pool(pool, 0)[:50]
-    classifier = LocalClassifier(use_stored_model=False)
-    state = classifier.fit(runner.labelled_examples(train), codebook)
+    state = _fitted("nhs_pxtextmining_v6", 50)
     cv = state.metrics["gate"]["themes"]
     assert cv["hybrid"] > cv["stacked"]  # the noisy ranking the rule no longer follows
     assert state.fields["themes"] == "stacked"
@@ -106,17 +106,11 @@ def test_themes_stay_zero_shot_below_twenty_reviewed_answers() -> None:
     """Folds of two to four answers cannot rank theme models (rapid_insight_dev, 10 reviewed
     answers: the gate's pick averaged 0.552 micro-F1 against zero-shot's 0.616 over 5 seeds),
     so below GATE_MIN_THEME_EXAMPLES themes stay zero-shot; stance is still gated."""
-    folder = shared_path("gold", "rapid_insight_dev")
-    codebook, items = load_gold(folder)
-    pool, _ = runner.split_pool(items, 0)
-    ordered = runner.learning_curve_pool(pool, 0)
     for size in (10, GATE_MIN_THEME_EXAMPLES - 1):
-        classifier = LocalClassifier(use_stored_model=False)
-        state = classifier.fit(runner.labelled_examples(ordered[:size]), codebook)
+        state = _fitted("rapid_insight_dev", size)
         gate = state.metrics["gate"]
         assert state.fields["themes"] == "zero-shot", gate
         assert "fewer than" in gate["themes_note"]
         assert set(gate["stance"]) == {"zero-shot", "trained+cues", "trained"}  # still judged
-    classifier = LocalClassifier(use_stored_model=False)
-    state = classifier.fit(runner.labelled_examples(ordered[:GATE_MIN_THEME_EXAMPLES]), codebook)
+    state = _fitted("rapid_insight_dev", GATE_MIN_THEME_EXAMPLES)
     assert "themes_note" not in state.metrics["gate"]
