@@ -87,6 +87,12 @@ _OPTIONS: tuple[Option, ...] = (
         "sends its answer too slowly is cut off and retried.",
     ),
     _value("--poll-interval", float, "With --batch-api: seconds between polls."),
+    _value(
+        "--proxy",
+        str,
+        "HTTP(S) proxy for model calls, e.g. http://proxy.example:8080 (default "
+        "$CODER_LLM_PROXY, else HTTPS_PROXY/HTTP_PROXY; NO_PROXY hosts go direct).",
+    ),
 )
 
 

@@ -6,8 +6,9 @@ hashes), ``response_model`` (the run-time model built from the codebook), ``retr
 stored), ``shortlist`` and ``examples`` (what a prompt offers), ``prompt_choice`` (the
 shortlist's cut and the example pool of a project), ``request_prompt`` (what one request
 sends, fitted to the context window), ``context_window``, ``planning`` (requests and
-estimates), ``transport`` (HTTP attempts guarded and logged), ``aiohttp_transport`` (the
-HTTP/1.1 connections under it), ``secret_screen`` (a quick look before the key-masking
+estimates), ``client`` (the instructor client of a run), ``transport`` (HTTP attempts
+guarded and logged), ``aiohttp_transport`` (the HTTP/1.1 connections under it), ``proxy``
+(which proxy a call goes through: --proxy, the standard variables, NO_PROXY), ``secret_screen`` (a quick look before the key-masking
 walk), ``patches`` (speed patches
 of the pinned openai and instructor), ``batch_api`` (OpenAI Batch API) and
 ``classifier`` (the backend itself).

@@ -27,6 +27,8 @@ import aiohttp
 import httpx2
 import yarl
 
+from coder.llm.proxy import ProxyRouter, ProxyRoutes
+
 #: environment variable: ``httpx`` keeps httpx2's own transport (e.g. to rule this one out)
 ENV_VAR = "CODER_LLM_TRANSPORT"
 #: read size while streaming an answer
@@ -38,6 +40,9 @@ def _httpx_errors() -> Iterator[None]:
     """aiohttp's connection errors as httpx2's (the openai client knows those)."""
     try:
         yield
+    except aiohttp.ClientProxyConnectionError as error:
+        # Said apart from the endpoint's: a proxy setting is the first thing to check.
+        raise httpx2.ProxyError(f"cannot reach the proxy: {error}") from error
     except aiohttp.ClientConnectorError as error:
         raise httpx2.ConnectError(str(error)) from error
     except TimeoutError as error:  # aiohttp.ServerTimeoutError is one too
@@ -67,10 +72,12 @@ class _Body(httpx2.AsyncByteStream):
 
 
 class AiohttpTransport(httpx2.AsyncBaseTransport):
-    """An httpx2 transport over one aiohttp session (created on first use, in the loop)."""
+    """An httpx2 transport over one aiohttp session (created on first use, in the loop),
+    through the proxy ``routes`` choose for each host."""
 
-    def __init__(self, limits: httpx2.Limits) -> None:
+    def __init__(self, limits: httpx2.Limits, routes: ProxyRoutes | None = None) -> None:
         self.limits = limits
+        self.routes = routes or ProxyRoutes({})
         self.session: aiohttp.ClientSession | None = None
 
     def _session(self) -> aiohttp.ClientSession:
@@ -99,6 +106,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 headers=list(request.headers.multi_items()),
                 data=body or None,
                 allow_redirects=False,
+                # aiohttp's trust_env would look the proxy up in a thread on every call.
+                proxy=self.routes.proxy_for(request.url),
                 auto_decompress=False,
                 compress=False,
                 timeout=aiohttp.ClientTimeout(
@@ -121,9 +130,17 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             self.session = None
 
 
-def inner_transport(limits: httpx2.Limits) -> httpx2.AsyncBaseTransport:
-    """The transport the logging wrapper sends through: aiohttp's, unless
-    ``CODER_LLM_TRANSPORT=httpx`` asks for httpx2's own."""
+def inner_transport(
+    limits: httpx2.Limits, routes: ProxyRoutes | None = None
+) -> httpx2.AsyncBaseTransport:
+    """The transport the logging wrapper sends through, via the proxies ``routes`` choose
+    (default: the environment's): aiohttp's, unless ``CODER_LLM_TRANSPORT=httpx`` asks
+    for httpx2's own."""
+    routes = routes or ProxyRoutes.resolve()
     if os.environ.get(ENV_VAR, "").strip().lower() == "httpx":
-        return httpx2.AsyncHTTPTransport(limits=limits)
-    return AiohttpTransport(limits)
+        return (
+            ProxyRouter(limits, routes)
+            if routes.proxies
+            else httpx2.AsyncHTTPTransport(limits=limits)
+        )
+    return AiohttpTransport(limits, routes)

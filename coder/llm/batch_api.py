@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx2
 import openai
 from pydantic import ValidationError
 
@@ -28,6 +29,7 @@ from coder.errors import BackendError, CoderError
 from coder.llm.classifier import LLMClassifier
 from coder.llm.context_window import ContextTooSmall
 from coder.llm.planning import PlannedRequest
+from coder.llm.proxy import SyncProxyRouter
 from coder.llm.response_model import build_item_model, to_proposal
 from coder.precode import (
     PrecodeSummary,
@@ -60,6 +62,10 @@ def _sync_client(classifier: LLMClassifier) -> openai.OpenAI:
         base_url=settings.resolved_base_url,
         max_retries=3,
         timeout=settings.request_timeout,
+        # The same proxies as the classifier's calls (--proxy, NO_PROXY).
+        http_client=httpx2.Client(
+            transport=SyncProxyRouter(classifier.proxy_routes()), timeout=settings.request_timeout
+        ),
     )
 
 
@@ -271,7 +277,9 @@ def wait_and_ingest(
             else:
                 summary.failed += 1
                 summary.errors.append(f"{response.id}: {result.error}")
-            store.add_proposal(**proposal_row(result, classifier, codebook_version, record["run_id"]))
+            store.add_proposal(
+                **proposal_row(result, classifier, codebook_version, record["run_id"])
+            )
         batch_queries.mark_ingested(store, batch_id, now(), batch.output_file_id)
     summary.todo = len(requests)
     return summary

@@ -21,13 +21,11 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import httpx2
-import instructor
-import openai
 from pydantic import BaseModel
 
 from coder import event_loop
 from coder.backends.base import ProposalResult
+from coder.llm.client import instructor_client
 from coder.llm.config import LLMSettings, build_settings
 from coder.llm.context_window import (
     CONTEXT_SAFETY,
@@ -37,17 +35,17 @@ from coder.llm.context_window import (
 )
 from coder.llm.examples import ExamplePool
 from coder.llm.gc_pauses import frozen_heap
-from coder.llm.patches import apply_speed_patches
 from coder.llm.planning import Estimate, PlannedRequest, estimate_run, plan_requests
 from coder.llm.pricing import PriceTable
 from coder.llm.prompt_choice import PromptChoice
+from coder.llm.proxy import ProxyRoutes
 from coder.llm.request_prompt import PromptParts, RequestPrompt, fit_prompt
 from coder.llm.response_model import VALIDATION_CONTEXT, to_proposal
 from coder.llm.retry import describe_error, transport_retrying, validation_retrying
 from coder.llm.secret_screen import scrub_result_fast
 from coder.llm.secrets import scrub
 from coder.llm.shortlist import Cut, Shortlister
-from coder.llm.transport import CALL_CONTEXT, CallContext, CallStats, LoggingTransport
+from coder.llm.transport import CALL_CONTEXT, CallContext, CallStats
 from coder.redact import redact
 from schemas import Codebook, Response
 
@@ -62,12 +60,6 @@ __all__ = [
     "probe_context_window",
 ]
 
-MODES = {
-    "tools": instructor.Mode.TOOLS,
-    "json": instructor.Mode.JSON,
-    "json_schema": instructor.Mode.JSON_SCHEMA,
-    "md_json": instructor.Mode.MD_JSON,
-}
 #: the name callers (tests, benchmarks) know a planned request by
 _Planned = PlannedRequest
 
@@ -107,6 +99,7 @@ class LLMClassifier:
         # per run, not once per call.
         self.parts = PromptParts()
         self._api_key: str | None = None
+        self._proxy_routes: ProxyRoutes | None = None
         self._clean: weakref.WeakValueDictionary[int, ProposalResult] = (
             weakref.WeakValueDictionary()
         )
@@ -138,9 +131,17 @@ class LLMClassifier:
         self.choice.pool_override = pool
 
     def secrets(self) -> tuple[str, ...]:
-        """The key(s) this classifier sends, to be scrubbed from whatever is stored."""
+        """The key(s) this classifier sends (and a proxy's password), to be scrubbed from
+        whatever is stored."""
         key = self._api_key or os.environ.get(self.settings.api_key_env)
-        return (key,) if key else ()
+        proxy = self._proxy_routes.secrets() if self._proxy_routes is not None else ()
+        return ((key,) if key else ()) + proxy
+
+    def proxy_routes(self) -> ProxyRoutes:
+        """The proxies model calls go through (--proxy, else the environment), read once."""
+        if self._proxy_routes is None:
+            self._proxy_routes = ProxyRoutes.resolve(self.settings.proxy)
+        return self._proxy_routes
 
     def _mask_key(self, text: str) -> str:
         # A proxy or server may quote the key back in an error ("invalid credentials:
@@ -289,23 +290,9 @@ class LLMClassifier:
 
     # --- internals ---------------------------------------------------------------------
     def _client(self) -> Any:
-        apply_speed_patches()
-        api_key = self.settings.api_key()
-        self._api_key = api_key
+        self._api_key = self.settings.api_key()
         self.stats.event_loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
-        http_client = httpx2.AsyncClient(
-            transport=LoggingTransport(self, max(1, self.settings.concurrency)),
-            timeout=httpx2.Timeout(self.settings.request_timeout, connect=10.0),
-        )
-        raw = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=self.settings.resolved_base_url,
-            # Our tenacity policy is the only retry layer (see coder.llm.retry).
-            max_retries=0,
-            timeout=self.settings.request_timeout,
-            http_client=http_client,
-        )
-        return instructor.from_openai(raw, mode=MODES[self.settings.resolved_mode])
+        return instructor_client(self, self._api_key)
 
     def _messages(self, codebook: Codebook, request: PlannedRequest) -> list[dict[str, str]]:
         return self._prompt(codebook, request, batch=len(request.responses) > 1).messages()
@@ -336,7 +323,9 @@ class LLMClassifier:
         self._window_probed = True
         if not self.settings.is_local:
             return
-        self.window.size = await probe_context_window(self.settings.resolved_base_url, self.model)
+        self.window.size = await probe_context_window(
+            self.settings.resolved_base_url, self.model, routes=self.proxy_routes()
+        )
 
     def _learn_window(self, error: BaseException) -> bool:
         """True when ``error`` names a smaller window (taken) or a prompt we under-counted."""

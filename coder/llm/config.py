@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import yaml
 
 from coder.errors import BackendError
+from coder.llm.proxy import without_credentials
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MODES = ("tools", "json", "json_schema", "md_json")
@@ -74,6 +75,9 @@ class LLMSettings:
     examples: int | None = None
     #: the model's context window in tokens; None: the server's reported limit, if any
     context_window: int | None = None
+    #: HTTP(S) proxy for model calls; None: $CODER_LLM_PROXY, else HTTPS_PROXY & co.
+    #: (coder/llm/proxy.py; NO_PROXY applies either way)
+    proxy: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,6 +109,8 @@ class LLMSettings:
         """Settings safe to log and store (there is no key in them by construction)."""
         data = dataclasses.asdict(self)
         data["base_url"] = self.resolved_base_url
+        if self.proxy:  # a proxy URL may carry a password
+            data["proxy"] = without_credentials(self.proxy)
         data["mode"] = self.resolved_mode
         return data
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx2
 
+from coder.llm.proxy import ProxyRouter, ProxyRoutes
+
 #: a guess of the answer length per response, for the pre-flight estimate
 COMPLETION_TOKENS_PER_RESPONSE = 180
 #: Our token count is chars/4 of the messages plus the JSON schema; a tokenizer may need
@@ -113,7 +115,9 @@ def _window_in_answer(data: Any, model: str) -> int | None:
     return None
 
 
-async def probe_context_window(base_url: str, model: str, timeout: float = 5.0) -> int | None:
+async def probe_context_window(
+    base_url: str, model: str, timeout: float = 5.0, routes: ProxyRoutes | None = None
+) -> int | None:
     """The context window a local OpenAI-compatible server reports, if it reports one.
 
     vLLM lists ``max_model_len`` per model in ``/v1/models``; llama.cpp's server has
@@ -125,7 +129,9 @@ async def probe_context_window(base_url: str, model: str, timeout: float = 5.0) 
     root = base_url.rstrip("/")
     if root.endswith("/v1"):
         root = root[: -len("/v1")]
-    async with httpx2.AsyncClient(timeout=timeout) as http:
+    # Through the run's proxies (default: the environment's), as the calls themselves go.
+    transport = ProxyRouter(httpx2.Limits(), routes or ProxyRoutes.resolve())
+    async with httpx2.AsyncClient(timeout=timeout, transport=transport) as http:
         for url in (f"{base_url.rstrip('/')}/models", f"{root}/props"):
             try:
                 answer = await http.get(url)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import httpx2
 import openai
 from pydantic import ValidationError
 from tenacity import (
@@ -167,7 +168,8 @@ def describe_error(error: BaseException) -> str:
     # The openai client says "Connection error." for anything its transport raised; the
     # transport's own reason (a deadline, a size cap, an HTML page) is the useful part.
     cause = next(
-        (item for item in _chain(error) if isinstance(item, BadAnswer)), error.__cause__ or error
+        (item for item in _chain(error) if isinstance(item, BadAnswer | httpx2.ProxyError)),
+        error.__cause__ or error,
     )
     text = f"{type(cause).__name__}: {cause}"
     if attempts:

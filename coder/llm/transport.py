@@ -89,7 +89,8 @@ class LoggingTransport(httpx2.AsyncBaseTransport):
         self.inner = inner_transport(
             httpx2.Limits(
                 max_connections=max(100, concurrency), max_keepalive_connections=concurrency
-            )
+            ),
+            classifier.proxy_routes(),
         )
         self.classifier = classifier
 
@@ -142,10 +143,13 @@ async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
     """The decoded (decompressed) body, refused once it passes ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    encoding = response.headers.get("content-encoding")
+    # An answer without Content-Encoding is its own decoding: read it raw, sparing httpx's
+    # decoder chain (about 25 Python calls per answer; under 1% of the client's CPU).
+    plain = encoding is None or encoding.strip().lower() == "identity"
+    async for chunk in response.aiter_raw() if plain else response.aiter_bytes():
         size += len(chunk)
         if size > limit:
-            encoding = response.headers.get("content-encoding")
             how = f" ({encoding}-compressed)" if encoding else ""
             raise AnswerTooLarge(
                 f"the answer{how} passed {limit:,} bytes once decoded; refused "
