@@ -22,7 +22,7 @@ then send each answer its shortlist (trained ranking, cut chosen on the reviewed
 three examples), as ``coder precode --backend openai`` would.
 
 Run: python benchmarks/bench_cascade.py [--reviewed 1000] [--error-rate 0.1] [--quick]
-[--runs all_llm,cascade,cascade_single_cut] [--curve 250,500,1000,2000] [--no-shortlist]
+[--runs all_llm,cascade,cascade_no_joint,cascade_single_cut] [--curve 250,500,1000,2000] [--no-shortlist]
 [--keep-start FILE | --start FILE] [--dump-calibration FILE.npz]
 
 The gold server stops with the benchmark, also when it is killed (SIGTERM runs the
@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from machine import write_result  # noqa: E402
 
-from coder.cascade import cascade  # noqa: E402
+from coder.cascade import RULES, cascade  # noqa: E402
 from coder.llm.classifier import LLMClassifier  # noqa: E402
 from coder.precode import precode  # noqa: E402
 from coder.store import Store  # noqa: E402
@@ -200,7 +200,9 @@ def parse_args() -> argparse.Namespace:
         "--runs",
         default="all_llm,cascade",
         help="runs to make, comma list: all_llm, cascade (as 'coder precode --cascade' runs: "
-        "per-field cuts where they settle more), cascade_single_cut (one overall cut)",
+        "per-field cuts or the joint score where they settle more), cascade_no_joint "
+        "(single or per-field cuts, the rules before the joint score), cascade_single_cut "
+        "(one overall cut)",
     )
     parser.add_argument("--out", default="cascade", help="results file name")
     parser.add_argument(
@@ -248,8 +250,11 @@ def run_one(
             summary = precode(store, classifier)
             run: dict[str, Any] = {"llm_share": 1.0, "llm": summary.as_dict()}
         else:
-            per_field = name != "cascade_single_cut"
-            result = cascade(store, classifier, precision=args.precision, per_field=per_field)
+            rules = {
+                "cascade_single_cut": ("single",),
+                "cascade_no_joint": ("single", "per_field"),
+            }.get(name, RULES)
+            result = cascade(store, classifier, precision=args.precision, rules=rules)
             run = result.as_dict()
             print(result.calibration.describe() if result.calibration else "", file=sys.stderr)
             if args.dump_calibration is not None:

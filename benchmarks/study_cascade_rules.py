@@ -7,9 +7,10 @@ chosen on one half, measured on the other, both ways):
 
 - ``single``: one cut on the proposal's overall confidence (``choose_cut``);
 - ``per_field``: a cut per field (``choose_field_cuts``);
-- ``joint``: a cut on a logistic "whole proposal right" score over the field confidences
-  (and their logs), the overall confidence, log words, codes proposed and relevance,
-  cross-fitted on the choosing half;
+- ``joint``: a cut on the logistic "whole proposal right" score over the field confidences
+  (and their logs), the overall confidence, log words, codes proposed and relevance
+  (``coder/cascade_joint.py``, as ``coder precode --cascade`` fits it: cut chosen on
+  scores cross-fitted on the choosing half);
 - ``per_field_no_stance_target``: per-field cuts with no stance target (what stance costs).
 
 It also reports what blocks: the stance confidence's reliability (confidence vs accuracy
@@ -37,6 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 from machine import write_result  # noqa: E402
 
 from coder.cascade_cuts import FIELDS, MIN_SETTLED, choose_cut, choose_field_cuts  # noqa: E402
+from coder.cascade_joint import choose_joint_cut, joint_features, whole_right  # noqa: E402
 
 WORD_BUCKETS = ((1, 1), (2, 3), (4, 8), (9, 10**9))
 STANCE_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.01)
@@ -53,15 +55,12 @@ class Arrays:
         self.words = np.asarray(data["words"], dtype=float)
         self.codes = np.asarray(data["n_codes"], dtype=float)
         self.relevant = np.asarray(data["relevant"], dtype=float)
-        tp, fp, fn, stance_right, stance_n, relevance_right = self.stats.T
-        self.right = (fp == 0) & (fn == 0) & ((stance_n == 0) | (stance_right == 1))
-        self.right &= relevance_right == 1
+        self.right = whole_right(self.stats)
 
     def features(self, rows: np.ndarray) -> np.ndarray:
-        by_field = self.by_field[rows]
-        return np.column_stack(
-            [by_field, np.log(np.clip(by_field, 1e-6, 1)), self.confidence[rows],
-             np.log1p(self.words[rows]), self.codes[rows], self.relevant[rows]]
+        return joint_features(
+            self.by_field[rows], self.confidence[rows], self.words[rows], self.codes[rows],
+            self.relevant[rows],
         )  # fmt: skip
 
 
@@ -75,20 +74,6 @@ def levels(stats: np.ndarray) -> dict[str, float]:
         "stance_scored": int(stance_n),
         "relevance": float(relevance_right / max(len(stats), 1)),
     }
-
-
-def joint_scores(arrays: Arrays, train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-
-    features = arrays.features(train)
-    means, scales = (
-        features.mean(axis=0),
-        np.where(features.std(axis=0) > 0, features.std(axis=0), 1),
-    )
-    model = LogisticRegression(C=1.0, max_iter=1000).fit(
-        (features - means) / scales, arrays.right[train]
-    )
-    return model.predict_proba((arrays.features(test) - means) / scales)[:, 1]
 
 
 def rules(
@@ -111,14 +96,11 @@ def rules(
         if cuts is not None:
             mask = np.all(arrays.by_field[measure] >= np.array([cuts[f] for f in FIELDS]), axis=1)
         found[name] = (expected.get("share", 0.0), mask)
-    folds, held = 5, np.zeros(len(choose))
-    order = np.random.default_rng(0).permutation(len(choose))
-    for fold in range(folds):
-        test = order[fold::folds]
-        held[test] = joint_scores(arrays, choose[np.setdiff1d(order, test)], choose[test])
-    cut, expected = choose_cut(held.tolist(), stats, targets)
-    scores = joint_scores(arrays, choose, measure)
-    found["joint"] = (expected.get("share", 0.0), scores >= cut if cut is not None else None)
+    score, cut, expected = choose_joint_cut(arrays.features(choose), stats, targets)
+    found["joint"] = (
+        expected.get("share", 0.0),
+        score.score(arrays.features(measure)) >= cut if score is not None else None,
+    )
     return found
 
 

@@ -34,6 +34,7 @@ from coder.cascade_calibration import (
     DEFAULT_TARGET,
     FOLDS,
     MIN_REVIEWED,
+    RULES,
     Calibration,
     calibrate,
     held_out_proposals,
@@ -41,6 +42,7 @@ from coder.cascade_calibration import (
     reviewed,
 )
 from coder.cascade_cuts import FIELDS, choose_cut, clears, field_confidences, item_agreement
+from coder.cascade_joint import joint_features
 from coder.errors import BackendError
 from coder.precode import (
     PrecodeProgress,
@@ -59,6 +61,7 @@ __all__ = [
     "FIELDS",
     "FOLDS",
     "MIN_REVIEWED",
+    "RULES",
     "Calibration",
     "CascadeSummary",
     "calibrate",
@@ -112,13 +115,18 @@ def settles(
     response: Response,
     calibration: Calibration,
     confidences: np.ndarray | None = None,
+    joint_score: float | None = None,
 ) -> bool:
     """True when the embedded proposal stands without the LLM (``confidences``: its
-    per-field row, needed when the calibration has per-field cuts)."""
+    per-field row, needed when the calibration has per-field cuts; ``joint_score``: its
+    joint score, needed when the joint rule decides)."""
     proposal = result.proposal
     if not result.ok or proposal is None:
         return False
-    if calibration.field_cuts is not None:
+    if calibration.joint_cut is not None:
+        if joint_score is not None and joint_score >= calibration.joint_cut:
+            return True
+    elif calibration.field_cuts is not None:
         if confidences is not None and clears(confidences, calibration.field_cuts):
             return True
     elif calibration.cut is not None and proposal.confidence >= calibration.cut:
@@ -136,17 +144,40 @@ def _route_entry(
     result: ProposalResult,
     marker: dict[str, Any],
     by_field: np.ndarray | None,
+    joint_score: float | None = None,
 ) -> dict[str, Any]:
     """The ``params`` a cascade proposal records: its path, the cuts and its confidences."""
     confidence = result.proposal.confidence if result.proposal is not None else None
     entry: dict[str, Any] = {"route": "cascade:embedded", "cascade": {**marker}}
     entry["cascade"]["confidence"] = confidence
+    if joint_score is not None:
+        entry["cascade"]["joint_score"] = joint_score
     if by_field is not None:
         entry["cascade"]["field_confidence"] = {
             name: float(value)  # not rounded: the cut compares these exact values
             for name, value in zip(("themes", "stance", "relevance"), by_field, strict=True)
         }
     return entry
+
+
+def _joint_scores(
+    calibration: Calibration,
+    responses: Sequence[Response],
+    proposals: Sequence[Any],
+    by_field: np.ndarray | None,
+) -> np.ndarray | None:
+    """The joint score of each proposal, when the joint rule decides (the features as
+    calibration computed them on the held-out answers)."""
+    if calibration.joint_score is None or calibration.joint_cut is None or by_field is None:
+        return None
+    features = joint_features(
+        by_field,
+        np.array([p.confidence if p is not None else 0.0 for p in proposals]),
+        np.array([len(response.text.split()) for response in responses]),
+        np.array([len(p.themes) if p is not None else 0 for p in proposals]),
+        np.array([bool(p is not None and p.relevant) for p in proposals]),
+    )
+    return calibration.joint_score.score(features)
 
 
 def _settle(
@@ -168,14 +199,16 @@ def _settle(
         proposals = [r.proposal for r in results]
         by_field = (
             field_confidences(local, chunk, proposals, codebook)
-            if calibration.field_cuts is not None
+            if calibration.rule in ("per_field", "joint")
             else None
         )
+        joint = _joint_scores(calibration, chunk, proposals, by_field)
         rows = []
         for index, (result, response) in enumerate(zip(results, chunk, strict=True)):
             row = by_field[index] if by_field is not None else None
-            entry = _route_entry(result, marker, row)
-            if settles(result, response, calibration, row):
+            score = float(joint[index]) if joint is not None else None
+            entry = _route_entry(result, marker, row, score)
+            if settles(result, response, calibration, row, score):
                 count_result(local_summary, result, response)
                 rows.append(
                     proposal_row(result, local, codebook_version, None, {response.id: entry})
@@ -198,13 +231,13 @@ def cascade(
     limit: int | None = None,
     progress: PrecodeProgress | None = None,
     on_calibrated: Any = None,
-    per_field: bool = True,
+    rules: Sequence[str] = RULES,
 ) -> CascadeSummary:
     """Pre-code with the cascade: embedded where confident (calibrated), the LLM for the rest.
 
-    ``per_field`` (default) lets each field have its own confidence cut where that settles
-    more held-out answers (:func:`calibrate`); False keeps the single cut on the proposal's
-    overall confidence."""
+    ``rules`` (some of ``single``, ``per_field``, ``joint``; default all) may decide which
+    answers settle: the one that settles most held-out reviewed answers at the targets
+    does (:func:`calibrate`)."""
     codebook_version, codebook = store.codebook()
     if local is None:
         try:
@@ -219,7 +252,7 @@ def cascade(
     # The question prior (see LocalClassifier.prepare) is learned once, before calibrating,
     # so the held-out proposals come from the same model that settles answers.
     local.prepare(prior_input(store), codebook)
-    calibration = calibrate(store, local, codebook, precision=precision, per_field=per_field)
+    calibration = calibrate(store, local, codebook, precision=precision, rules=rules)
     summary.calibration = calibration
     if on_calibrated is not None:
         on_calibrated(calibration)
@@ -228,8 +261,11 @@ def cascade(
         return summary
 
     marker = {
+        "rule": calibration.rule,
         "cut": calibration.cut,
         "field_cuts": calibration.field_cuts,
+        "joint_cut": calibration.joint_cut,
+        "joint_model": calibration.joint_score.as_dict() if calibration.joint_score else None,
         "targets": calibration.targets,
         "target_source": calibration.target_source,
         "n_reviewed": calibration.n_reviewed,

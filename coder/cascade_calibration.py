@@ -12,12 +12,13 @@ measured agreement with the same reviewers, per field, when reviewers judged at 
 ``MIN_REVIEWED`` LLM proposals (the embedded model then only settles what it codes as well
 as the LLM does); else ``DEFAULT_TARGET``.
 
-Two rules compete on the same held-out answers and the one that settles more of them at
-the targets decides: one cut on the overall confidence or one cut per field
-(``coder/cascade_cuts.py``). A third, a cut on a logistic "whole proposal right" score over
-the field confidences, answer length and code count, is measured by
-benchmarks/study_cascade_rules.py but not offered: on NHS it settled 29.7% of held-out
-halves against 30.1% / 30.8% with 1,000 reviewed, 46.9% against 38.8% / 44.2% with 2,000.
+Three rules compete on the same held-out answers and the one that settles most of them at
+the targets decides: one cut on the overall confidence, one cut per field
+(``coder/cascade_cuts.py``), or one cut on a logistic "whole proposal right" score over
+the field confidences, answer length and code count (``coder/cascade_joint.py``, its cut
+chosen on cross-fitted scores). benchmarks/study_cascade_rules.py measures them on held-out
+halves: on NHS with 1,000 reviewed they settle 30.1% / 30.8% / 29.7%, with 2,000 38.8% /
+44.2% / 46.9%.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from coder.cascade_cuts import (
     field_confidences,
     item_agreement,
 )
+from coder.cascade_joint import JointScore, choose_joint_cut, joint_features
 from coder.errors import BackendError
 from coder.precode import prior_input
 from coder.store import Store
@@ -49,6 +51,8 @@ MIN_REVIEWED = 50
 DEFAULT_TARGET = 0.9
 #: Out-of-fold splits of the reviewed answers when the embedded model is trained.
 FOLDS = 4
+#: The rules that compete (module docstring), simplest first.
+RULES = ("single", "per_field", "joint")
 
 
 @dataclass
@@ -65,7 +69,11 @@ class Calibration:
     fallback: str | None = None
     #: per-field cuts (coder/cascade_cuts.py); when set they decide, not ``cut``
     field_cuts: dict[str, float] | None = None
-    #: what the single overall cut would have settled on the same held-out answers
+    #: the joint score and its cut (coder/cascade_joint.py); when set they decide alone
+    joint_score: JointScore | None = None
+    joint_cut: float | None = None
+    #: the single overall cut and what it settles on the same held-out answers (recorded
+    #: whichever rule decides)
     single_cut: dict[str, Any] = field(default_factory=dict)
     #: the share of held-out answers each rule would settle at the targets
     rules: dict[str, float] = field(default_factory=dict)
@@ -80,7 +88,7 @@ class Calibration:
                 f"cascade fallback: {self.fallback}; only answers plain rules rule out "
                 "(blank, 'did not answer', punctuation) are settled without the LLM"
             )
-        if self.cut is None and self.field_cuts is None:
+        if self.cut is None and self.field_cuts is None and self.joint_cut is None:
             return (
                 f"cascade: no confidence cut reaches the target ({targets}; {self.target_source}) "
                 f"on {self.n_reviewed} reviewed answers ({self.held_out}); only answers plain "
@@ -91,7 +99,9 @@ class Calibration:
             for name, value in self.expected.items()
             if name != "share" and value is not None
         )
-        if self.field_cuts is not None:
+        if self.joint_cut is not None:
+            how = f"cut {self.joint_cut:.4f} on the joint 'whole proposal right' score"
+        elif self.field_cuts is not None:
             cuts = ", ".join(f"{name} {value:.3f}" for name, value in self.field_cuts.items())
             how = f"embedded confidence cuts per field ({cuts})"
         else:
@@ -107,7 +117,18 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         """The calibration as JSON-ready data (without the held-out arrays)."""
-        return {name: value for name, value in self.__dict__.items() if name != "held_out_data"}
+        data = {name: value for name, value in self.__dict__.items() if name != "held_out_data"}
+        data["joint_score"] = self.joint_score.as_dict() if self.joint_score else None
+        return data
+
+    @property
+    def rule(self) -> str:
+        """The rule that decides: joint, per_field, single or none (plain rules only)."""
+        if self.joint_cut is not None:
+            return "joint"
+        if self.field_cuts is not None:
+            return "per_field"
+        return "single" if self.cut is not None else "none"
 
 
 def reviewed(store: Store) -> list[tuple[Response, Labels]]:
@@ -216,11 +237,14 @@ def calibrate(
     precision: float | None = None,
     min_reviewed: int = MIN_REVIEWED,
     folds: int = FOLDS,
-    per_field: bool = True,
+    rules: Sequence[str] = RULES,
 ) -> Calibration:
     """Choose the embedded confidence cut on the project's reviewed answers (module
-    docstring). The rule that settles more held-out answers at the targets decides: one
-    overall cut or, with ``per_field``, one cut per field."""
+    docstring). Of ``rules`` (some of :data:`RULES`), the one that settles most held-out
+    answers at the targets decides; on a tie the earlier, simpler one."""
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown or not rules:
+        raise BackendError(f"cascade rules must be some of {', '.join(RULES)}, got {unknown}")
     targets, source = _targets(store, codebook, precision, min_reviewed)
     pairs = reviewed(store)
     if len(pairs) < min_reviewed:
@@ -243,14 +267,12 @@ def calibrate(
             for p, (response, labels) in zip(proposals, pairs, strict=True)
         ]
     )
-    cut, expected = choose_cut(confidences, stats, targets)
     calibration = Calibration(
-        cut=cut,
+        cut=None,
         targets=targets,
         target_source=source,
         n_reviewed=len(pairs),
         held_out=how,
-        expected=expected,
         held_out_data={
             "response_id": [response.id for response, _ in pairs],
             "words": [len(response.text.split()) for response, _ in pairs],
@@ -262,13 +284,47 @@ def calibrate(
             "agreement": stats,
         },
     )
-    calibration.rules = {"single": expected.get("share", 0.0)}
-    if per_field:
-        cuts, by_field_expected = choose_field_cuts(by_field, stats, targets, MIN_SETTLED)
-        calibration.rules["per_field"] = by_field_expected.get("share", 0.0)
-        # The grid of per-field cuts is coarser than the single cut's sweep: use it only
-        # where it settles more of the held-out answers.
-        if cuts is not None and by_field_expected["share"] > expected.get("share", 0.0):
-            calibration.single_cut = {"cut": cut, "expected": expected}
-            calibration.field_cuts, calibration.expected = cuts, by_field_expected
+    _choose_rule(calibration, rules)
     return calibration
+
+
+def _choose_rule(calibration: Calibration, allowed: Sequence[str]) -> None:
+    """Measure each allowed rule on the held-out arrays and let the one settling the most
+    decide (only its cuts are set). The single and per-field shares are measured on the
+    answers that chose their cuts, the joint score's on cross-fitted scores, so the
+    comparison leans, if anything, against the joint score."""
+    data = calibration.held_out_data
+    assert data is not None
+    stats, targets = data["agreement"], calibration.targets
+    found: dict[str, tuple[Any, dict[str, Any]]] = {}
+    cut, expected = choose_cut(data["confidence"], stats, targets)
+    # The single cut is always measured: the run's output compares the others with it.
+    calibration.single_cut = {"cut": cut, "expected": expected}
+    if "single" in allowed:
+        found["single"] = (cut, expected)
+    if "per_field" in allowed:
+        found["per_field"] = choose_field_cuts(
+            data["field_confidence"], stats, targets, MIN_SETTLED
+        )
+    if "joint" in allowed:
+        features = joint_features(
+            data["field_confidence"], np.asarray(data["confidence"]), np.asarray(data["words"]),
+            np.asarray(data["n_codes"]), np.asarray(data["relevant"]),
+        )  # fmt: skip
+        score, joint_cut, joint_expected = choose_joint_cut(features, stats, targets)
+        found["joint"] = ((score, joint_cut) if score is not None else None, joint_expected)
+    calibration.rules = {name: found[name][1].get("share", 0.0) for name in found}
+    best: str | None = None
+    for name in RULES:  # the simpler rule first: a tie keeps it
+        if name in found and found[name][0] is not None:
+            if best is None or calibration.rules[name] > calibration.rules[best]:
+                best = name
+    if best is None:
+        return
+    chosen, calibration.expected = found[best]
+    if best == "single":
+        calibration.cut = chosen
+    elif best == "per_field":
+        calibration.field_cuts = chosen
+    else:
+        calibration.joint_score, calibration.joint_cut = chosen

@@ -198,6 +198,7 @@ def check_run_modes(
     *,
     cascade: bool = False,
     cascade_precision: float | None = None,
+    cascade_rule: str = "best",
     samples: int = 1,
     batch_api: bool = False,
     dry_run: bool = False,
@@ -207,6 +208,8 @@ def check_run_modes(
         raise BackendError("--batch-api needs --backend openai")
     if cascade_precision is not None and not cascade:
         raise BackendError("--cascade-precision goes with --cascade")
+    if cascade_rule != "best" and not cascade:
+        raise BackendError("--cascade-rule goes with --cascade")
     if cascade and backend != "openai":
         raise BackendError("--cascade needs --backend openai (the local model is its first stage)")
     if (cascade or samples > 1) and (batch_api or dry_run):
@@ -370,7 +373,6 @@ def proposal_row(
         "error": None if result.ok else (result.error or "no proposal returned"),
         "run_id": run_id,
     }
-
 
 
 # --- several samples per answer (--samples N) ------------------------------------------------

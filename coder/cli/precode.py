@@ -128,6 +128,15 @@ class RichPrecodeProgress:
     help="With --cascade: the agreement with reviewers the settled answers must reach, per "
     "field (default: the LLM's measured agreement, else 0.9).",
 )
+@click.option(
+    "--cascade-rule",
+    type=click.Choice(["best", "single", "per-field", "joint"]),
+    default="best",
+    show_default=True,
+    help="With --cascade: which rule settles answers: one confidence cut, a cut per field, "
+    "a cut on the joint 'whole proposal right' score, or whichever of them settles most "
+    "held-out reviewed answers at the target.",
+)
 @count_option(
     "--samples",
     help="LLM samples per answer (seeds SEED, SEED+1, ...); the proposal is their majority, "
@@ -145,6 +154,7 @@ def precode_command(
     resume_batch: str | None,
     cascade: bool,
     cascade_precision: float | None,
+    cascade_rule: str,
     samples: int,
     **llm: Any,
 ) -> None:
@@ -167,6 +177,7 @@ def precode_command(
         backend,
         cascade=cascade,
         cascade_precision=cascade_precision,
+        cascade_rule=cascade_rule,
         samples=samples,
         batch_api=batch_api,
         dry_run=dry_run,
@@ -179,7 +190,10 @@ def precode_command(
             _run_batch_api(store, classifier, resume_batch, redo=redo, limit=limit)
         elif cascade:
             with RichPrecodeProgress(classifier) as progress:
-                result = _run_cascade(store, classifier, cascade_precision, progress, redo, limit)
+                rules = _cascade_rules(cascade_rule)
+                result = _run_cascade(
+                    store, classifier, cascade_precision, rules, progress, redo, limit
+                )
             _print_cascade(result, classifier)
         else:
             with RichPrecodeProgress(classifier) as progress:
@@ -275,10 +289,18 @@ def _print_summary(summary: PrecodeSummary, classifier: Classifier) -> None:
         )
 
 
+def _cascade_rules(choice: str) -> tuple[str, ...]:
+    """The rules ``--cascade-rule`` lets compete (``best``: all of them)."""
+    from coder.cascade import RULES
+
+    return RULES if choice == "best" else (choice.replace("-", "_"),)
+
+
 def _run_cascade(
     store: Store,
     classifier: Classifier,
     precision: float | None,
+    rules: tuple[str, ...],
     progress: RichPrecodeProgress,
     redo: bool,
     limit: int | None,
@@ -296,6 +318,7 @@ def _run_cascade(
         limit=limit,
         progress=progress,
         on_calibrated=announce,
+        rules=rules,
     )
 
 
