@@ -6,7 +6,8 @@ Each size runs in a fresh child process (so start-up includes the interpreter an
 and peak RSS is that size's own), driven by Textual's Pilot on a headless 120x40 screen.
 
 Run: python benchmarks/bench_review.py [--sizes 1000 100000] [--keys 300]
-Writes benchmarks/results/review.json.
+Writes benchmarks/results/review.json. `--start-filter "question:H2" --out review_filter`
+starts as `coder review --filter` does (the first item drawn before the index is built).
 """
 
 from __future__ import annotations
@@ -51,15 +52,18 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 # --- the child: one size, one fresh process --------------------------------------------
 
 
-async def drive(db: Path, keys: int) -> dict[str, Any]:
+async def drive(db: Path, keys: int, start_filter: str = "") -> dict[str, Any]:
     started = time.perf_counter()
+    from coder.review import parse_filter
     from coder.store import Store
     from review_tui.app import ReviewApp
     from review_tui.session import ReviewSession
 
     imported = time.perf_counter()
     store = Store(db)
-    session = ReviewSession(store, "bench")
+    # As `coder review --filter TEXT` starts (coder/cli/review.py).
+    queue_filter = parse_filter(start_filter) if start_filter else None
+    session = ReviewSession(store, "bench", queue_filter=queue_filter)
     indexed = time.perf_counter()
     app = ReviewApp(session)
     result: dict[str, Any] = {}
@@ -107,8 +111,8 @@ async def drive(db: Path, keys: int) -> dict[str, Any]:
     return result
 
 
-def child(db: Path, keys: int) -> None:
-    result = asyncio.run(drive(db, keys))
+def child(db: Path, keys: int, start_filter: str) -> None:
+    result = asyncio.run(drive(db, keys, start_filter))
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -132,14 +136,15 @@ def project(size: int, cache: Path) -> Path:
     return path
 
 
-def run_size(size: int, keys: int, cache: Path) -> dict[str, Any]:
+def run_size(size: int, keys: int, cache: Path, start_filter: str = "") -> dict[str, Any]:
     source = project(size, cache)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         shutil.copy(source, db)  # decisions of one run never leak into the next
         start = time.time()  # wall clock: the child reports when it drew the first item
         process = subprocess.Popen(
-            [sys.executable, __file__, "--child", str(db), "--keys", str(keys)],
+            [sys.executable, __file__, "--child", str(db), "--keys", str(keys)]
+            + (["--start-filter", start_filter] if start_filter else []),
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO,
@@ -155,7 +160,8 @@ def run_size(size: int, keys: int, cache: Path) -> dict[str, Any]:
         process.wait()
         if process.returncode != 0:
             raise SystemExit(f"child failed for {size}")
-    return {"responses": size, "startup_s": round(startup or -1, 3), **result}
+    run = {"responses": size, "startup_s": round(startup or -1, 3), **result}
+    return {**run, "start_filter": start_filter} if start_filter else run
 
 
 def main() -> None:
@@ -163,20 +169,24 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--keys", type=int, default=300, help="accept key presses per size")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "coder-bench")
+    parser.add_argument(
+        "--start-filter", default="", help="start as `coder review --filter TEXT` does"
+    )
+    parser.add_argument("--out", default="review", help="results name (benchmarks/results/)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.keys)
+        child(args.child, args.keys, args.start_filter)
         return
     args.cache.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    runs = [run_size(size, args.keys, args.cache) for size in args.sizes]
+    runs = [run_size(size, args.keys, args.cache, args.start_filter) for size in args.sizes]
     load_after = os.getloadavg()
     import textual
     from machine import write_result
 
     write_result(
-        "review",
+        args.out,
         {
             "targets": {"every_key_p95_ms": 50, "startup_s": 1.0, "peak_rss_mib": 250},
             "method": (

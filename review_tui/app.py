@@ -15,10 +15,14 @@ from coder.review import parse_filter
 from review_tui.adjudication_screen import AdjudicationScreen
 from review_tui.commands import ReviewCommands
 from review_tui.help_screen import HelpScreen
+from review_tui.idle_gc import IdleCollector
 from review_tui.queue_screen import QueueScreen
 from review_tui.retrain import Retrainer
 from review_tui.review_screen import ReviewScreen
 from review_tui.session import ReviewSession
+
+#: Seconds between checks for a pause in the reviewer's keys (see idle_gc.py).
+IDLE_CHECK_EVERY = 0.25
 
 
 class IndexReady(Message):
@@ -49,25 +53,29 @@ class ReviewApp(App[None]):
             self.set_keymap(keymap)
         self.adjudicate_pair = adjudicate
         self.retrainer = Retrainer.create(session, retrain_every) if retrain_every else None
-
-    _gc_threshold: tuple[int, ...] = ()  # the collector's thresholds before the app
+        self.idle_gc = IdleCollector()
 
     def on_mount(self) -> None:
         # The queue index is ~10^5 long-lived objects: keep the cyclic garbage collector
-        # from rescanning them on every full collection (those pauses were the p95 tail).
+        # from rescanning them on every full collection.
         gc.freeze()
-        # A full collection still walks every list and dict made since (a filtered view, a
-        # position map: 10^5 references each), 10-40 ms at 100k answers, and after a freeze
-        # Python runs one every ~10 key presses. Ten times rarer: the few cycles of garbage
-        # wait a little longer, keys rarely pay that pause.
-        self._gc_threshold = gc.get_threshold()
-        gc.set_threshold(*self._gc_threshold[:2], 100)
+        # Full collections run when the reviewer pauses, not inside a key (idle_gc.py).
+        self.idle_gc.install()
+        self.set_interval(IDLE_CHECK_EVERY, self._collect_garbage)
         self.push_screen(ReviewScreen(self.session))
         if self.adjudicate_pair:
             self.open_adjudication()
         if not self.session.index_ready:
             # After the first item is drawn, so the build does not hold up that frame.
             self.call_after_refresh(self.session.start_index_build, self._index_built)
+
+    def _collect_garbage(self) -> None:
+        kind = self.idle_gc.due()
+        if kind == "idle":
+            self.idle_gc.collect(kind)
+        elif kind == "busy":
+            # Keys keep coming: once the screen has drawn what it has, not before.
+            self.screen.call_after_refresh(self.idle_gc.collect, kind, self.idle_gc.presses)
 
     def _index_built(self) -> None:
         self.post_message(IndexReady())  # from the worker thread: post_message is thread-safe
@@ -82,8 +90,7 @@ class ReviewApp(App[None]):
 
     def on_unmount(self) -> None:
         # The threshold is the process's: give it back (tests run many apps in one process).
-        if self._gc_threshold:
-            gc.set_threshold(*self._gc_threshold)
+        self.idle_gc.restore()
 
     def on_key(self, event: events.Key) -> None:
         # Keys typed in one burst (a browser through `coder serve` sends them so) are all
@@ -97,6 +104,9 @@ class ReviewApp(App[None]):
             screen.ask_bar.take_key(event)
 
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown) and not event.is_forwarded:
+            # Counted once: a key reaches the app from the terminal, then bubbling back.
+            self.idle_gc.input_seen()
         if isinstance(event, events.Key | events.MouseDown) and not self.session.index_ready:
             # A key pressed before the index is built waits for it (at most the rest of the
             # build), then acts on the whole queue exactly as it would have later.

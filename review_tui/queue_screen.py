@@ -106,6 +106,7 @@ class QueueScreen(Screen[None]):
         self.widths: tuple[int, ...] = ()  # the fields' widths (column_widths)
         self._styled_theme: str | None = None  # the theme the nodes were last styled in
         self._page_size = 0  # the rows per page of the last fill
+        self.row_layouts = 0  # how often the table's rows were all added anew
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status-bar")
@@ -118,9 +119,6 @@ class QueueScreen(Screen[None]):
         yield QueueTable(id="queue-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="queue-info")
         yield KeyFooter(compact=True)
-
-    def on_mount(self) -> None:
-        self._set_widths(self.app.size.width)
 
     def _set_widths(self, table_width: int) -> bool:
         """Lay the fields out for a table this wide; False when nothing changed."""
@@ -147,8 +145,11 @@ class QueueScreen(Screen[None]):
         # The screen is installed once and shown again and again: refresh it each time.
         self.session.sync()
         self.query_one("#queue-filter", Input).value = self.session.queue_filter.describe()
-        self.page = page_of(self.session, self.session.position, self.page_size)
-        self.fill()
+        if self.widths:
+            self.page = page_of(self.session, self.session.position, self.page_size)
+            self.fill()
+        # else the first opening: the table is not laid out yet, and rows added now would
+        # be laid out again for its real size; its Resized message fills it, once.
         if self.opening:
             # Typing goes to the filter at once (`question:H5` must not reach the table's
             # keys); Enter or ↓ moves to the table. Back from a dialog, focus stays put.
@@ -166,6 +167,8 @@ class QueueScreen(Screen[None]):
     def fill(self, cursor_row: int | None = None) -> None:
         """Show the current page; the cursor on ``cursor_row`` (-1: the last row), else on
         the item under review when it is on this page."""
+        if not self.widths:
+            return  # not laid out yet: the table's first Resized fills it
         session = self.session
         table = self.query_one(DataTable)
         size = self._page_size = self.page_size
@@ -182,6 +185,7 @@ class QueueScreen(Screen[None]):
                     )
         else:
             table.clear()
+            self.row_layouts += 1
             for row in rows:
                 table.add_row(line(cells(row), self.widths), key=row.response_id)
         self._rows = rows
@@ -369,6 +373,11 @@ class QueueScreen(Screen[None]):
         highlighted row with as many rows as fit."""
         event.stop()
         table = self.query_one(QueueTable)
+        if not self.widths:  # the first layout: the page that holds the item under review
+            self._set_widths(table.size.width)
+            self.page = page_of(self.session, self.session.position, self.page_size)
+            self.fill()
+            return
         highlighted = self.page * self._page_size + (table.cursor_row if table.row_count else 0)
         relaid = self._set_widths(table.size.width)
         fit = table.rows_that_fit()

@@ -39,8 +39,10 @@ def _or_double_coded(
     shared: Callable[[str], bool] | Collection[str], session: ReviewSession
 ) -> Callable[[str], bool]:
     def may_share(response_id: str) -> bool:
-        # Before the index is built there are no assignments (review.first_item checks).
-        entry = session.index.by_id.get(response_id) if session.index_ready else None
+        # Before the index is built only the first item is known (with its assignment).
+        entry = session.index.by_id.get(response_id) if session.index_ready else session.entry
+        if entry is not None and entry.response_id != response_id:
+            entry = None
         if entry is not None and session.reviewer in entry.assigned and len(entry.assigned) > 1:
             return True
         return bool(shared(response_id)) if callable(shared) else response_id in shared
@@ -61,7 +63,9 @@ class ReviewSession(SessionQueue):
         leases: Leases | None = None,
         reviewer_locked: bool = False,
         defer_index_above: int | None = review.DEFER_INDEX_ABOVE,
+        queue_filter: QueueFilter | None = None,
     ) -> None:
+        """``queue_filter`` is the filter to start with (``coder review --filter``)."""
         self.store = store
         self.reviewer = reviewer
         self.blind = blind
@@ -80,11 +84,16 @@ class ReviewSession(SessionQueue):
         self.order_name = order or ("import" if blind else "confidence")
         self.queue_filter = QueueFilter()
         blocked = leases.blocked() if leases is not None else ()
-        self._start_queue(
-            review.deferred_first_item(
-                store, reviewer, self.order_name, defer_index_above, skip=blocked
+        # A question filter alone (the usual one) is found without the index too.
+        first = None
+        if queue_filter is None or queue_filter == QueueFilter(question=queue_filter.question):
+            question = queue_filter.question if queue_filter else None
+            first = review.deferred_first_item(
+                store, reviewer, self.order_name, defer_index_above, blocked, question
             )
-        )
+        if first is not None and queue_filter is not None:
+            self.queue_filter, queue_filter = queue_filter, None  # applied by _install
+        self._start_queue(first)
         if self.index_ready:
             self.position = self._free_position(0) or 0
         self.item: ReviewItem | None = None
@@ -96,6 +105,8 @@ class ReviewSession(SessionQueue):
         self.session_actions: Counter[str] = Counter()  # for the summary on quit
         self.started = time.monotonic()
         self.load_current()
+        if queue_filter is not None:
+            self.set_filter(queue_filter)  # any other filter needs the index: built now
 
     # --- the current item ------------------------------------------------------------
     def load_current(self) -> ReviewItem | None:

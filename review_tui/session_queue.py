@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from coder import review
-from coder.review import FirstItem, QueueEntry, ReviewIndex
+from coder.review import FirstItem, QueueEntry, QueueFilter, ReviewIndex
 from coder.store import Store
 
 
@@ -22,7 +22,9 @@ class SessionQueue:
     store: Store
     reviewer: str
     order_name: str
+    queue_filter: QueueFilter
     _index: ReviewIndex | None = None  # set by _start_queue; read before it by leases
+    _first: QueueEntry | None = None  # the first item, until the index is installed
 
     def _start_queue(self, first: FirstItem | None) -> None:
         """Start from ``first`` (the index comes later), or build the index now (None)."""
@@ -74,6 +76,8 @@ class SessionQueue:
         self._index = index
         self.order = review.order_entries(index.entries, self.order_name)
         self.view = self.order
+        if self.queue_filter.question:  # a question filter the session started with
+            self.view = review.filter_entries(index, self.order, self.queue_filter, self.reviewer)
         self._positions = None
         self._progress = review.progress(index, self.reviewer)
 

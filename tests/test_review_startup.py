@@ -98,6 +98,36 @@ def test_first_item_is_the_one_the_index_puts_first(
     assert first.progress == review.progress(index, reviewer)
 
 
+@pytest.mark.parametrize("order", ["confidence", "import"])
+@pytest.mark.parametrize("reviewer", ["ann", "bob", "cy"])
+@pytest.mark.parametrize("blind", [False, True])
+def test_first_item_with_assignments_is_the_one_the_index_puts_first(
+    reviewed_project: Path, tmp_path: Path, order: str, reviewer: str, blind: bool
+) -> None:
+    store = _copy(reviewed_project, tmp_path, "copy.db")
+    # ann and bob split the unreviewed answers, a fifth double-coded; cy has no share
+    # (so cy may take only answers assigned to nobody: those reviewed before the split).
+    assign(store, ["ann", "bob"], 0.2, seed=3, blind=blind)
+    index = ReviewIndex(store)
+    ordered = review.order_entries(index.entries, order)
+    position = review.next_unreviewed(ordered, reviewer)
+
+    first = review.first_item(store, reviewer, order)
+
+    if position is None:
+        assert first is None
+        return
+    assert first is not None
+    expected = ordered[position]
+    assert first.entry.response_id == expected.response_id
+    assert (first.entry.assigned, first.entry.assigned_blind) == (
+        expected.assigned,
+        expected.assigned_blind,
+    )
+    assert first.entry.reviewers == expected.reviewers
+    assert first.progress == review.progress(index, reviewer)
+
+
 def test_first_item_declines_what_it_cannot_tell_exactly(tmp_path: Path) -> None:
     store = build_project(tmp_path / "p.db", 30, codebook=small_codebook())
     assert review.first_item(store, "ann", "confidence") is not None
@@ -105,9 +135,6 @@ def test_first_item_declines_what_it_cannot_tell_exactly(tmp_path: Path) -> None
     store.add_responses([Response(id="late", text="Added after precoding.", question="H1")])
     assert review.first_item(store, "ann", "confidence") is None
     assert review.first_item(store, "ann", "import") is not None
-    # Assignments decide who may take what: only the whole index can tell.
-    assign(store, ["ann", "bob"], 0.0)
-    assert review.first_item(store, "ann", "import") is None
     # Small projects build the index at once.
     assert review.deferred_first_item(store, "ann", "import", 1000) is None
 

@@ -114,11 +114,17 @@ def review(
     # Leases keep two sessions (terminals or browsers) off the same item; blind reviewers
     # double-code, so they may share items.
     leases = Leases.for_review(store, name, blind=blind)
+    # A question-only filter finds its first item without the index (built after the first
+    # draw); any other filter builds the index here.
     session = ReviewSession(
-        store, name, blind=blind, order=order, leases=leases, reviewer_locked=served
+        store,
+        name,
+        blind=blind,
+        order=order,
+        leases=leases,
+        reviewer_locked=served,
+        queue_filter=parse_filter(filter_text) if filter_text else None,
     )
-    if filter_text:
-        session.set_filter(parse_filter(filter_text))
     keys = load_keymap(keymap) if keymap else None
     app = (ServedReviewApp if served else ReviewApp)(
         session,

@@ -6,8 +6,8 @@ reviewer's counts, so the review app finds them here (one reviewer's decisions a
 hundred proposals: tens of ms) and builds the index in a worker while the reviewer reads.
 
 :func:`first_item` answers only when it can be exact: the item it returns is the one the
-full index would put first. When it cannot tell cheaply (answers assigned to reviewers,
-responses still without a proposal, everything reviewed) it returns None and the caller
+full index would put first. When it cannot tell cheaply (responses still without a
+proposal, everything reviewed) it returns None and the caller
 builds the index first, as before.
 """
 
@@ -41,17 +41,40 @@ class FirstItem:
 
 
 class _Passed:
-    """Which response ids the queue passes over for ``reviewer``: reviewed by them, or
-    held by another session (``skip``, coder/leases.py), as next_unreviewed does."""
+    """Which response ids the queue passes over for ``reviewer``: reviewed by them,
+    assigned to others only (coder/assign.py) or held by another session (``skip``,
+    coder/leases.py), as next_unreviewed does."""
 
-    def __init__(self, touched: dict[str, QueueEntry], reviewer: str, skip: Container[str]):
+    def __init__(
+        self,
+        touched: dict[str, QueueEntry],
+        reviewer: str,
+        skip: Container[str],
+        assigned: dict[str, tuple[tuple[str, ...], bool]],
+    ):
         self.touched, self.reviewer, self.skip = touched, reviewer, skip
+        self.assigned = assigned
 
     def __contains__(self, response_id: str) -> bool:
         entry = self.touched.get(response_id)
         if entry is not None and entry.status(self.reviewer) != "unreviewed":
             return True
+        names = self.assigned.get(response_id)
+        if names is not None and self.reviewer not in names[0]:
+            return True
         return response_id in self.skip
+
+
+def _assigned(store: Store) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Each assigned response's reviewers and blindness, as the index reads them."""
+    if queries.assignments_mark(store) == 0:
+        return {}
+    names: dict[str, tuple[str, ...]] = {}
+    blind: dict[str, bool] = {}
+    for response_id, reviewer, is_blind in queries.assignments_in_force(store):
+        names[response_id] = (*names.get(response_id, ()), reviewer)
+        blind[response_id] = bool(is_blind)
+    return {response_id: (names[response_id], blind[response_id]) for response_id in names}
 
 
 def _states(store: Store, reviewer: str) -> dict[str, QueueEntry]:
@@ -67,8 +90,9 @@ def _states(store: Store, reviewer: str) -> dict[str, QueueEntry]:
     return entries
 
 
-def _by_confidence(store: Store, passed: _Passed) -> QueueEntry | None:
-    """The least confident unreviewed response, ties in import order (as order_entries)."""
+def _by_confidence(store: Store, passed: _Passed, question: str | None) -> QueueEntry | None:
+    """The least confident unreviewed response (to ``question``, if given), ties in import
+    order (as order_entries)."""
     limit = _FIRST_BATCH
     while limit <= _MAX_BATCH:
         rows = queries.least_confident(store, limit)
@@ -84,7 +108,7 @@ def _by_confidence(store: Store, passed: _Passed) -> QueueEntry | None:
             if current.get(rid, (None,))[0] == pid and rid not in passed
         ]
         if candidates:
-            found = _first_in_order(store, candidates)
+            found = _first_in_order(store, candidates, question)
             if found is not None:
                 return found
         if complete:
@@ -100,31 +124,33 @@ def _below(confidence: float | None, cut: float | None) -> bool:
 
 
 def _first_in_order(
-    store: Store, candidates: Iterable[tuple[str, int, float | None]]
+    store: Store, candidates: Iterable[tuple[str, int, float | None]], question: str | None
 ) -> QueueEntry | None:
     by_id = {rid: (pid, confidence) for rid, pid, confidence in candidates}
     rows = queries.response_rows(store, list(by_id))
+    if question is not None:
+        rows = [row for row in rows if row[2] == question]
     if not rows:
         return None
     keyed = [
-        (by_id[rid][1] if by_id[rid][1] is not None else -1.0, rowid, rid, question, tags)
-        for rowid, rid, question, tags in rows
+        (by_id[rid][1] if by_id[rid][1] is not None else -1.0, rowid, rid, asked, tags)
+        for rowid, rid, asked, tags in rows
     ]
-    _key, rowid, rid, question, tags = min(keyed, key=lambda row: (row[0], row[1]))
-    return QueueEntry(rid, rowid - 1, question, tags, *by_id[rid])
+    _key, rowid, rid, asked, tags = min(keyed, key=lambda row: (row[0], row[1]))
+    return QueueEntry(rid, rowid - 1, asked, tags, *by_id[rid])
 
 
-def _by_import(store: Store, passed: _Passed) -> QueueEntry | None:
-    """The first unreviewed response in import order."""
+def _by_import(store: Store, passed: _Passed, question: str | None) -> QueueEntry | None:
+    """The first unreviewed response (to ``question``, if given) in import order."""
     after = 0
     while True:
         rows = queries.responses_from(store, after, _FIRST_BATCH)
         if not rows:
             return None
-        for rowid, rid, question, tags in rows:
-            if rid not in passed:
+        for rowid, rid, asked, tags in rows:
+            if rid not in passed and question in (None, asked):
                 proposal = queries.current_proposals(store, [rid]).get(rid, (None, None))
-                return QueueEntry(rid, rowid - 1, question, tags, *proposal)
+                return QueueEntry(rid, rowid - 1, asked, tags, *proposal)
         after = rows[-1][0]
 
 
@@ -134,6 +160,7 @@ def deferred_first_item(
     order: str,
     defer_above: int | None = DEFER_INDEX_ABOVE,
     skip: Container[str] = (),
+    question: str | None = None,
 ) -> FirstItem | None:
     """:func:`first_item` for a project of more than ``defer_above`` responses in a file
     (another thread must be able to open it); else None: build the index at once."""
@@ -141,29 +168,34 @@ def deferred_first_item(
         return None
     if queries.response_count(store) <= defer_above:
         return None
-    return first_item(store, reviewer, order, skip)
+    return first_item(store, reviewer, order, skip, question)
 
 
 def first_item(
-    store: Store, reviewer: str, order: str, skip: Container[str] = ()
+    store: Store,
+    reviewer: str,
+    order: str,
+    skip: Container[str] = (),
+    question: str | None = None,
 ) -> FirstItem | None:
-    """The item the full index would show first for ``reviewer`` (no filter, passing over
-    the ids in ``skip`` as :func:`next_unreviewed` does), with the reviewer's progress
-    counts; None when that cannot be told without the index."""
-    if queries.assignments_mark(store) != 0:
-        return None  # who may take what depends on every assignment: build the index
+    """The item the full index would show first for ``reviewer`` (no filter, or only the
+    answers to ``question``; passing over the ids in ``skip`` as :func:`next_unreviewed`
+    does), with the reviewer's progress counts; None when that cannot be told without
+    the index."""
     total = queries.response_count(store)
     touched = _states(store, reviewer)
-    passed = _Passed(touched, reviewer, skip)
+    assigned = _assigned(store)  # a read of the assignments, not the whole index
+    passed = _Passed(touched, reviewer, skip, assigned)
     if order == "import":
-        entry = _by_import(store, passed)
+        entry = _by_import(store, passed, question)
     elif order == "confidence" and queries.every_response_proposed(store, total):
-        entry = _by_confidence(store, passed)
+        entry = _by_confidence(store, passed, question)
     else:
         return None
     if entry is None:
         return None
     apply_decisions(entry, queries.decisions_of(store, entry.response_id))
+    entry.assigned, entry.assigned_blind = assigned.get(entry.response_id, ((), False))
     counted = ReviewIndex(store, load=False)
     counted.entries = list(touched.values())
     return FirstItem(entry, dataclasses.replace(progress(counted, reviewer), total=total))
