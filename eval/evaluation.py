@@ -68,6 +68,8 @@ class EvalOptions:
     seed: int = 0
     no_baselines: bool = False
     fine_tune: bool = False
+    #: with fine_tune: also the stance cross-encoder over (question, answer) pairs
+    stance_pairs: bool = False
 
 
 @dataclass
@@ -110,6 +112,8 @@ def _check_combinations(options: EvalOptions) -> None:
                 "--train, --train-filter, --cv or --learning-curve"
             )
         return
+    if options.stance_pairs and not options.fine_tune:
+        raise CoderError("--stance-pairs goes with --fine-tune")
     if options.fine_tune and (options.cv or options.learning_curve):
         raise CoderError(
             "--fine-tune fine-tunes once on --train or --train-filter items: it cannot be "
@@ -166,6 +170,27 @@ def fine_tune_encoder(
     }
 
 
+def fine_tune_stance_pairs(
+    pool: list[GoldItem], codebook: Codebook, seed: int, notices: Notices, params: dict[str, Any]
+) -> Any:
+    """``coder eval --fine-tune``: the stance cross-encoder on the training items' stances."""
+    from coder.embedded.finetune import config_from
+    from coder.embedded.finetune_run import fine_tuned_stance_pairs
+
+    with notices.fine_tune_bar() as bar:
+        pairs = fine_tuned_stance_pairs(
+            runner.labelled_examples(pool), codebook, config_from(seed=seed), bar
+        )
+    if pairs is not None:
+        metrics = pairs.record.get("metrics", {})
+        params["stance_pairs"] = {
+            "encoder": pairs.name,
+            **{k: metrics.get(k) for k in ("steps", "stopped", "train_seconds", "export")},
+            "holdout_accuracy": metrics.get("holdout_accuracy"),
+        }
+    return pairs
+
+
 def _run_trained_or_zero_shot(
     options: EvalOptions,
     make: runner.BackendFactory,
@@ -176,11 +201,17 @@ def _run_trained_or_zero_shot(
     notices: Notices,
 ) -> Predicted:
     """One classifier, trained on ``pool`` when it learns (else zero-shot), on ``items``."""
+    pairs = None
     if options.fine_tune:
         params["fine_tune"] = fine_tune_encoder(
             make, options.backend, pool, options.seed, notices
         )
+        if options.stance_pairs:
+            pairs = fine_tune_stance_pairs(pool, codebook, options.seed, notices, params)
     classifier = make()
+    if pairs is not None:
+        # fit() gates it against the current stance model (only the local backend gets here)
+        classifier.stance_pairs = pairs  # type: ignore[attr-defined]
     if pool and not runner.fit(classifier, pool, codebook):
         notices.warning(f"The {options.backend} backend does not learn: training ignored.")
         pool = []

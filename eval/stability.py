@@ -213,6 +213,7 @@ _NOT_WITH_REPEAT = {
     "learning_curve": "--learning-curve",
     "train_filters": "--train-filter",
     "fine_tune": "--fine-tune",
+    "stance_pairs": "--stance-pairs",
     "report_dir": "--report",
     "minimums": "--min",
 }

@@ -111,6 +111,8 @@ def test_fine_tune_without_the_extra_names_the_install_command(
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["train", "--db", str(db), "--epochs", "2"])
     assert result.exit_code == 2 and "--fine-tune" in result.output
+    result = CliRunner().invoke(cli, ["train", "--db", str(db), "--stance-pairs"])
+    assert result.exit_code == 2 and "--stance-pairs" in result.output
 
 
 @pytest.mark.slow
@@ -179,7 +181,10 @@ def test_resume_continues_from_the_checkpoint_and_matches_an_uninterrupted_run(
 
 @pytest.mark.slow
 @needs_jax
-def test_project_stores_the_encoder_and_proposals_name_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stance_pairs", [False, True], ids=["encoder", "with-stance-pairs"])
+def test_project_stores_the_encoder_and_proposals_name_it(
+    tmp_path: Path, stance_pairs: bool
+) -> None:
     from coder.embedded import encoder as encoder_module
     from coder.embedded.classifier import LocalClassifier
     from coder.embedded.finetune_run import checkpoint_folder, fine_tune_project
@@ -191,11 +196,24 @@ def test_project_stores_the_encoder_and_proposals_name_it(tmp_path: Path) -> Non
         store.save_codebook(load_codebook(shared_path("gold", "rapid_insight_dev", "codebook.yaml")))
         more = read_items(shared_path("gold", "rapid_insight_dev", "items.jsonl"))[40:50]
         store.add_responses([item.to_response() for item in more])
-        summary = fine_tune_project(store, from_file=items, config=small_config(epochs=1))
+        summary = fine_tune_project(
+            store, from_file=items, config=small_config(epochs=1), stance_pairs=stance_pairs
+        )
         name = summary.encoder.name
         assert checkpoint_folder(store) == tmp_path / "project.db.finetune"
         assert (checkpoint_folder(store) / "checkpoint.json").is_file()
-        assert [row["name"] for row in store.encoders()] == [name]
+        pairs = summary.stance_pairs
+        if stance_pairs:
+            # The answers carry stances: the stance cross-encoder is stored first, so the
+            # project's latest encoder is still the sentence encoder.
+            assert pairs is not None and pairs.name.startswith("minilm-l6-pair-")
+            assert [row["name"] for row in store.encoders()] == [pairs.name, name]
+            assert (tmp_path / "project.db.finetune-stance" / "checkpoint.json").is_file()
+            assert summary.retrain.metrics["stance_pairs"]["model"] == pairs.name
+        else:  # opt-in: without it, no second fine-tune and no second encoder
+            assert pairs is None and "stance_pairs" not in summary.retrain.metrics
+            assert [row["name"] for row in store.encoders()] == [name]
+            assert not (tmp_path / "project.db.finetune-stance").exists()
         assert store.latest_encoder_name() == name
         assert summary.retrain.model_version.endswith("@" + name)
         proposals = store.current_proposals()

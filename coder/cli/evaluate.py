@@ -184,6 +184,13 @@ class _EvalGroup(click.Group):
     help="Fine-tune the encoder on the training items first (local backend with --train or "
     "--train-filter; optional extra: pip install 'coder[finetune]').",
 )
+@click.option(
+    "--stance-pairs",
+    "stance_pairs",
+    is_flag=True,
+    help="With --fine-tune: also fine-tune a stance cross-encoder on (question, answer) "
+    "pairs, used where it beats the current stance model on held-back labels.",
+)
 @count_option(
     "--repeat",
     help="Run the backend N times (seeds SEED, SEED+1, ...) and report run-to-run agreement "

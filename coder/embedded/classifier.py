@@ -62,6 +62,9 @@ from coder.embedded.stance import (
     choose_stances,
     stance_mapping,
 )
+from coder.embedded.stance_pairs import STATE_KEY as PAIRS_KEY
+from coder.embedded.stance_pairs import PairStanceModel
+from coder.embedded.stance_pairs_gate import gate_stance_pairs
 from coder.embedded.theme_scoring import (
     ZERO_SHOT_SPREAD,
     ThemeScores,
@@ -136,6 +139,8 @@ class LocalClassifier(EmbeddingCache):
         self._prototype_texts: dict[tuple[str, ...], list[str]] = {}
         #: per codebook hash: the question prior (questions x codes), from prepare()
         self._question_prior: dict[str, tuple[list[str], np.ndarray]] = {}
+        #: a stance cross-encoder just fine-tuned (``--fine-tune``): fit() gates it in
+        self.stance_pairs: PairStanceModel | None = None
 
     # --- identity --------------------------------------------------------------------------
     def _load_encoder(self) -> Encoder:
@@ -267,6 +272,8 @@ class LocalClassifier(EmbeddingCache):
             "codebook": codebook.content_hash()[:12],
             "revision": FIT_REVISION,
         }
+        if self.stance_pairs is not None:
+            version_params[PAIRS_KEY] = self.stance_pairs.name
         metrics["train_seconds"] = round(time.perf_counter() - started, 2)
         self.state = TrainedState(
             version=self._version(data.examples, version_params),
@@ -290,11 +297,29 @@ class LocalClassifier(EmbeddingCache):
         )
         if gate:
             self._gate(data.examples, codebook, kernel_params, stance_kernel_weight, started)
+        if self.stance_pairs is not None:
+            self.state.metrics["stance_pairs"] = gate_stance_pairs(
+                self, data.examples, codebook, self._refit(codebook, kernel_params, stance_kernel_weight, gate)
+            )
         self.state.metrics["record"] = training_record(
             data.examples, codebook, self.state.fields
         )
         self.model = self._model_name()
         return self.state
+
+    def _refit(
+        self,
+        codebook: Codebook,
+        kernel_params: KernelParams | None,
+        stance_kernel_weight: float,
+        gate: bool,
+    ) -> Any:
+        """Fit a sibling the way this one was fitted (for the cross-encoder's gate)."""
+
+        def refit(sibling: LocalClassifier, train: list[LabelledExample]) -> None:
+            sibling.fit(train, codebook, kernel_params, stance_kernel_weight, gate)
+
+        return refit
 
     def _version(self, examples: list[LabelledExample], version_params: dict[str, Any]) -> str:
         """The trained state's version: a hash of its examples and settings."""

@@ -79,23 +79,36 @@ def fine_tune(
     config: FineTuneConfig | None = None,
     checkpoint_dir: Path | None = None,
     progress: ProgressCallback | None = None,
+    first_segments: Sequence[str] | None = None,
+    always_train: int = 0,
 ) -> FineTuneResult:
     """Fine-tune MiniLM on ``examples``; return the exported ONNX encoder.
 
     ``checkpoint_dir`` (e.g. ``<project>.finetune/``) makes the run resumable; ``progress``
-    is called as ``progress(step, total_steps, info)`` after every step.
+    is called as ``progress(step, total_steps, info)`` after every step. With
+    ``first_segments`` (one per example: its question's text) and ``config.pairs`` the run
+    trains a stance cross-encoder on (question, answer) pairs (coder/embedded/stance_pairs.py).
+    The last ``always_train`` examples (e.g. rows made from the codebook) are never held back.
     """
     require_finetune()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     config = config or FineTuneConfig()
     if not 1 <= config.trainable_layers <= LAYERS:
         raise CoderError(f"trainable layers must be 1..{LAYERS}, not {config.trainable_layers}")
-    examples = [example for example in examples if (example.text or "").strip()]
+    if config.pairs:
+        if first_segments is None or len(first_segments) != len(examples):
+            raise CoderError("a pair fine-tune needs one question text per example")
+        keep = [i for i, example in enumerate(examples) if (example.text or "").strip()]
+        first_segments = [first_segments[i] for i in keep]
+        examples = [examples[i] for i in keep]
+    else:
+        first_segments = None
+        examples = [example for example in examples if (example.text or "").strip()]
     if len(examples) < 4:
         raise CoderError(
             f"fine-tuning needs labelled answers: {len(examples)} with text; review more first"
         )
-    run = FineTuneRun(examples, config, checkpoint_dir)
+    run = FineTuneRun(examples, config, checkpoint_dir, first_segments, always_train)
     run.train(progress)
     best_step, best_loss = run.finish()
     return export_result(run, best_step, best_loss)
@@ -105,7 +118,12 @@ class FineTuneRun:
     """One fine-tuning run: its data split, trainer, parameters and checkpointed progress."""
 
     def __init__(
-        self, examples: list[LabelledExample], config: FineTuneConfig, checkpoint_dir: Path | None
+        self,
+        examples: list[LabelledExample],
+        config: FineTuneConfig,
+        checkpoint_dir: Path | None,
+        first_segments: Sequence[str] | None = None,
+        always_train: int = 0,
     ) -> None:
         import jax
 
@@ -115,17 +133,25 @@ class FineTuneRun:
         self.checkpoint_dir = checkpoint_dir
         self.started = time.perf_counter()
         self.cpu_started = time.process_time()  # all threads: comparable on a shared machine
-        self.run = data_hash(examples, config)
+        self.first_segments = first_segments
+        self.run = data_hash(examples, config, first_segments)
         rng = np.random.default_rng(config.seed)
-        self.order = rng.permutation(len(examples))
-        held = int(round(config.holdout * len(examples))) if len(examples) >= 20 else 0
+        labelled = len(examples) - always_train
+        self.order = rng.permutation(labelled)
+        held = int(round(config.holdout * labelled)) if labelled >= 20 else 0
         self.holdout_rows = np.sort(self.order[:held])
-        self.train_rows = np.sort(self.order[held:])
+        self.train_rows = np.sort(
+            np.concatenate([self.order[held:], np.arange(labelled, len(examples))])
+        )
         self.vocabulary = label_vocabulary([examples[i] for i in self.train_rows])
+        if config.pairs:  # the cross-encoder learns stance only
+            self.vocabulary = {"themes": [], "stance": self.vocabulary["stance"], "relevance": []}
         if not any(self.vocabulary.values()):
             raise CoderError("fine-tuning found no theme, stance or relevance with 2+ examples")
         self.graph = load_float_graph()
-        data = encode_labels(examples, self.vocabulary, load_tokenizer(config.max_tokens))
+        data = encode_labels(
+            examples, self.vocabulary, load_tokenizer(config.max_tokens), first_segments
+        )
         self.trainer = trainer = Trainer(self.graph, config, data)
         self.batches_per_epoch = len(
             length_batches(self.train_rows, trainer.lengths, config.batch_size, None)

@@ -61,6 +61,9 @@ class FineTuneConfig:
     #: loss weights per field
     stance_weight: float = 1.0
     relevance_weight: float = 0.5
+    #: train a stance cross-encoder on (question, answer) pairs instead of the sentence
+    #: encoder (see coder/embedded/stance_pairs.py)
+    pairs: bool = False
     #: seconds of training before stopping with a resumable checkpoint (None: no limit)
     time_budget: float | None = None
     #: stop (resumably) after this many steps in total: tests and benchmarks
@@ -89,6 +92,9 @@ class FineTuneResult:
     complete: bool = True
     #: the trained float weights of the top layers (tests compare runs with them)
     trained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: a pair run's stance head (``weight`` 384 x classes, ``bias``) and its classes
+    head: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    classes: list[str] = field(default_factory=list)
 
 
 def config_from(**options: Any) -> FineTuneConfig:

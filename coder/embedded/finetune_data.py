@@ -24,6 +24,8 @@ class EncodedLabels:
     theme_mask: np.ndarray  # (n, T) 1 where the label counts
     stance: np.ndarray  # (n,) class index or -1
     relevance: np.ndarray  # (n,) 1 relevant, 0 not, -1 unknown
+    #: segment ids of (question, answer) pairs (1 on the answer's tokens); None: single texts
+    type_ids: list[np.ndarray] | None = None
 
 
 def load_tokenizer(max_tokens: int) -> Any:
@@ -60,9 +62,16 @@ def label_vocabulary(examples: Sequence[LabelledExample]) -> dict[str, list[str]
 
 
 def encode_labels(
-    examples: Sequence[LabelledExample], vocabulary: dict[str, list[str]], tokenizer: Any
+    examples: Sequence[LabelledExample],
+    vocabulary: dict[str, list[str]],
+    tokenizer: Any,
+    first_segments: Sequence[str] | None = None,
 ) -> EncodedLabels:
-    """Token ids and label arrays of ``examples`` over the run's label ``vocabulary``."""
+    """Token ids and label arrays of ``examples`` over the run's label ``vocabulary``.
+
+    With ``first_segments`` (e.g. each answer's question text) every row is the pair
+    (segment, answer) in the tokenizer's pair encoding, with its segment ids.
+    """
     themes = vocabulary["themes"]
     index = {code: position for position, code in enumerate(themes)}
     stance_index = {value: position for position, value in enumerate(vocabulary["stance"])}
@@ -82,15 +91,30 @@ def encode_labels(
             stance[row] = stance_index[example.stance]
         if vocabulary["relevance"] and example.relevant is not None:
             relevance[row] = int(bool(example.relevant))
-    encodings = tokenizer.encode_batch([example.text or "" for example in examples])
+    texts = [example.text or "" for example in examples]
+    if first_segments is None:
+        encodings = tokenizer.encode_batch(texts)
+    else:
+        encodings = tokenizer.encode_batch(list(zip(first_segments, texts, strict=True)))
     ids = [np.asarray(encoding.ids, np.int32) for encoding in encodings]
-    return EncodedLabels(ids, theme_matrix, theme_mask, stance, relevance)
+    type_ids = (
+        None
+        if first_segments is None
+        else [np.asarray(encoding.type_ids, np.int32) for encoding in encodings]
+    )
+    return EncodedLabels(ids, theme_matrix, theme_mask, stance, relevance, type_ids)
 
 
-def data_hash(examples: Sequence[LabelledExample], config: FineTuneConfig) -> str:
+def data_hash(
+    examples: Sequence[LabelledExample],
+    config: FineTuneConfig,
+    first_segments: Sequence[str] | None = None,
+) -> str:
     """Identity of a run: its examples and settings (a checkpoint resumes only the same)."""
     digest = hashlib.sha256()
     hash_examples(digest, examples, with_question=False)
+    if first_segments is not None:
+        digest.update(json.dumps(list(first_segments), ensure_ascii=False).encode("utf-8"))
     digest.update(json.dumps(config.identity(), sort_keys=True).encode("utf-8"))
     return digest.hexdigest()[:16]
 

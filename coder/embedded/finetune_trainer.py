@@ -45,14 +45,20 @@ class Trainer:
         model = self.model
 
         @self.jax.jit
-        def lower(params: Any, ids: Any, mask: Any) -> Any:
-            return model.run_layers(params, model.embed(params, ids), mask, 0, first)
+        def lower(params: Any, ids: Any, types: Any, mask: Any) -> Any:
+            return model.run_layers(params, model.embed(params, ids, types), mask, 0, first)
 
         hidden: list[np.ndarray] = [np.zeros(0, np.float32)] * len(self.data.ids)
         rows = np.arange(len(self.data.ids))
+        type_ids = self.data.type_ids
         for batch in length_batches(rows, self.lengths, 64, None):
             ids, mask, _ = self._pad(batch, use_ids=True)
-            out = np.asarray(lower(frozen, ids, mask))
+            # Segment ids of (question, answer) pairs; zeros (segment 0) for single texts.
+            types = np.zeros_like(ids)
+            if type_ids is not None:
+                for position, row in enumerate(batch):
+                    types[position, : self.lengths[row]] = type_ids[row]
+            out = np.asarray(lower(frozen, ids, types, mask))
             for position, row in enumerate(batch):
                 hidden[row] = out[position, : self.lengths[row]].copy()
         return hidden

@@ -73,6 +73,16 @@ def stance_probabilities(
     """Per row, the probability of each stance value, and the values (columns) in order."""
     state = classifier.state
     stance_ids = codebook.stance_ids
+    if classifier._mode("stance") == "pairs":
+        # The stance cross-encoder (coder/embedded/stance_pairs.py): one pass over
+        # (question text, answer) pairs.
+        from coder.embedded.stance_pairs import question_texts
+        from coder.embedded.stance_pairs_gate import stance_pair_model
+
+        pairs = stance_pair_model(classifier)
+        if set(pairs.classes) <= set(stance_ids):
+            firsts = question_texts(questions, codebook)
+            return pairs.probabilities(firsts, texts), list(pairs.classes)
     model = state.stance_model if state is not None else None
     if classifier._mode("stance") == "zero-shot":
         model = None
@@ -157,7 +167,7 @@ def choose_stances(
                 continue
             if (
                 not trained_stance
-                or stance_mode != "trained"
+                or stance_mode not in ("trained", "pairs")
                 or counts.get(cue, 0) < MIN_STANCE_EXAMPLES
             ):
                 stances[row] = cue
