@@ -140,6 +140,8 @@ def test_calls_go_through_the_environment_proxy(
         assert (("GET", f"{fake.base_url}/models")) in {(m, path) for m, path, _ in proxy.seen}
     expected = "Basic " + base64.b64encode(f"coder:{PASSWORD}".encode()).decode()
     assert {auth for _, _, auth in chat} == {expected}
+    # The run names the proxy (without its password), so a wrong one is easy to spot.
+    assert f"Model calls go through the proxy {proxy.url}" in output
     # The proxy's password reaches the proxy and nothing else.
     assert PASSWORD not in output
     assert not any(PASSWORD.encode() in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
@@ -152,9 +154,10 @@ def test_no_proxy_sends_the_host_direct(
     env = clean_env(HTTP_PROXY=proxy.url, HTTPS_PROXY=proxy.url, NO_PROXY="example.org,127.0.0.1")
     env["CODER_LLM_TRANSPORT"] = transport
     with FakeOpenAI() as fake:
-        run_precode(tmp_path, fake, env)
+        output = run_precode(tmp_path, fake, env)
         assert len(fake.chat_requests) == 4
     assert proxy.seen == []
+    assert "go through the proxy" not in output
 
 
 def test_proxy_option_beats_the_environment(tmp_path: Path, proxy: ForwardingProxy) -> None:

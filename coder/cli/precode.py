@@ -184,6 +184,7 @@ def precode_command(
     )
     with open_store(db_path) as store:
         classifier = build_classifier(backend, options, store)
+        _say_proxy(classifier)
         if dry_run:
             _print_dry_run(dry_run_estimate(store, classifier, redo=redo, limit=limit), classifier)
         elif batch_api:
@@ -201,6 +202,16 @@ def precode_command(
                     store, classifier, redo=redo, limit=limit, progress=progress, samples=samples
                 )
             _print_summary(summary, classifier)
+
+
+def _say_proxy(classifier: Classifier) -> None:
+    """Name the proxy the model calls go through (a wrong one is the first thing to rule out)."""
+    routes = getattr(classifier, "proxy_routes", None)
+    if routes is None:
+        return
+    proxy = routes().for_endpoint(classifier.settings.resolved_base_url)  # type: ignore[attr-defined]
+    if proxy:
+        err_console.print(f"Model calls go through the proxy {proxy}", highlight=False)
 
 
 def _hint_configured_endpoint(backend: str) -> None:

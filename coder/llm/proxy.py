@@ -81,6 +81,11 @@ class ProxyRoutes:
         passwords = (urlsplit(proxy).password for proxy in self.proxies.values())
         return tuple(password for password in passwords if password)
 
+    def for_endpoint(self, base_url: str) -> str | None:
+        """The proxy calls to ``base_url`` go through, without credentials (None: direct)."""
+        proxy = self.proxy_for(httpx2.URL(base_url))
+        return without_credentials(proxy) if proxy else None
+
     def describe(self) -> dict[str, str]:
         """The proxies without credentials (safe to print and store)."""
         return {scheme: without_credentials(url) for scheme, url in self.proxies.items()}
