@@ -64,16 +64,29 @@ class Arrays:
         )  # fmt: skip
 
 
-def levels(stats: np.ndarray) -> dict[str, float]:
-    """Share-free levels of a block of agreement rows."""
+def levels(stats: np.ndarray) -> dict[str, Any]:
+    """Share-free levels of a block of agreement rows; a field with nothing to score (every
+    settled answer proposed not relevant: no themes; no stance given) is None, not 0."""
     tp, fp, fn, stance_right, stance_n, relevance_right = stats.sum(axis=0)
+    themes_scored = 2 * tp + fp + fn
     return {
         "n": int(len(stats)),
-        "themes": float(2 * tp / max(2 * tp + fp + fn, 1)),
-        "stance": float(stance_right / max(stance_n, 1)),
+        "themes": float(2 * tp / themes_scored) if themes_scored else None,
+        "stance": float(stance_right / stance_n) if stance_n else None,
         "stance_scored": int(stance_n),
         "relevance": float(relevance_right / max(len(stats), 1)),
     }
+
+
+def _mean_level(got: list[dict[str, Any]], field: str) -> float | None:
+    """The field's level averaged over the splits that scored it."""
+    values = [g[field] for g in got if g[field] is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _meets(level: dict[str, Any], targets: dict[str, float]) -> bool:
+    """Every scored field at its target (a field with nothing scored cannot miss it)."""
+    return all(level[f] is None or level[f] >= targets[f] - 1e-9 for f in FIELDS)
 
 
 def rules(
@@ -107,13 +120,13 @@ def rules(
 def compare(arrays: Arrays, targets: dict[str, float], repeats: int) -> dict[str, Any]:
     """Repeated half splits: promised share, held-out share and levels per rule."""
     count = len(arrays.confidence)
-    rows: dict[str, list[tuple[float, dict[str, float] | None]]] = {}
+    rows: dict[str, list[tuple[float, dict[str, Any] | None]]] = {}
     for repeat in range(repeats):
         order = np.random.default_rng(100 + repeat).permutation(count)
         first, second = order[: count // 2], order[count // 2 :]
         for choose, measure in ((first, second), (second, first)):
             for name, (promised, mask) in rules(arrays, choose, measure, targets).items():
-                measured: dict[str, float] | None = None
+                measured: dict[str, Any] | None = None
                 if mask is not None and mask.any():
                     measured = {"share": float(mask.mean()), **levels(arrays.stats[measure][mask])}
                 rows.setdefault(name, []).append((promised, measured))
@@ -124,9 +137,9 @@ def compare(arrays: Arrays, targets: dict[str, float], repeats: int) -> dict[str
             "promised_share": float(np.mean([p for p, _ in found])),
             # A split where the rule found no cut settles nothing: it counts as 0.
             "held_out_share": float(np.mean([g["share"] if g else 0.0 for _, g in found])),
-            "held_out_levels": {f: float(np.mean([g[f] for g in got])) for f in FIELDS} if got else {},
+            "held_out_levels": {f: _mean_level(got, f) for f in FIELDS} if got else {},
             "splits_meeting_every_target": float(
-                np.mean([all(g[f] >= targets[f] - 1e-9 for f in FIELDS) for g in got])
+                np.mean([_meets(g, targets) for g in got])
             ) if got else 0.0,
             "splits_with_a_cut": f"{len(got)}/{len(found)}",
         }  # fmt: skip
