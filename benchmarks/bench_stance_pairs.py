@@ -44,7 +44,12 @@ def _split(name: str, seed: int) -> tuple[list[Any], list[Any], Any]:
 
 
 def run(
-    name: str, epochs: int, layers: int | None, budget: float | None, with_propose: bool
+    name: str,
+    epochs: int,
+    layers: int | None,
+    budget: float | None,
+    with_propose: bool,
+    checkpoints: Path = Path("/tmp/pairs"),
 ) -> dict[str, Any]:
     """Train on the set's training part, score its test part; figures as a dict."""
     from coder.embedded.encoder import get_encoder
@@ -59,7 +64,7 @@ def run(
         config.trainable_layers = layers
     started = time.perf_counter()
     load = os.getloadavg()
-    model = train_stance_pairs(train, codebook, config, Path(f"/tmp/pairs/ckpt-{name}"))
+    model = train_stance_pairs(train, codebook, config, checkpoints / f"ckpt-{name}")
     train_seconds = time.perf_counter() - started
     assert model is not None
     scored = stance_examples(test, codebook)
@@ -82,6 +87,7 @@ def run(
         "n_test": len(scored),
         "stance_accuracy": round(accuracy, 4),
         "holdout_accuracy": metrics.get("holdout_accuracy"),
+        "holdout": metrics.get("holdout"),
         "epochs": epochs,
         "trainable_layers": model.record["params"].get("trainable_layers"),
         "steps": metrics.get("steps"),
@@ -145,12 +151,17 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=None, help="training seconds")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
+        "--checkpoints", type=Path, default=Path("/tmp/pairs"), help="resumable runs' folder"
+    )
+    parser.add_argument(
         "--no-propose", action="store_true", help="skip the classifier fit and propose A/B"
     )
     args = parser.parse_args()
     result = {
         "machine": machine_info(),
-        **run(args.set, args.epochs, args.layers, args.budget, not args.no_propose),
+        **run(
+            args.set, args.epochs, args.layers, args.budget, not args.no_propose, args.checkpoints
+        ),
     }
     text = json.dumps(result, indent=1)
     print(text)

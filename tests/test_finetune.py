@@ -115,6 +115,36 @@ def test_fine_tune_without_the_extra_names_the_install_command(
     assert result.exit_code == 2 and "--stance-pairs" in result.output
 
 
+def test_rows_kept_unseen_are_part_of_the_run_identity() -> None:
+    from coder.embedded.finetune_data import data_hash
+    from coder.embedded.training import LabelledExample
+
+    examples = [LabelledExample(text=f"answer {i}", stance="pro") for i in range(30)]
+    config = small_config()
+    plain = data_hash(examples, config)
+    # None kept unseen: the identity of runs (and their checkpoints) is what it was.
+    assert data_hash(examples, config, None, None) == plain
+    assert data_hash(examples, config, None, np.array([], np.int64)) == plain
+    first = data_hash(examples, config, None, np.array([3, 1, 2]))
+    assert first != plain
+    assert data_hash(examples, config, None, np.array([1, 2, 3])) == first
+    assert data_hash(examples, config, None, np.array([1, 2, 4])) != first
+
+
+@needs_jax
+def test_rows_kept_unseen_outside_the_examples_are_refused() -> None:
+    from coder.embedded.finetune import fine_tune
+    from coder.embedded.training import LabelledExample
+    from coder.errors import CoderError
+
+    examples = [LabelledExample(text=f"answer {i}", stance="pro") for i in range(30)]
+    with pytest.raises(CoderError, match="among the 30 labelled examples"):
+        fine_tune(examples, small_config(), unseen_rows=np.array([2, 30]))
+    examples[4] = LabelledExample(text="  ", stance="pro")
+    with pytest.raises(CoderError, match="every example to have text"):
+        fine_tune(examples, small_config(), unseen_rows=np.array([2]))
+
+
 @pytest.mark.slow
 @needs_jax
 def test_training_changes_the_weights_and_exports_a_working_onnx(tuned: Any, tmp_path: Path) -> None:

@@ -138,8 +138,12 @@ def print_stance_pairs(pairs: Any, report: dict[str, Any]) -> None:
         f"({metrics.get('stopped')}), exported as {metrics.get('export')} ONNX"
     )
     if report.get("pairs_accuracy") is not None:
+        held = f"{report['n_held_back']} held-back answers"
+        if report.get("held_back_by") == "questions":
+            questions = len(report.get("held_back_questions") or ())
+            held = f"{report['n_held_back']} answers to {questions} questions it never saw"
         line += (
-            f"; on {report['n_held_back']} held-back answers {report['pairs_accuracy']:.3f} "
+            f"; on {held} {report['pairs_accuracy']:.3f} "
             f"against the current stance model's {report['current_accuracy']:.3f}: "
             + ("proposes stance." if report.get("chosen") else "not used (not clearly better).")
         )

@@ -81,6 +81,7 @@ def fine_tune(
     progress: ProgressCallback | None = None,
     first_segments: Sequence[str] | None = None,
     always_train: int = 0,
+    unseen_rows: np.ndarray | None = None,
 ) -> FineTuneResult:
     """Fine-tune MiniLM on ``examples``; return the exported ONNX encoder.
 
@@ -89,12 +90,16 @@ def fine_tune(
     ``first_segments`` (one per example: its question's text) and ``config.pairs`` the run
     trains a stance cross-encoder on (question, answer) pairs (coder/embedded/stance_pairs.py).
     The last ``always_train`` examples (e.g. rows made from the codebook) are never held back.
+    ``unseen_rows`` (indices among the others; every example must have text) are neither
+    trained on nor used for early stopping: the caller's own test, e.g. whole questions
+    (coder/embedded/stance_pairs_holdout.py).
     """
     require_finetune()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     config = config or FineTuneConfig()
     if not 1 <= config.trainable_layers <= LAYERS:
         raise CoderError(f"trainable layers must be 1..{LAYERS}, not {config.trainable_layers}")
+    count = len(examples)
     if config.pairs:
         if first_segments is None or len(first_segments) != len(examples):
             raise CoderError("a pair fine-tune needs one question text per example")
@@ -108,7 +113,9 @@ def fine_tune(
         raise CoderError(
             f"fine-tuning needs labelled answers: {len(examples)} with text; review more first"
         )
-    run = FineTuneRun(examples, config, checkpoint_dir, first_segments, always_train)
+    if unseen_rows is not None and len(examples) != count:
+        raise CoderError("rows kept unseen need every example to have text")
+    run = FineTuneRun(examples, config, checkpoint_dir, first_segments, always_train, unseen_rows)
     run.train(progress)
     best_step, best_loss = run.finish()
     return export_result(run, best_step, best_loss)
@@ -124,6 +131,7 @@ class FineTuneRun:
         checkpoint_dir: Path | None,
         first_segments: Sequence[str] | None = None,
         always_train: int = 0,
+        unseen_rows: np.ndarray | None = None,
     ) -> None:
         import jax
 
@@ -134,14 +142,23 @@ class FineTuneRun:
         self.started = time.perf_counter()
         self.cpu_started = time.process_time()  # all threads: comparable on a shared machine
         self.first_segments = first_segments
-        self.run = data_hash(examples, config, first_segments)
+        self.run = data_hash(examples, config, first_segments, unseen_rows)
         rng = np.random.default_rng(config.seed)
         labelled = len(examples) - always_train
         self.order = rng.permutation(labelled)
-        held = int(round(config.holdout * labelled)) if labelled >= 20 else 0
-        self.holdout_rows = np.sort(self.order[:held])
+        self.unseen_rows = np.unique(
+            np.asarray([] if unseen_rows is None else unseen_rows, np.int64)
+        )
+        if len(self.unseen_rows) and not (
+            self.unseen_rows[0] >= 0 and self.unseen_rows[-1] < labelled
+        ):
+            raise CoderError(f"rows kept unseen must be among the {labelled} labelled examples")
+        # Early stopping holds back a seeded share of the rows not kept unseen.
+        order = self.order[~np.isin(self.order, self.unseen_rows)]
+        held = int(round(config.holdout * len(order))) if len(order) >= 20 else 0
+        self.holdout_rows = np.sort(order[:held])
         self.train_rows = np.sort(
-            np.concatenate([self.order[held:], np.arange(labelled, len(examples))])
+            np.concatenate([order[held:], np.arange(labelled, len(examples))])
         )
         self.vocabulary = label_vocabulary([examples[i] for i in self.train_rows])
         if config.pairs:  # the cross-encoder learns stance only
@@ -166,7 +183,8 @@ class FineTuneRun:
         """Fresh parameters and optimizer state, or those of this run's checkpoint."""
         jax, trainer = self.jax, self.trainer
         params = {
-            k: trainer.jnp.asarray(v) for k, v in trainer.initial_parameters(self.train_rows).items()
+            k: trainer.jnp.asarray(v)
+            for k, v in trainer.initial_parameters(self.train_rows).items()
         }
         opt_state = self.optimizer.init(params)
         leaves, treedef = jax.tree_util.tree_flatten(opt_state)

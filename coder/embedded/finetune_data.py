@@ -109,12 +109,17 @@ def data_hash(
     examples: Sequence[LabelledExample],
     config: FineTuneConfig,
     first_segments: Sequence[str] | None = None,
+    unseen_rows: np.ndarray | None = None,
 ) -> str:
-    """Identity of a run: its examples and settings (a checkpoint resumes only the same)."""
+    """Identity of a run: its examples, settings and the rows kept unseen (a checkpoint
+    resumes only the same run)."""
     digest = hashlib.sha256()
     hash_examples(digest, examples, with_question=False)
     if first_segments is not None:
         digest.update(json.dumps(list(first_segments), ensure_ascii=False).encode("utf-8"))
+    if unseen_rows is not None and len(unseen_rows):
+        rows = sorted({int(row) for row in unseen_rows})
+        digest.update(json.dumps({"unseen_rows": rows}).encode("utf-8"))
     digest.update(json.dumps(config.identity(), sort_keys=True).encode("utf-8"))
     return digest.hexdigest()[:16]
 

@@ -121,6 +121,8 @@ class PairStanceModel:
     record: dict[str, Any] = field(default_factory=dict)
     #: the labelled answers the fine-tune held back (in memory only: the gate scores them)
     held_examples: list[Any] = field(default_factory=list, repr=False)
+    #: the questions held back whole (the gate fits the current model without them too)
+    held_questions: list[str | None] = field(default_factory=list, repr=False)
     _encoder: Any = field(default=None, repr=False)
 
     @classmethod

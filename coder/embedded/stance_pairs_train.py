@@ -1,10 +1,12 @@
 """Training a stance cross-encoder (:mod:`coder.embedded.stance_pairs`) under ``--fine-tune``.
 
 The pair run reuses the fine-tuning machinery (:func:`coder.embedded.finetune.fine_tune`:
-frozen lower layers computed once, early stopping on a seeded held-back 10%, a time budget,
-npz checkpoints that resume, a seed) with ``FineTuneConfig(pairs=True)``. Afterwards the
-exported ONNX graph itself scores the held-back answers, so the figure the gate reads is the
-one proposals will get.
+frozen lower layers computed once, early stopping on held-back answers, a time budget, npz
+checkpoints that resume, a seed) with ``FineTuneConfig(pairs=True)``. When the answers span
+several questions, whole questions are kept unseen for the gate
+(:mod:`coder.embedded.stance_pairs_holdout`) and early stopping holds back a seeded 10% of
+the rest; otherwise the gate scores that random 10%. Afterwards the exported ONNX graph
+itself scores the gate's answers, so the figure the gate reads is the one proposals will get.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from coder.embedded.finetune import FineTuneConfig, ProgressCallback, fine_tune
 from coder.embedded.stance_pairs import PairStanceModel, question_texts
+from coder.embedded.stance_pairs_holdout import stance_holdout
 from coder.embedded.training import LabelledExample
 
 #: Fewer reviewed answers with a stance than this: no cross-encoder (too few to hold back).
@@ -66,6 +69,8 @@ def train_stance_pairs(
     settings = pair_config(config)
     firsts = question_texts([e.question for e in chosen], codebook)
     extra, extra_firsts = codebook_pairs(codebook, values)
+    holdout = stance_holdout([e.question for e in chosen], settings.holdout, settings.seed)
+    held = holdout.rows
     result = fine_tune(
         chosen + extra,
         settings,
@@ -73,10 +78,11 @@ def train_stance_pairs(
         progress,
         first_segments=firsts + extra_firsts,
         always_train=len(extra),
+        unseen_rows=held if holdout.by == "questions" else None,
     )
     model = PairStanceModel.from_result(result)
-    held = _held_back_rows(len(chosen), settings)
     model.held_examples = [chosen[i] for i in held]
+    model.held_questions = list(holdout.questions)
     accuracy = None
     if len(held):
         probabilities = model.probabilities(
@@ -93,6 +99,7 @@ def train_stance_pairs(
         **result.metrics,
         "holdout_accuracy": accuracy,
         "n_holdout_scored": int(len(held)),
+        "holdout": holdout.record(len(chosen)),
         "stance_counts": counts,
         "n_codebook_rows": len(extra),
         "complete": result.complete,
@@ -125,10 +132,3 @@ def codebook_pairs(codebook: Any, values: set[Any]) -> tuple[list[LabelledExampl
                     )
                     firsts.append(question_texts([question], codebook)[0])
     return rows, firsts
-
-
-def _held_back_rows(count: int, config: FineTuneConfig) -> np.ndarray:
-    """The rows the fine-tune held back (same seeded permutation as ``FineTuneRun``)."""
-    order = np.random.default_rng(config.seed).permutation(count)
-    held = int(round(config.holdout * count)) if count >= 20 else 0
-    return np.sort(order[:held])
