@@ -244,6 +244,30 @@ def test_explicit_proxy_wins_and_no_proxy_still_applies() -> None:
     assert routes.proxy_for(URL("http://llm.local.lan/v1")) is None
 
 
+def test_an_unusable_environment_proxy_is_an_error_only_where_it_would_be_used() -> None:
+    # ALL_PROXY=socks5://... is common on developers' machines; a local server that NO_PROXY
+    # names (or a scheme with its own usable proxy) must still work.
+    environ = {
+        "ALL_PROXY": f"socks5://me:{PASSWORD}@127.0.0.1:1080",
+        "HTTPS_PROXY": "http://p:1",
+        "NO_PROXY": "localhost,127.0.0.1",
+    }
+    routes = ProxyRoutes.resolve(None, environ)
+    assert routes.proxy_for(URL("http://127.0.0.1:8080/v1")) is None
+    assert routes.proxy_for(URL("https://api.openai.com/v1")) == "http://p:1"
+    with pytest.raises(BackendError, match=r"\$ALL_PROXY.*SOCKS"):
+        routes.proxy_for(URL("http://llm.example/v1"))
+    assert routes.secrets() == (PASSWORD,)
+
+
+def test_local_server_runs_with_a_socks_all_proxy_it_bypasses(tmp_path: Path) -> None:
+    env = clean_env(ALL_PROXY="socks5://127.0.0.1:1080", NO_PROXY="127.0.0.1")
+    with FakeOpenAI() as fake:
+        output = run_precode(tmp_path, fake, env)
+        assert len(fake.chat_requests) == 4
+    assert "go through the proxy" not in output and "SOCKS" not in output
+
+
 def test_credentials_are_secrets_and_never_described() -> None:
     routes = ProxyRoutes.resolve(f"http://me:{PASSWORD}@proxy.nhs.uk:8080")
     assert routes.secrets() == (PASSWORD,)

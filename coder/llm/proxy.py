@@ -37,6 +37,10 @@ class ProxyRoutes:
     proxies: Mapping[str, str]
     #: NO_PROXY entries, lower case
     no_proxy: tuple[str, ...] = ()
+    #: scheme -> why the environment's proxy for it cannot be used (e.g. SOCKS): an error
+    #: only for a call that would go through it (ALL_PROXY=socks5://... on a developer's
+    #: machine must not stop a run against a server that NO_PROXY or the scheme sends direct)
+    unusable: Mapping[str, str] = field(default_factory=dict)
     #: (scheme, host, port) -> proxy chosen: asked once per host, not once per call
     _chosen: dict[tuple[str, str, int | None], str | None] = field(
         default_factory=dict, repr=False, compare=False
@@ -57,28 +61,35 @@ class ProxyRoutes:
             url = _checked(explicit.strip(), origin)
             return cls({"all": url}, no_proxy)
         proxies: dict[str, str] = {}
+        unusable: dict[str, str] = {}
         for scheme in ("http", "https", "all"):
             value = _variable(environ, f"{scheme}_proxy")
             # Under CGI, HTTP_PROXY can be set by a client's "Proxy:" header (httpoxy).
             if scheme == "http" and "REQUEST_METHOD" in environ:
                 value = environ.get("http_proxy")
             if value:
-                proxies[scheme] = _checked(value.strip(), f"${scheme.upper()}_PROXY")
-        return cls(proxies, no_proxy)
+                try:
+                    proxies[scheme] = _checked(value.strip(), f"${scheme.upper()}_PROXY")
+                except BackendError as error:
+                    proxies[scheme], unusable[scheme] = value.strip(), str(error)
+        return cls(proxies, no_proxy, unusable)
 
     def proxy_for(self, url: httpx2.URL) -> str | None:
         """The proxy URL for a request to ``url`` (None: go direct)."""
         key = (url.scheme, url.host, url.port)
         if key not in self._chosen:
-            proxy = self.proxies.get(url.scheme) or self.proxies.get("all")
+            scheme = url.scheme if url.scheme in self.proxies else "all"
+            proxy = self.proxies.get(scheme)
             if proxy and _bypassed(url.host, url.port or _default_port(url.scheme), self.no_proxy):
                 proxy = None
+            if proxy and scheme in self.unusable:
+                raise BackendError(self.unusable[scheme])
             self._chosen[key] = proxy
         return self._chosen[key]
 
     def secrets(self) -> tuple[str, ...]:
         """Passwords in the proxy URLs: masked like the API key."""
-        passwords = (urlsplit(proxy).password for proxy in self.proxies.values())
+        passwords = (_password(proxy) for proxy in self.proxies.values())
         return tuple(password for password in passwords if password)
 
     def for_endpoint(self, base_url: str) -> str | None:
@@ -111,6 +122,14 @@ class ProxyRouter(httpx2.AsyncBaseTransport):
         for transport in self.transports.values():
             await transport.aclose()
         self.transports.clear()
+
+
+def _password(url: str) -> str | None:
+    """The password in a proxy URL (None when there is none or the URL cannot be read)."""
+    try:
+        return urlsplit(url if "://" in url else f"http://{url}").password
+    except ValueError:
+        return None
 
 
 def without_credentials(url: str) -> str:
