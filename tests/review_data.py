@@ -67,6 +67,15 @@ def small_codebook() -> Codebook:
     )
 
 
+#: The terminal size the Pilot tests of the review app run at.
+APP_SIZE = (120, 40)
+
+
+def small_project(path: Path) -> Store:
+    """A 12-answer project on the small codebook: enough for a screen of keys."""
+    return build_project(path, 12, codebook=small_codebook())
+
+
 def build_project(
     path: Path,
     n: int,

@@ -12,14 +12,14 @@ from review_tui.ask_bar import AskBar
 from review_tui.queue_rows import ROW_COLUMN, shown_field
 from review_tui.queue_screen import QueueScreen
 from review_tui.review_screen import ReviewScreen
-from tests.review_data import build_project, review_app, small_codebook
+from tests.review_data import APP_SIZE, review_app, small_project
 
-SIZE = (120, 40)
+SIZE = APP_SIZE
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return build_project(tmp_path / "review.db", 12, codebook=small_codebook())
+    return small_project(tmp_path / "review.db")
 
 
 async def test_a_cancelled_note_writes_nothing_and_gives_the_keys_back(store: Store) -> None:

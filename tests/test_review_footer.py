@@ -12,14 +12,14 @@ from review_tui.footer import KeyFooter
 from review_tui.queue_rows import ROW_COLUMN, shown_field
 from review_tui.queue_screen import QueueScreen
 from review_tui.review_screen import ReviewScreen
-from tests.review_data import build_project, review_app, screen_text, small_codebook
+from tests.review_data import APP_SIZE, review_app, screen_text, small_project
 
-SIZE = (120, 40)
+SIZE = APP_SIZE
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return build_project(tmp_path / "footer.db", 12, codebook=small_codebook())
+    return small_project(tmp_path / "footer.db")
 
 
 async def test_footer_repaints_the_working_keys_without_mounting(store: Store) -> None:
@@ -82,6 +82,7 @@ async def test_queue_filter_keeps_one_footer(store: Store) -> None:
 async def test_queue_rows_show_answers_as_plain_text_not_markup(tmp_path: Path) -> None:
     from schemas import Response
     from tests.review_data import build_project as build
+    from tests.review_data import small_codebook
 
     store = build(tmp_path / "markup.db", 2, codebook=small_codebook())
     store.add_responses(

@@ -93,15 +93,21 @@ def test_jax_pair_forward_matches_onnxruntime() -> None:
 @pytest.fixture(scope="module")
 def pair_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One small cross-encoder run on 40 rapid-insight answers."""
+    folder = tmp_path_factory.mktemp("pairs")
+    return _trained_pairs(lambda: items_file(folder), folder, epochs=2)
+
+
+def _trained_pairs(items: Any, folder: Path, **config: Any) -> tuple[Any, Any]:
+    """(examples, cross-encoder) trained on the gold file ``items()`` writes (skips without
+    the 'finetune' extra)."""
     if find_spec("jax") is None or find_spec("optax") is None:
         pytest.skip("the 'finetune' extra is not installed")
     from coder.embedded.stance_pairs_train import train_stance_pairs
     from coder.embedded.training import examples_from_gold_file
 
-    folder = tmp_path_factory.mktemp("pairs")
-    examples = examples_from_gold_file(items_file(folder))
-    config = small_config(max_tokens=64, epochs=2)
-    return examples, train_stance_pairs(examples, rapid_codebook(), config, folder / "ckpt")
+    examples = examples_from_gold_file(items())
+    settings = small_config(max_tokens=64, **config)
+    return examples, train_stance_pairs(examples, rapid_codebook(), settings, folder / "ckpt")
 
 
 @pytest.mark.slow
@@ -289,26 +295,23 @@ def test_the_pair_gate_needs_a_margin_beyond_noise() -> None:
 @pytest.fixture(scope="module")
 def grouped_pair_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A few steps of a cross-encoder on 6 answers to each of H1-H9 (nine questions)."""
-    if find_spec("jax") is None or find_spec("optax") is None:
-        pytest.skip("the 'finetune' extra is not installed")
     import json
 
-    from coder.embedded.stance_pairs_train import train_stance_pairs
-    from coder.embedded.training import examples_from_gold_file
-
     folder = tmp_path_factory.mktemp("grouped")
-    lines = shared_path("gold", "rapid_insight_dev", "items.jsonl").read_text("utf-8").splitlines()
-    taken: dict[str, int] = {}
-    keep = []
-    for line in lines:
-        question = json.loads(line)["question"]
-        if question != "Q10" and taken.get(question, 0) < 6:
-            taken[question] = taken.get(question, 0) + 1
-            keep.append(line)
-    (folder / "items.jsonl").write_text("\n".join(keep) + "\n", encoding="utf-8")
-    examples = examples_from_gold_file(folder / "items.jsonl")
-    config = small_config(max_tokens=64, epochs=1, max_steps=3)
-    return examples, train_stance_pairs(examples, rapid_codebook(), config, folder / "ckpt")
+
+    def six_per_question() -> Path:
+        lines = shared_path("gold", "rapid_insight_dev", "items.jsonl").read_text("utf-8")
+        taken: dict[str, int] = {}
+        keep = []
+        for line in lines.splitlines():
+            question = json.loads(line)["question"]
+            if question != "Q10" and taken.get(question, 0) < 6:
+                taken[question] = taken.get(question, 0) + 1
+                keep.append(line)
+        (folder / "items.jsonl").write_text("\n".join(keep) + "\n", encoding="utf-8")
+        return folder / "items.jsonl"
+
+    return _trained_pairs(six_per_question, folder, epochs=1, max_steps=3)
 
 
 @pytest.mark.slow
