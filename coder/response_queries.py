@@ -80,6 +80,11 @@ class ResponseQueries(StorePart):
             after = rows[-1]["_rowid"]
             yield [response_from_row(row) for row in rows]
 
+    def has_question(self, question: str) -> bool:
+        """Whether any response answers ``question`` (stops at the first one)."""
+        sql = "select 1 from responses where question = ? limit 1"
+        return self.db.execute(sql, [question]).fetchone() is not None
+
     def question_counts(self) -> list[tuple[str | None, int]]:
         """(question, number of responses) for each question, in order of first import."""
         return [

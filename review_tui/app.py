@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.message import Message
 
 from coder import review
-from coder.review import parse_filter
+from coder.review import FilterError, parse_filter
 from review_tui.adjudication_screen import AdjudicationScreen
 from review_tui.commands import ReviewCommands
 from review_tui.help_screen import HelpScreen
@@ -168,7 +168,12 @@ class ReviewApp(App[None]):
         )
 
     def apply_filter(self, text: str) -> None:
-        count = self.session.set_filter(parse_filter(text))
+        try:
+            queue_filter = parse_filter(text)
+        except FilterError as error:  # a typo: say so, keep the filter in force
+            self.notify(str(error), severity="error", timeout=8)
+            return
+        count = self.session.set_filter(queue_filter)
         if isinstance(self.screen, QueueScreen):
             self.screen.apply_filter(text)
         self.notify(f"{count:,} item(s) match '{text or 'everything'}'.")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from coder import review
-from coder.review import parse_filter
+from coder.review import FilterError, parse_filter
 
 if TYPE_CHECKING:
     from review_tui.app import ReviewApp
@@ -103,8 +103,12 @@ class ReviewCommands(Provider):
             name = stripped[9:].strip()
             yield Hit(1.0, f"Switch reviewer to {name!r}", partial(app.switch_reviewer, name))
         if ":" in stripped or stripped.startswith("conf") or stripped == "disagree":
-            described = parse_filter(stripped).describe()
-            yield Hit(0.9, f"Apply filter: {described}", partial(app.apply_filter, stripped))
+            try:
+                described = parse_filter(stripped).describe()
+            except FilterError as error:
+                yield Hit(0.9, f"Filter error: {error}", partial(app.notify, str(error)))
+            else:
+                yield Hit(0.9, f"Apply filter: {described}", partial(app.apply_filter, stripped))
         # Jump to a response by id or by words in its text (a bounded LIKE query).
         session = app.session
         if stripped in session.index.by_id:

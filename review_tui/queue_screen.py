@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from coder import review
-from coder.review import parse_filter
+from coder.review import FilterError, parse_filter
 from review_tui.confirm import ConfirmScreen
 from review_tui.footer import KeyFooter
 from review_tui.pickers import ChoicePicker, ThemePicker
@@ -224,7 +224,11 @@ class QueueScreen(Screen[None]):
     # --- actions -------------------------------------------------------------------------
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.apply_filter(event.value)
+        try:
+            self.apply_filter(event.value)
+        except FilterError as error:  # a typo: say so, keep the box as typed to fix it
+            self.notify(str(error), severity="error", timeout=8)
+            return
         self.query_one(DataTable).focus()
 
     def apply_filter(self, text: str) -> int:
@@ -263,7 +267,10 @@ class QueueScreen(Screen[None]):
         if response_id is None:
             return
         text = self.session.store.response(response_id).text
-        queue_filter = parse_filter(self.query_one("#queue-filter", Input).value)
+        try:
+            queue_filter = parse_filter(self.query_one("#queue-filter", Input).value)
+        except FilterError:  # a typo in the box: the same-text filter alone
+            queue_filter = review.QueueFilter()
         queue_filter.same = review.normalised_answer(text)
         queue_filter.text = ""
         count = self.session.set_filter(queue_filter)

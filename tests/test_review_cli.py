@@ -50,3 +50,21 @@ def test_keymap_file_is_checked(tmp_path: Path) -> None:
         assert "bad.yaml" in str(error)
     else:
         raise AssertionError("a list is not a keymap")
+
+
+def test_a_misspelled_filter_is_an_error_that_names_the_key(tmp_path: Path) -> None:
+    from tests.review_data import build_project, small_codebook
+
+    db = tmp_path / "typo.db"
+    build_project(db, 12, codebook=small_codebook()).close()
+    for words, wanted in (
+        ("questoin:H1", "did you mean 'question'"),
+        ("status:unreviwed", "unknown status 'unreviwed'"),
+        ("question:h1", "did you mean 'H1'"),
+    ):
+        result = CliRunner().invoke(
+            cli, ["review", "--db", str(db), "--reviewer", "ann", "--filter", words]
+        )
+        assert result.exit_code == 1, result.output
+        assert wanted in result.output
+        assert "Traceback" not in result.output

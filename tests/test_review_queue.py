@@ -264,3 +264,21 @@ def test_decisions_of_another_process_are_not_skipped(store: Store) -> None:
     assert index.by_id[theirs].state("bob").status == "accepted"
     assert index.by_id[mine].state("ann").status == "accepted"
     assert index.sync() == set()
+
+
+def test_parse_filter_refuses_misspelled_keys_and_statuses() -> None:
+    with pytest.raises(review.FilterError, match="did you mean 'question'"):
+        parse_filter("questoin:H3")
+    with pytest.raises(review.FilterError, match="did you mean 'theme'"):
+        parse_filter("status:skipped tehme:cost")
+    with pytest.raises(review.FilterError, match="unknown status 'done'"):
+        parse_filter("s:done")
+    # A word with a colon that is not near any key stays a text search.
+    assert parse_filter("re:referral http://x.org").text == "re:referral http://x.org"
+    assert parse_filter("status:flagged").status == "flagged"
+
+
+def test_check_filter_names_the_projects_questions(store: Store) -> None:
+    review.check_filter(store, parse_filter("question:H1"))
+    with pytest.raises(review.FilterError, match="no answers to question 'H9'"):
+        review.check_filter(store, parse_filter("question:H9"))

@@ -281,3 +281,17 @@ def test_responses_command_prints_markup_and_escapes_as_text(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert "[link=http://x]click[/link]" in result.output
     assert "\x1b[31m" not in result.output and "\\x1b[31mred" in result.output
+
+
+async def test_a_typo_in_the_queue_filter_says_so_and_keeps_the_queue(tmp_path: Path) -> None:
+    store = workshop_project(tmp_path / "w.db")
+    app = review_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        before = [entry.response_id for entry in app.session.view]
+        await pilot.press(*"questoin:H2", "enter")
+        assert [entry.response_id for entry in app.session.view] == before
+        assert any("did you mean 'question'" in str(n.message) for n in app._notifications)
+        # The box keeps the typo, focused, to be fixed.
+        box = app.screen.query_one("#queue-filter", Input)
+        assert box.value == "questoin:H2" and app.screen.focused is box

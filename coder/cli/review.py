@@ -102,14 +102,22 @@ def review(
     reopening resumes at the first unreviewed item.
     """
     from coder.leases import Leases
-    from coder.review import parse_filter
+    from coder.review import check_filter, parse_filter
     from review_tui.app import ReviewApp
     from review_tui.served_app import ServedReviewApp
     from review_tui.session import ReviewSession
 
+    # A typo in the filter is an error before anything opens (an empty queue says nothing).
+    queue_filter = parse_filter(filter_text) if filter_text else None
     store = open_store(db_path)
     if store.count_responses() == 0:
         raise CoderError(f"{store.path}: no responses yet: run 'coder import FILE' first")
+    if queue_filter is not None:
+        try:
+            check_filter(store, queue_filter)
+        except CoderError:
+            store.close()
+            raise
     name = reviewer or default_reviewer()
     # Leases keep two sessions (terminals or browsers) off the same item; blind reviewers
     # double-code, so they may share items.
@@ -123,7 +131,7 @@ def review(
         order=order,
         leases=leases,
         reviewer_locked=served,
-        queue_filter=parse_filter(filter_text) if filter_text else None,
+        queue_filter=queue_filter,
     )
     keys = load_keymap(keymap) if keymap else None
     app = (ServedReviewApp if served else ReviewApp)(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import operator
 import re
@@ -10,8 +11,13 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from coder import review_queries as queries
-from coder.review.index import REVIEWED, QueueEntry, ReviewIndex
+from coder.errors import CoderError
+from coder.review.index import REVIEWED, STATUSES, QueueEntry, ReviewIndex
 from coder.store import Store
+
+
+class FilterError(CoderError):
+    """A queue filter names a key or a status that does not exist (a typo, usually)."""
 
 
 @dataclass
@@ -51,6 +57,28 @@ class QueueFilter:
 
 _FILTER_TOKEN = re.compile(r"^(question|q|theme|t|status|s|tag|reviewer|r|same):(.+)$")
 _CONF_TOKEN = re.compile(r"^conf(?:idence)?(<=|>=|<|>)([0-9.]+)$")
+_KEYED_TOKEN = re.compile(r"^([A-Za-z_]+)[:<>=]")
+_KEYS = ("question", "theme", "status", "tag", "reviewer", "same", "conf", "confidence")
+#: every status ``status:`` accepts
+FILTER_STATUSES = (*STATUSES, "reviewed", "flagged")
+FILTER_HELP = (
+    "filter keys: question: (q:), theme: (t:), status: (s:), tag:, reviewer: (r:), same:, "
+    "conf<0.6, disagree; other words search the text"
+)
+
+
+def _misspelled_key(token: str) -> str | None:
+    """The key a ``questoin:H3``-style token was probably meant to have, else None.
+
+    A token whose key is close to a real one is a typo, not words to search for: searching
+    for it would show an empty queue and no hint why. Other ``word:value`` tokens (a URL,
+    ``re:referral``) stay a text search.
+    """
+    match = _KEYED_TOKEN.match(token)
+    if match is None:
+        return None
+    close = difflib.get_close_matches(match.group(1).lower(), _KEYS, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def parse_filter(text: str) -> QueueFilter:
@@ -58,6 +86,7 @@ def parse_filter(text: str) -> QueueFilter:
 
     Unknown words become a text search. Keys may be shortened to their first letter.
     ``same:yes`` or ``same:"strongly agree"`` keeps the answers that say exactly that.
+    Raises :class:`FilterError` for a misspelled key (``questoin:H3``) or an unknown status.
     """
     result = QueueFilter()
     words = []
@@ -74,7 +103,13 @@ def parse_filter(text: str) -> QueueFilter:
             result.same = normalised_answer(match.group(2))
         elif match:
             key = aliases.get(match.group(1), match.group(1))
-            setattr(result, key, match.group(2).lstrip("#"))
+            value = match.group(2).lstrip("#")
+            if key == "status" and value not in FILTER_STATUSES:
+                raise FilterError(
+                    f"unknown status {value!r} in filter {text!r}: "
+                    f"use one of {', '.join(FILTER_STATUSES)}"
+                )
+            setattr(result, key, value)
         elif conf:
             value = float(conf.group(2))
             if conf.group(1).startswith(">"):
@@ -83,10 +118,32 @@ def parse_filter(text: str) -> QueueFilter:
                 result.max_confidence = value
         elif token in ("disagree", "disagreement"):
             result.disagreement = True
+        elif (meant := _misspelled_key(token)) is not None:
+            raise FilterError(
+                f"unknown filter key in {token!r} (did you mean {meant!r}?); {FILTER_HELP}"
+            )
         else:
             words.append(token)
     result.text = " ".join(words)
     return result
+
+
+def check_filter(store: Store, queue_filter: QueueFilter) -> None:
+    """Raise :class:`FilterError` when the filter's question is not one of the project's.
+
+    ``question:h3`` for ``H3`` would otherwise open on an empty queue with no hint why.
+    """
+    question = queue_filter.question
+    if not question or store.has_question(question):
+        return
+    known = [str(q) for q, _ in store.question_counts() if q is not None]
+    close = difflib.get_close_matches(question, known, n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    raise FilterError(
+        f"{store.path}: no answers to question {question!r}{hint}; "
+        f"its questions are: {shown or '(none)'}"
+    )
 
 
 def order_entries(entries: Sequence[QueueEntry], order: str = "confidence") -> list[QueueEntry]:
