@@ -136,8 +136,14 @@ def check_filter(store: Store, queue_filter: QueueFilter) -> None:
     question = queue_filter.question
     if not question or store.has_question(question):
         return
-    known = [str(q) for q, _ in store.question_counts() if q is not None]
-    close = difflib.get_close_matches(question, known, n=1, cutoff=0.5)
+    known = sorted(
+        (str(q) for q, _ in store.question_counts() if q is not None),
+        key=lambda q: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", q)],
+    )
+    # Case first (h3 for H3), then a near spelling; two-letter ids are too alike for more.
+    close = [q for q in known if q.lower() == question.lower()] or difflib.get_close_matches(
+        question, known, n=1, cutoff=0.75
+    )
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
     raise FilterError(
