@@ -43,6 +43,24 @@ def test_stance_cues_for_the_default_scale() -> None:
     assert stance_cue("Yes, this resonates.", ids) == "resonates"
     assert stance_cue("Nobody shares what didn't work.", ids) is None
     assert stance_cue("Yes", ["pro", "con"]) is None
+    # No view, and a negated "definitely": the embedding reads both as agreement.
+    for text in ("I don't know", "Not sure really", "No opinion.", "Hard to say"):
+        assert stance_cue(text, ids) == "unclear", text
+    for text in ("Definitely not in my experience", "Not for us.", "Absolutely not"):
+        assert stance_cue(text, ids) == "does_not_resonate", text
+    assert stance_cue("I know this works: we did it", ids) is None
+    assert stance_cue("Don't know", ["resonates", "does_not_resonate"]) is None
+
+
+def test_zero_shot_short_answers_without_a_view_are_unclear() -> None:
+    codebook = load_codebook(builtin_codebook_path())
+    responses = [
+        Response(id="k", text="I don't know", question="H3"),
+        Response(id="d", text="Definitely not in my experience", question="H3"),
+    ]
+    by_id = {r.response_id: r.proposal for r in LocalClassifier().propose(responses, codebook)}
+    assert by_id["k"] is not None and by_id["k"].stance == "unclear"
+    assert by_id["d"] is not None and by_id["d"].stance == "does_not_resonate"
 
 
 def test_zero_shot_stance_follows_an_explicit_opening() -> None:

@@ -111,6 +111,18 @@ _HASHTAG = re.compile(r"#\w[\w-]*")
 # Openings that answer "does it resonate?" outright, for the default stance scale. Order
 # matters: "Yes, but" is partly, not resonates.
 _STANCE_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # "I don't know", "Not sure", "No opinion": the respondent says they have no view, which
+    # the embedding reads as agreement as often as not ("know" and "sure" sound positive).
+    (
+        "unclear",
+        re.compile(
+            r"^\W*((i\s+)?(really\s+|honestly\s+)?(don'?t|do\s+not|dont)\s+know\b|"
+            r"(i'?m\s+)?(not\s+sure|unsure|not\s+certain|undecided)\b|no\s+idea\b|"
+            r"no\s+(opinion|view)\b|(hard|difficult)\s+to\s+(say|tell)\b|"
+            r"(can'?t|cannot)\s+say\b)",
+            re.IGNORECASE,
+        ),
+    ),
     (
         "partly",
         re.compile(
@@ -123,7 +135,11 @@ _STANCE_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "does_not_resonate",
         re.compile(
             r"^\W*(no\b|not really|not at all|doesn'?t resonate|does not resonate|"
-            r"this does not|disagree|i disagree|not convinced)",
+            r"this does not|disagree|i disagree|not convinced|"
+            # "Definitely not", "Not for us", "Not in my experience": before "definitely"
+            # reads as agreement below.
+            r"(definitely|absolutely|certainly|really)\s+not\b|"
+            r"not\s+(for\s+(us|me)|in\s+my\s+experience|my\s+experience)\b)",
             re.IGNORECASE,
         ),
     ),

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 OFF_TOPIC_MARGIN = 0.05
 
 
+def _unclear(mapping: dict[str, str]) -> str | None:
+    """The scale's "no view" value (``unclear`` on coder's default scale)."""
+    return mapping.get("unclear") if mapping else "unclear"
+
+
 def decide_relevance(
     classifier: LocalClassifier,
     texts: Sequence[str],
@@ -92,7 +97,10 @@ def zero_shot_relevance(
         if reasons[row] is not None:
             continue
         text = texts[row] if row < len(texts) else ""
-        if stance_only(text) or stance_cue(text, stance_ids, mapping) is not None:
+        cue = stance_cue(text, stance_ids, mapping)
+        # A view ("Yes", "Partly", "Not really") is an answer; "I don't know" is left to the
+        # off-topic test like any other text.
+        if stance_only(text) or (cue is not None and cue != _unclear(mapping)):
             continue
         here = list(candidates[row]) if row < len(candidates) else []
         on_topic = max(
