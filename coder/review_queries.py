@@ -148,6 +148,19 @@ def assignments_in_force(store: Store) -> list[tuple[str, str, int]]:
     ).fetchall()
 
 
+def assignments_of(store: Store, response_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+    """:func:`assignments_in_force` for the given responses only (the first item's batch:
+    an index lookup each, not a read of every assignment)."""
+    return store.conn.execute(
+        "select response_id, reviewer, blind from ("
+        " select response_id, reviewer, blind, created_at,"
+        " max(created_at) over (partition by response_id) as latest from assignments"
+        " where response_id in (select value from json_each(?))"
+        ") where created_at = latest order by response_id, reviewer",
+        [json.dumps(list(response_ids))],
+    ).fetchall()
+
+
 # --- the first item, before the index is built (coder/review/first_item.py) ----------
 
 
