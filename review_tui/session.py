@@ -43,7 +43,15 @@ def _or_double_coded(
         entry = session.index.by_id.get(response_id) if session.index_ready else session.entry
         if entry is not None and entry.response_id != response_id:
             entry = None
-        if entry is not None and session.reviewer in entry.assigned and len(entry.assigned) > 1:
+        if entry is not None:
+            names = entry.assigned
+        elif not session.index_ready:
+            # Asked at start-up for the few items other sessions hold: a partner's
+            # double-coded item may still be this reviewer's first (one indexed query each).
+            names = review.assigned_to(session.store, response_id)
+        else:
+            names = ()
+        if session.reviewer in names and len(names) > 1:
             return True
         return bool(shared(response_id)) if callable(shared) else response_id in shared
 

@@ -143,3 +143,27 @@ def test_an_answer_assigned_to_two_reviewers_may_be_open_twice(db_path: Path) ->
         assert holders == {"ann", "bob"}
         # A third reviewer, not assigned, is still kept off it.
         assert Leases(second, "cy").take(shared) is not None
+
+
+def test_a_partners_double_coded_item_is_still_my_first_before_the_index(db_path: Path) -> None:
+    from coder.assign import assign
+
+    build_project(db_path, 10).close()
+    with Store(db_path) as first, Store(db_path) as second, Store(db_path) as third:
+        assign(first, ["ann", "bob"], 1.0, seed=1)  # every answer double coded
+        bob = _session(first, "bob")
+        assert bob.entry is not None and bob.entry.response_id == "r000000"
+        # ann's session finds its first item before the index exists (as at 100k answers).
+        leases = Leases.for_review(second, "ann")
+        ann = ReviewSession(second, "ann", order="import", leases=leases, defer_index_above=0)
+        assert not ann.index_ready
+        assert ann.entry is not None and ann.entry.response_id == "r000000"
+        assert ann.held_by is None
+        # Not assigned to cy: everything is someone else's, and the lease on bob's item is
+        # refused (the session shows who is on it).
+        cy = ReviewSession(
+            third, "cy", order="import", leases=Leases.for_review(third, "cy"), defer_index_above=0
+        )
+        assert cy.entry is None or cy.entry.response_id != "r000000" or cy.held_by is not None
+        for session in (ann, bob, cy):
+            session.close()

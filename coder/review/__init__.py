@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from coder.review.first_item import (
     DEFER_INDEX_ABOVE,
     FirstItem,
+    assigned_to,
     deferred_first_item,
     first_item,
 )
@@ -167,6 +168,7 @@ __all__ = [
     "SESSION_GAP_SECONDS",
     "STATUSES",
     "apply_group",
+    "assigned_to",
     "bulk_accept",
     "bulk_accept_candidates",
     "canonical_labels",

@@ -70,6 +70,12 @@ class _Assigned:
         return self.known.get(response_id)
 
 
+def assigned_to(store: Store, response_id: str) -> tuple[str, ...]:
+    """The reviewers ``response_id`` is assigned to now (empty: not assigned), read
+    without the index: a session asks this of the few items other sessions hold."""
+    return tuple(reviewer for _rid, reviewer, _blind in queries.assignments_of(store, [response_id]))
+
+
 class _Passed:
     """Which response ids the queue passes over for ``reviewer``: reviewed by them,
     assigned to others only (coder/assign.py) or held by another session (``skip``,
