@@ -70,6 +70,8 @@ class EvalOptions:
     fine_tune: bool = False
     #: with fine_tune: also the stance cross-encoder over (question, answer) pairs
     stance_pairs: bool = False
+    #: with fine_tune: also the theme cross-encoder over (code text, answer) pairs
+    theme_pairs: bool = False
 
 
 @dataclass
@@ -114,6 +116,8 @@ def _check_combinations(options: EvalOptions) -> None:
         return
     if options.stance_pairs and not options.fine_tune:
         raise CoderError("--stance-pairs goes with --fine-tune")
+    if options.theme_pairs and not options.fine_tune:
+        raise CoderError("--theme-pairs goes with --fine-tune")
     if options.fine_tune and (options.cv or options.learning_curve):
         raise CoderError(
             "--fine-tune fine-tunes once on --train or --train-filter items: it cannot be "
@@ -191,6 +195,27 @@ def fine_tune_stance_pairs(
     return pairs
 
 
+def fine_tune_theme_pairs(
+    pool: list[GoldItem], codebook: Codebook, seed: int, notices: Notices, params: dict[str, Any]
+) -> Any:
+    """``coder eval --fine-tune --theme-pairs``: the theme cross-encoder on the training
+    items' codes (None, with a warning, when they are too few)."""
+    from coder.embedded.finetune import config_from
+    from coder.embedded.theme_pairs_project import fine_tuned_theme_pairs
+
+    with notices.fine_tune_bar() as bar:
+        model = fine_tuned_theme_pairs(
+            runner.labelled_examples(pool), codebook, config_from(seed=seed), bar
+        )
+    if model is None:
+        notices.warning("Too few labelled answers with codes: no theme cross-encoder.")
+        return None
+    metrics = model.record.get("metrics", {})
+    keys = ("n_pairs", "steps", "stopped", "train_seconds", "export")
+    params["theme_pairs"] = {"encoder": model.name, **{k: metrics.get(k) for k in keys}}
+    return model
+
+
 def _run_trained_or_zero_shot(
     options: EvalOptions,
     make: runner.BackendFactory,
@@ -201,20 +226,27 @@ def _run_trained_or_zero_shot(
     notices: Notices,
 ) -> Predicted:
     """One classifier, trained on ``pool`` when it learns (else zero-shot), on ``items``."""
-    pairs = None
+    pairs = themes = None
     if options.fine_tune:
         params["fine_tune"] = fine_tune_encoder(
             make, options.backend, pool, options.seed, notices
         )
         if options.stance_pairs:
             pairs = fine_tune_stance_pairs(pool, codebook, options.seed, notices, params)
+        if options.theme_pairs:
+            themes = fine_tune_theme_pairs(pool, codebook, options.seed, notices, params)
     classifier = make()
     if pairs is not None:
         # fit() gates it against the current stance model (only the local backend gets here)
         classifier.stance_pairs = pairs  # type: ignore[attr-defined]
+    if themes is not None:
+        classifier.theme_pairs = themes  # type: ignore[attr-defined]
     if pool and not runner.fit(classifier, pool, codebook):
         notices.warning(f"The {options.backend} backend does not learn: training ignored.")
         pool = []
+    if themes is not None and pool:
+        report = classifier.state.metrics.get("theme_pairs") or {}  # type: ignore[attr-defined]
+        params["theme_pairs"]["gate"] = {k: v for k, v in report.items() if k != "trained_on"}
     predictions, results = runner.predict(classifier, items, codebook)
     return Predicted(
         predictions,

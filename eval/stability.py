@@ -214,6 +214,7 @@ _NOT_WITH_REPEAT = {
     "train_filters": "--train-filter",
     "fine_tune": "--fine-tune",
     "stance_pairs": "--stance-pairs",
+    "theme_pairs": "--theme-pairs",
     "report_dir": "--report",
     "minimums": "--min",
 }

@@ -191,6 +191,14 @@ class _EvalGroup(click.Group):
     help="With --fine-tune: also fine-tune a stance cross-encoder on (question, answer) "
     "pairs, used where it beats the current stance model on held-back labels.",
 )
+@click.option(
+    "--theme-pairs",
+    "theme_pairs",
+    is_flag=True,
+    help="With --fine-tune: also fine-tune a theme cross-encoder on (code text, answer) pairs "
+    "that re-ranks each answer's top codes, used where it ranks held-back answers' codes "
+    "clearly better.",
+)
 @count_option(
     "--repeat",
     help="Run the backend N times (seeds SEED, SEED+1, ...) and report run-to-run agreement "

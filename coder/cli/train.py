@@ -27,6 +27,10 @@ def _fine_tune_setting(flag: str, kind: Any, help: str) -> Callable[[F], F]:
     return value_option(flag, kind, f"With --fine-tune: {help}")
 
 
+#: The --fine-tune settings, in the order train() receives them.
+FINE_TUNE_SETTINGS = ("time_budget", "seed", "epochs", "trainable_layers")
+
+
 def fine_tune_options(func: F) -> F:
     """--fine-tune and its settings (shared by coder train and coder eval)."""
     options = [
@@ -44,6 +48,14 @@ def fine_tune_options(func: F) -> F:
             help="With --fine-tune: also fine-tune a stance cross-encoder on (question, "
             "answer) pairs; it proposes stance only where it beats the current stance model "
             "on held-back labels (one more encoder pass per answer: about half the speed).",
+        ),
+        click.option(
+            "--theme-pairs",
+            "theme_pairs",
+            is_flag=True,
+            help="With --fine-tune: also fine-tune a theme cross-encoder on (code text, answer) "
+            "pairs that re-ranks each answer's top codes; used only where it ranks held-back "
+            "answers' codes clearly better (a few more encoder passes per answer).",
         ),
         _fine_tune_setting(
             "--time-budget",
@@ -106,6 +118,7 @@ def _fine_tune(
     repropose: bool,
     options: dict[str, Any],
     stance_pairs: bool = False,
+    theme_pairs: bool = False,
 ) -> Any:
     """Run coder train --fine-tune; print the encoder's figures; return the retrain summary."""
     from coder.embedded.finetune import config_from, require_finetune
@@ -123,10 +136,13 @@ def _fine_tune(
             progress=bar,
             repropose=repropose,
             stance_pairs=stance_pairs,
+            theme_pairs=theme_pairs,
         )
     print_fine_tune(result.encoder, checkpoint_folder(store))
     if result.stance_pairs is not None:
         print_stance_pairs(result.stance_pairs, result.retrain.metrics.get("stance_pairs") or {})
+    if theme_pairs:
+        console.print(theme_pairs_line(result.theme_pairs, result.retrain.metrics))
     return result.retrain
 
 
@@ -150,6 +166,35 @@ def print_stance_pairs(pairs: Any, report: dict[str, Any]) -> None:
     else:
         line += f"; not used ({report.get('why', 'no held-back answers')})."
     console.print(line)
+
+
+def theme_pairs_line(model: Any, metrics: dict[str, Any]) -> str:
+    """The theme cross-encoder: trained or declined, and the gate's verdict."""
+    if model is None:
+        from coder.embedded.theme_pairs_train import MIN_THEME_PAIR_ANSWERS
+
+        return (
+            f"Theme cross-encoder: not trained (it needs {MIN_THEME_PAIR_ANSWERS} labelled "
+            "answers with a code, and both matching and non-matching codes)."
+        )
+    trained = model.record.get("metrics", {})
+    report = metrics.get("theme_pairs") or {}
+    line = (
+        f"Theme cross-encoder [bold]{model.name}[/]: {trained.get('n_pairs')} pairs, "
+        f"{trained.get('steps')} steps ({trained.get('stopped')}), "
+        f"exported as {trained.get('export')} ONNX"
+    )
+    current = (report.get("current") or {}).get("ranking_ap")
+    reranked = (report.get(f"rerank_{report.get('weight')}") or {}).get("ranking_ap")
+    if current is None or reranked is None:
+        return line + f"; not used ({report.get('why', 'no held-back answers')})."
+    verdict = "not used (not clearly better)."
+    if report.get("chosen"):
+        verdict = "re-ranks and decides codes." if report.get("decides") else "re-ranks codes."
+    return line + (
+        f"; on {report.get('n_held_back')} held-back answers code ranking AP {reranked:.3f} "
+        f"against the current model's {current:.3f}: {verdict}"
+    )
 
 
 def print_fine_tune(result: Any, folder: Path | None) -> None:
@@ -210,6 +255,7 @@ def train(
     default_encoder: bool,
     fine_tune: bool,
     stance_pairs: bool,
+    theme_pairs: bool,
     time_budget: float | None,
     seed: int | None,
     epochs: int | None,
@@ -225,16 +271,17 @@ def train(
     first fine-tuned on the labels, stored in the project as ONNX (usable without the
     extra) and used from then on; checkpoints in PROJECT.finetune/ let an interrupted or
     time-boxed run continue. --stance-pairs adds a stance cross-encoder that reads each
-    answer with its question. --default-encoder goes back to the shipped encoder: the
+    answer with its question, --theme-pairs one that re-ranks each answer's best codes.
+    --default-encoder goes back to the shipped encoder: the
     project then trains and proposes with it until the next --fine-tune.
     """
     from coder.embedded.retrain import retrain_and_repropose
 
     settings = (time_budget, seed, epochs, trainable_layers)
-    if not fine_tune and (stance_pairs or any(v is not None for v in settings)):
+    if not fine_tune and (stance_pairs or theme_pairs or any(v is not None for v in settings)):
         raise click.UsageError(
-            "--stance-pairs, --time-budget, --seed, --epochs and --trainable-layers go with "
-            "--fine-tune"
+            "--stance-pairs, --theme-pairs, --time-budget, --seed, --epochs and "
+            "--trainable-layers go with --fine-tune"
         )
     if default_encoder and fine_tune:
         raise click.UsageError("--default-encoder and --fine-tune exclude each other")
@@ -246,13 +293,9 @@ def train(
                 from_file=from_file,
                 split=split,
                 repropose=not no_repropose,
-                options={
-                    "time_budget": time_budget,
-                    "seed": seed,
-                    "epochs": epochs,
-                    "trainable_layers": trainable_layers,
-                },
+                options=dict(zip(FINE_TUNE_SETTINGS, settings, strict=True)),
                 stance_pairs=stance_pairs,
+                theme_pairs=theme_pairs,
             )
         else:
             classifier = None

@@ -65,6 +65,8 @@ from coder.embedded.stance import (
 from coder.embedded.stance_pairs import STATE_KEY as PAIRS_KEY
 from coder.embedded.stance_pairs import PairStanceModel
 from coder.embedded.stance_pairs_gate import gate_stance_pairs
+from coder.embedded.theme_pairs import STATE_KEY as THEME_PAIRS_KEY
+from coder.embedded.theme_pairs_gate import gate_theme_pairs
 from coder.embedded.theme_scoring import (
     ZERO_SHOT_SPREAD,
     ThemeScores,
@@ -141,6 +143,8 @@ class LocalClassifier(EmbeddingCache):
         self._question_prior: dict[str, tuple[list[str], np.ndarray]] = {}
         #: a stance cross-encoder just fine-tuned (``--fine-tune``): fit() gates it in
         self.stance_pairs: PairStanceModel | None = None
+        #: a theme cross-encoder just fine-tuned (``--theme-pairs``): fit() gates it in
+        self.theme_pairs: PairStanceModel | None = None
 
     # --- identity --------------------------------------------------------------------------
     def _load_encoder(self) -> Encoder:
@@ -274,6 +278,8 @@ class LocalClassifier(EmbeddingCache):
         }
         if self.stance_pairs is not None:
             version_params[PAIRS_KEY] = self.stance_pairs.name
+        if self.theme_pairs is not None:
+            version_params[THEME_PAIRS_KEY] = self.theme_pairs.name
         metrics["train_seconds"] = round(time.perf_counter() - started, 2)
         self.state = TrainedState(
             version=self._version(data.examples, version_params),
@@ -297,15 +303,22 @@ class LocalClassifier(EmbeddingCache):
         )
         if gate:
             self._gate(data.examples, codebook, kernel_params, stance_kernel_weight, started)
-        if self.stance_pairs is not None:
-            self.state.metrics["stance_pairs"] = gate_stance_pairs(
-                self, data.examples, codebook, self._refit(codebook, kernel_params, stance_kernel_weight, gate)
-            )
+        refit = self._refit(codebook, kernel_params, stance_kernel_weight, gate)
+        self._gate_pairs(data.examples, codebook, refit)
         self.state.metrics["record"] = training_record(
             data.examples, codebook, self.state.fields
         )
         self.model = self._model_name()
         return self.state
+
+    def _gate_pairs(self, examples: list[LabelledExample], codebook: Codebook, refit: Any) -> None:
+        """Gate in the cross-encoders just fine-tuned (stance, themes), each on its held-back
+        answers against a refit of this classifier without them."""
+        assert self.state is not None
+        if self.stance_pairs is not None:
+            self.state.metrics["stance_pairs"] = gate_stance_pairs(self, examples, codebook, refit)
+        if self.theme_pairs is not None:
+            self.state.metrics["theme_pairs"] = gate_theme_pairs(self, examples, codebook, refit)
 
     def _refit(
         self,

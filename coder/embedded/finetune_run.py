@@ -46,6 +46,8 @@ class FineTuneSummary:
     retrain: Any
     #: the stance cross-encoder, when the labels carry stances (see stance_pairs.py)
     stance_pairs: PairStanceModel | None = None
+    #: the theme cross-encoder (``--theme-pairs``), when there were enough labels
+    theme_pairs: PairStanceModel | None = None
 
 
 def fine_tune_project(
@@ -58,6 +60,7 @@ def fine_tune_project(
     progress: ProgressCallback | None = None,
     repropose: bool = True,
     stance_pairs: bool = False,
+    theme_pairs: bool = False,
 ) -> FineTuneSummary:
     """Fine-tune on the project's labels (or a gold file), store the encoder, retrain on it.
 
@@ -67,6 +70,7 @@ def fine_tune_project(
     """
     from coder.embedded.classifier import LocalClassifier
     from coder.embedded.retrain import retrain_and_repropose
+    from coder.embedded.theme_pairs_project import theme_pairs_for
 
     examples: list[LabelledExample]
     if from_file is not None:
@@ -84,6 +88,11 @@ def fine_tune_project(
         if stance_pairs
         else None
     )
+    themes = (
+        theme_pairs_for(store, codebook_version, examples, config, progress)
+        if theme_pairs
+        else None
+    )
     store.save_encoder(
         result.name,
         result.onnx_bytes,
@@ -95,6 +104,7 @@ def fine_tune_project(
     )
     classifier = LocalClassifier(store, encoder=encoder_from_result(result), use_stored_model=False)
     classifier.stance_pairs = pairs
+    classifier.theme_pairs = themes
     summary = retrain_and_repropose(
         store,
         codebook_version,
@@ -103,7 +113,7 @@ def fine_tune_project(
         repropose=repropose,
         classifier=classifier,
     )
-    return FineTuneSummary(result, summary, pairs)
+    return FineTuneSummary(result, summary, pairs, themes)
 
 
 def stance_pairs_for(

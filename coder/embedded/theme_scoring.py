@@ -19,6 +19,7 @@ from coder.embedded.models import (
     prototype_similarity,
     sigmoid,
 )
+from coder.embedded.theme_pairs import state_rerank
 from schemas import Codebook
 
 if TYPE_CHECKING:
@@ -166,12 +167,16 @@ def score_themes(
     elif any(uncovered) and zero_shot_scores is not None:
         _zero_shot_decisions(zero_shot_scores, applicable, decisions)
     decisions.assigned &= applicable
+    # With --theme-pairs, the cross-encoder re-ranks each answer's best codes (theme_pairs.py).
+    probabilities, assigned = state_rerank(
+        classifier, texts, codebook, decisions.probabilities, decisions.assigned, candidates
+    )
     return ThemeScores(
         candidates,
         similarity,
         best_proto,
-        decisions.probabilities,
-        decisions.assigned,
+        probabilities,
+        assigned,
         decisions.source,
         kernel_raw,
     )

