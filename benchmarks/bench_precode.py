@@ -16,7 +16,9 @@ shares the same two cores; it is reported beside the target, not in it.
 Run: python benchmarks/bench_precode.py [--responses 2000] [--latency 0.2]
      [--concurrency 1 8 32] [--quick] [--shortlisted-run] [--profile FILE]
      (--quick: 200 responses at concurrency 1; --profile: a CPU-time profile of the
-     highest-concurrency run, e.g. --concurrency 32 --profile /tmp/precode.pstats)
+     highest-concurrency run, e.g. --concurrency 32 --profile /tmp/precode.pstats;
+     CODER_LLM_CLIENT=openai measures the openai client under instructor instead of
+     coder.llm.direct_chat)
 
 At concurrency 32 the client's one asyncio thread must spend well under 6 ms of CPU per
 answer (160 answers/s ideal) and shares the machine with the fake server (about 0.7 ms
@@ -49,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from machine import machine_info, peak_rss_mib, write_result  # noqa: E402
 
+from coder.llm import direct_chat  # noqa: E402
 from coder.llm.classifier import LLMClassifier  # noqa: E402
 from coder.llm.transport import LoggingTransport  # noqa: E402
 from coder.precode import precode  # noqa: E402
@@ -162,6 +165,9 @@ def run_one(
         # the HTTP transport under the openai client (coder/llm/aiohttp_transport.py).
         "event_loop": first.stats.event_loop,
         "http_transport": type(LoggingTransport(first, concurrency).inner).__name__,
+        # Who builds requests and reads answers under instructor: coder.llm.direct_chat, or
+        # the openai client (CODER_LLM_CLIENT=openai).
+        "llm_client": "direct" if direct_chat.wanted() else "openai",
         # CPU per response: at high concurrency the 2 shared cores, not the pipeline's
         # waiting, set the pace.
         "client_cpu_ms_per_response": round(client_cpu * 1000 / n, 2),

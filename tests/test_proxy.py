@@ -125,12 +125,23 @@ def run_precode(tmp_path: Path, fake: FakeOpenAI, env: dict[str, str], *extra: s
     return finished.stdout + finished.stderr + dump
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", pytest.param("httpx", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "transport",
+    [
+        "aiohttp",
+        pytest.param("httpx", marks=pytest.mark.slow),
+        # the openai client under instructor instead of coder.llm.direct_chat
+        pytest.param("aiohttp+openai-client", marks=pytest.mark.slow),
+    ],
+)
 def test_calls_go_through_the_environment_proxy(
     tmp_path: Path, proxy: ForwardingProxy, transport: str
 ) -> None:
     with_password = proxy.url.replace("http://", f"http://coder:{PASSWORD}@")
+    transport, _, client = transport.partition("+")
     env = clean_env(HTTP_PROXY=with_password, CODER_LLM_TRANSPORT=transport)
+    if client:
+        env["CODER_LLM_CLIENT"] = "openai"
     with FakeOpenAI() as fake:
         output = run_precode(tmp_path, fake, env)
         chat = [seen for seen in proxy.seen if seen[1].endswith("/chat/completions")]

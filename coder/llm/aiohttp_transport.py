@@ -13,8 +13,9 @@ What stays with httpx2: building the request (headers, JSON body) and decoding t
 (gzip, deflate, and br/zstd when installed): aiohttp hands over the raw bytes
 (``auto_decompress=False``), so the size cap counts decoded bytes exactly as before.
 Certificates are checked with httpx2's SSL context. Connection errors become httpx2's
-(``ConnectError``, ``ReadError``, ``TimeoutException``), which the openai client turns into
-its usual ``APIConnectionError`` / ``APITimeoutError`` for our retry policy.
+(``ConnectError``, ``ReadError``, ``TimeoutException``), which the caller
+(:mod:`coder.llm.direct_chat` or the openai client) turns into openai's usual
+``APIConnectionError`` / ``APITimeoutError`` for our retry policy.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ from pydantic import BaseModel
 
 
 def apply_speed_patches() -> None:
-    """Apply both patches (idempotent)."""
+    """Apply both patches (idempotent). :func:`coder.llm.client.instructor_client` applies
+    only the instructor one unless the openai client is in use (``CODER_LLM_CLIENT=openai``):
+    the direct path never transforms a body through the openai client."""
     memoise_instructor_async_validator_check()
     plain_chat_request_transform()
 

@@ -30,6 +30,8 @@ from coder.backends.base import ProposalResult
 from coder.llm.secrets import KEY_PATTERNS, MIN_KEY_LENGTH, scrub_result, scrub_value
 
 _ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|.)")
+#: what every match of KEY_PATTERNS starts with, as literal text: a tenth of its search time
+_KEY_STARTS = re.compile(r"sk-|AIza|hf_|gh[pousr]_|xai-|Bearer ")
 
 
 def may_hold_secret(text: str, keys: Iterable[str | None] = ()) -> bool:
@@ -41,6 +43,10 @@ def may_hold_secret(text: str, keys: Iterable[str | None] = ()) -> bool:
             return True  # a key JSON would escape: the text cannot show it; walk
         if key in text:
             return True
+    # Every key shape begins with one of these, verbatim in the text (the spaces put after
+    # escapes below never complete one): without any, nothing can match.
+    if _KEY_STARTS.search(text) is None:
+        return False
     if "\\" in text:
         text = _ESCAPE.sub(r"\g<0> ", text)
     return KEY_PATTERNS.search(text) is not None

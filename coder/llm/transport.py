@@ -1,4 +1,5 @@
-"""The HTTP transport under the openai client: it guards every attempt and logs it.
+"""The HTTP transport every model call goes through (under :mod:`coder.llm.direct_chat`,
+or the openai client with ``CODER_LLM_CLIENT=openai``): it guards every attempt and logs it.
 
 Every HTTP call is logged through the classifier's ``call_logger``
 (``Store.log_llm_call``): the wrapper sees every attempt, including rate-limited and
