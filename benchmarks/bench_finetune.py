@@ -8,8 +8,9 @@ proposals/s of each trained classifier on the holdout answers with a fresh (cold
 cache, measured in the same run, and the fine-tuning wall time.
 
 Run: ``nice python benchmarks/bench_finetune.py [--epochs N] [--trainable-layers K]
-[--pool N] [--out FILE]`` (needs the ``finetune`` extra and /work/shared/gold; ``--pool``
-trains both sides on the first N of the pool, for a quicker speed ratio).
+[--theme-balance B] [--pool N] [--out FILE]`` (needs the ``finetune`` extra and
+/work/shared/gold; ``--pool`` trains both sides on the first N of the pool, for a quicker
+speed ratio).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--trainable-layers", type=int, default=None)
+    parser.add_argument("--theme-balance", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-default", action="store_true")
     parser.add_argument(
@@ -104,7 +106,12 @@ def main() -> None:
         result["default"] = {**scores, "fit_seconds": round(fit_seconds, 1)}
         print("default", result["default"], flush=True)
 
-    config = config_from(seed=args.seed, epochs=args.epochs, trainable_layers=args.trainable_layers)
+    config = config_from(
+        seed=args.seed,
+        epochs=args.epochs,
+        trainable_layers=args.trainable_layers,
+        theme_balance=args.theme_balance,
+    )
     last = [0.0]
 
     def progress(step: int, total: int, info: dict[str, Any]) -> None:

@@ -246,7 +246,9 @@ class LocalClassifier(EmbeddingCache):
         least as good as zero-shot out of fold on these examples (coder/embedded/gate.py).
         """
         started = time.perf_counter()
-        params = kernel_params or KernelParams()
+        # Steadied per-code thresholds help a fine-tuned encoder's heads, not the shipped
+        # encoder's (measured: see KernelParams.steady_thresholds).
+        params = kernel_params or KernelParams(steady_thresholds=self._fine_tuned_encoder())
         data = training_data(self, examples)
         metrics: dict[str, Any] = {"n_examples": len(data.examples)}
         relevance_model = fit_relevance(data)
@@ -334,11 +336,15 @@ class LocalClassifier(EmbeddingCache):
 
         return refit
 
+    def _fine_tuned_encoder(self) -> bool:
+        """True when proposals run on a fine-tuned encoder, not a shipped one."""
+        return self.encoder.name not in (MODEL_NAME, FAST_MODEL_NAME)
+
     def _version(self, examples: list[LabelledExample], version_params: dict[str, Any]) -> str:
         """The trained state's version: a hash of its examples and settings."""
         # A fine-tuned encoder's name is part of the version, so proposals trace it.
         name = self.encoder.name
-        suffix = "" if name in (MODEL_NAME, FAST_MODEL_NAME) else f"@{name}"
+        suffix = f"@{name}" if self._fine_tuned_encoder() else ""
         return f"local:{examples_hash(examples, version_params)}" + suffix
 
     def _gate(

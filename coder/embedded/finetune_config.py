@@ -61,6 +61,9 @@ class FineTuneConfig:
     #: loss weights per field
     stance_weight: float = 1.0
     relevance_weight: float = 0.5
+    #: rare theme codes' positives weigh (negatives / positives) ** this in the themes loss,
+    #: capped (finetune_trainer.theme_positive_weights); 0: every label alike
+    theme_balance: float = 0.0
     #: train a stance cross-encoder on (question, answer) pairs instead of the sentence
     #: encoder (see coder/embedded/stance_pairs.py)
     pairs: bool = False
@@ -74,6 +77,8 @@ class FineTuneConfig:
         values = asdict(self)
         values.pop("time_budget")
         values.pop("max_steps")
+        if not values["theme_balance"]:  # off: runs (and checkpoints) keep their old identity
+            values.pop("theme_balance")
         return values
 
 
