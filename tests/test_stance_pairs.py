@@ -155,8 +155,7 @@ def test_the_gate_decides_and_a_pairs_state_proposes_with_the_stored_model(
 ) -> None:
     from coder.embedded import stance_pairs
     from coder.embedded.classifier import LocalClassifier
-    from coder.embedded.finetune_run import save_pair_model
-    from coder.embedded.stance_pairs import question_texts
+    from coder.embedded.stance_pairs import question_texts, save_pair_model
     from eval.gold import read_items
 
     examples, model = pair_model

@@ -97,15 +97,21 @@ class FineTuneBar:
             transient=False,
         )
         self.task = self.progress.add_task("fine-tune", total=None, loss="–")
+        self.started = False
 
     def __enter__(self) -> FineTuneBar:
-        self.progress.start()
+        # Drawn at the first step, so a run refused before training (no labels) shows
+        # only its error, not an empty "0/None steps" bar.
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
 
     def __call__(self, step: int, total: int, info: dict[str, Any]) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
         self.progress.update(self.task, completed=step, total=total, loss=f"{info['loss']:.3f}")
 
 

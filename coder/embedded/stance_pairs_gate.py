@@ -14,7 +14,7 @@ stricter than the field gate's 0.5 because it costs an extra encoder pass per an
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,6 +69,45 @@ def pairs_win(pairs: np.ndarray, current: np.ndarray) -> tuple[bool, dict[str, f
     return gain >= PAIR_MIN_GAIN and gain > PAIR_GATE_Z * noise, figures
 
 
+def gate_report(model: PairStanceModel) -> dict[str, Any]:
+    """A cross-encoder gate's report as it starts: the model and what it was trained on."""
+    trained_on = model.record.get("metrics", {})
+    return {
+        "model": model.name,
+        "trained_on": {key: value for key, value in trained_on.items() if key != "history"},
+    }
+
+
+def refit_without_held(
+    classifier: LocalClassifier,
+    examples: Sequence[LabelledExample],
+    model: PairStanceModel,
+    fit_without: Any,
+    key: Callable[[LabelledExample], Hashable],
+) -> tuple[LocalClassifier, set[str | None]]:
+    """A sibling of ``classifier`` fitted (``fit_without(sibling, train)``) on ``examples``
+    without the cross-encoder's held-back answers (matched by ``key``) and questions, so
+    its figures on them are out of sample; and the held-back questions."""
+    keys = {key(example) for example in model.held_examples}
+    unseen = set(model.held_questions)
+    train = [
+        example
+        for example in examples
+        if key(example) not in keys and not (unseen and example.question in unseen)
+    ]
+    sibling = classifier._sibling()
+    fit_without(sibling, train)
+    return sibling, unseen
+
+
+def held_back_by(unseen: set[str | None]) -> dict[str, Any]:
+    """How a gate's held-back answers were chosen, for its report."""
+    return {
+        "held_back_by": "questions" if unseen else "random",
+        "held_back_questions": sorted(str(question) for question in unseen),
+    }
+
+
 def gate_stance_pairs(
     classifier: LocalClassifier,
     examples: Sequence[LabelledExample],
@@ -84,24 +123,13 @@ def gate_stance_pairs(
     state, model = classifier.state, classifier.stance_pairs
     assert state is not None and model is not None
     held = list(model.held_examples)
-    report: dict[str, Any] = {"model": model.name, "trained_on": model.record.get("metrics", {})}
-    report["trained_on"] = {
-        key: value for key, value in report["trained_on"].items() if key != "history"
-    }
+    report = gate_report(model)
     classes_fit = set(model.classes) <= set(codebook.stance_ids)
     if not held or not classes_fit:
         report["chosen"] = False
         report["why"] = "no held-back answers" if not held else "stance values changed"
         return report
-    keys = {_key(example) for example in held}
-    unseen = set(model.held_questions)
-    train = [
-        example
-        for example in examples
-        if _key(example) not in keys and not (unseen and example.question in unseen)
-    ]
-    sibling = classifier._sibling()
-    fit_without(sibling, train)
+    sibling, unseen = refit_without_held(classifier, examples, model, fit_without, _key)
     results = sibling.propose(_responses(held), codebook)
     current = stance_item_correct(held, [result.proposal for result in results], codebook)
     pairs = pair_correct(model, held, codebook)
@@ -115,8 +143,7 @@ def gate_stance_pairs(
             "current_accuracy": round(float(current.mean()), 4) if len(current) else None,
             "current_mode": (sibling.state.fields if sibling.state else {}).get("stance"),
             **figures,
-            "held_back_by": "questions" if unseen else "random",
-            "held_back_questions": sorted(str(question) for question in unseen),
+            **held_back_by(unseen),
             "chosen": chosen,
             "seconds": round(time.perf_counter() - started, 2),
         }

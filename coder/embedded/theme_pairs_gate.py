@@ -24,7 +24,12 @@ import numpy as np
 
 from coder.embedded.gate import _responses
 from coder.embedded.stance_pairs import PairStanceModel
-from coder.embedded.stance_pairs_gate import pairs_win
+from coder.embedded.stance_pairs_gate import (
+    gate_report,
+    held_back_by,
+    pairs_win,
+    refit_without_held,
+)
 from coder.embedded.theme_pairs import RERANK, RERANK_DECIDE, STATE_KEY, WEIGHT_KEY, rerank
 from coder.embedded.theme_scoring import ThemeScores, score_themes
 from coder.embedded.training import LabelledExample
@@ -160,23 +165,11 @@ def gate_theme_pairs(
     started = time.perf_counter()
     state, model = classifier.state, classifier.theme_pairs
     assert state is not None and model is not None
-    trained_on = model.record.get("metrics", {})
-    report: dict[str, Any] = {
-        "model": model.name,
-        "trained_on": {key: value for key, value in trained_on.items() if key != "history"},
-    }
+    report = gate_report(model)
     held = list(model.held_examples)
     if not held:
         return {**report, "chosen": False, "why": "no held-back answers"}
-    keys = {_key(example) for example in held}
-    unseen = set(model.held_questions)
-    train = [
-        example
-        for example in examples
-        if _key(example) not in keys and not (unseen and example.question in unseen)
-    ]
-    sibling = classifier._sibling()
-    fit_without(sibling, train)
+    sibling, unseen = refit_without_held(classifier, examples, model, fit_without, _key)
     figures = compare(model, held, codebook, held_scores(sibling, held, codebook))
     if figures.get("chosen"):
         state.fields[STATE_KEY] = RERANK_DECIDE if figures["decides"] else RERANK
@@ -185,8 +178,7 @@ def gate_theme_pairs(
         {
             "n_held_back": len(held),
             "current_mode": (sibling.state.fields if sibling.state else {}).get("themes"),
-            "held_back_by": "questions" if unseen else "random",
-            "held_back_questions": sorted(str(question) for question in unseen),
+            **held_back_by(unseen),
             **figures,
             "seconds": round(time.perf_counter() - started, 2),
         }

