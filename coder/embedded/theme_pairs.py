@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from coder.embedded.model_tools import sigmoid
-from coder.embedded.stance_pairs import PairStanceModel, load_pair_model
+from coder.embedded.stance_pairs import PairStanceModel, state_pair_model
 
 if TYPE_CHECKING:
     from coder.embedded.classifier import LocalClassifier
@@ -140,7 +140,8 @@ def rerank(
     np.minimum.at(floor, rows, blended)
     for row, here in enumerate(candidates):
         # Codes left out of the re-ranking stay below every re-ranked one.
-        rest = [code for code in here if code not in set(chosen[row])]
+        reranked = set(chosen[row])
+        rest = [code for code in here if code not in reranked]
         if rest:
             probabilities[row, rest] = np.minimum(probabilities[row, rest], floor[row] * 0.999)
     probabilities[rows, cols] = blended
@@ -155,13 +156,7 @@ def rerank(
 
 def theme_pair_model(classifier: LocalClassifier) -> PairStanceModel:
     """The theme cross-encoder a state names: the one in memory, else the stored one."""
-    state = classifier.state
-    assert state is not None
-    name = str(state.params.get(STATE_KEY))
-    model = getattr(classifier, "theme_pairs", None)
-    if model is not None and model.name == name:
-        return model
-    return load_pair_model(classifier.model_store, name)
+    return state_pair_model(classifier, STATE_KEY, getattr(classifier, "theme_pairs", None))
 
 
 def state_rerank(
