@@ -54,6 +54,7 @@ from coder.precode import (
     responses_to_precode,
 )
 from coder.store import Store
+from coder.twins import TwinCheck, TwinSource, twin_result
 from schemas import Response
 
 __all__ = [
@@ -81,6 +82,9 @@ class CascadeSummary:
 
     todo: int = 0
     settled: int = 0
+    #: of the settled: answers worded as consistently reviewed answers (coder/twins.py)
+    settled_by_twins: int = 0
+    twin_check: TwinCheck | None = None
     sent: int = 0
     calibration: Calibration | None = None
     llm: PrecodeSummary = field(default_factory=PrecodeSummary)
@@ -96,7 +100,9 @@ class CascadeSummary:
         return self.sent / self.todo if self.todo else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("llm", "calibration")}
+        skip = ("llm", "calibration", "twin_check")
+        data = {k: v for k, v in self.__dict__.items() if k not in skip}
+        data["twin_check"] = self.twin_check.as_dict() if self.twin_check else None
         data["llm_share"] = self.llm_share
         data["llm"] = self.llm.as_dict()
         data["calibration"] = self.calibration.as_dict() if self.calibration else None
@@ -178,6 +184,35 @@ def _joint_scores(
         np.array([bool(p is not None and p.relevant) for p in proposals]),
     )
     return calibration.joint_score.score(features)
+
+
+def _settle_twins(
+    store: Store,
+    todo: Sequence[Response],
+    calibration: Calibration,
+    marker: dict[str, Any],
+) -> tuple[list[Response], list[Response]]:
+    """Store the twin proposals of the answers whose reviewed twins agree (when the rule is
+    trusted); return (settled, the rest)."""
+    twins, check = calibration.twins, calibration.twin_check
+    if twins is None or check is None or not check.trusted:
+        return [], list(todo)
+    codebook_version, _ = store.codebook()
+    entry = {"route": "cascade:twin", "cascade": {**marker, "twin_check": check.as_dict()}}
+    source = TwinSource()
+    settled: list[Response] = []
+    rest: list[Response] = []
+    rows = []
+    for response in todo:
+        twin = twins.twin(response)
+        if twin is None:
+            rest.append(response)
+            continue
+        result = twin_result(response, twin, check)
+        rows.append(proposal_row(result, source, codebook_version, None, {response.id: entry}))
+        settled.append(response)
+    store.add_proposals(rows)
+    return settled, rest
 
 
 def _settle(
@@ -271,8 +306,12 @@ def cascade(
         "n_reviewed": calibration.n_reviewed,
         "fallback": calibration.fallback,
     }
-    settled, send, route = _settle(store, local, todo, calibration, marker)
+    summary.twin_check = calibration.twin_check
+    by_twins, todo_left = _settle_twins(store, todo, calibration, marker)
+    settled, send, route = _settle(store, local, todo_left, calibration, marker)
     summary.embedded_seconds = time.perf_counter() - started
+    summary.settled_by_twins = len(by_twins)
+    settled = by_twins + settled
     summary.settled = len(settled)
     summary.sent = len(send)
 

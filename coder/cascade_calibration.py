@@ -31,6 +31,7 @@ import numpy as np
 
 from coder.cascade_cuts import (
     FIELDS,
+    FORCED,
     MIN_SETTLED,
     answer_levels,
     choose_cut,
@@ -42,6 +43,7 @@ from coder.cascade_joint import JointScore, choose_joint_cut, joint_features
 from coder.errors import BackendError
 from coder.precode import prior_input
 from coder.store import Store
+from coder.twins import TwinCheck, TwinIndex
 from schemas import Codebook, Labels, Proposal, Response
 
 #: Reviewed answers needed before a confidence cut is trusted (and LLM-judged ones before
@@ -79,9 +81,29 @@ class Calibration:
     rules: dict[str, float] = field(default_factory=dict)
     #: the held-out arrays the cuts were chosen on (not stored with proposals: for study)
     held_out_data: dict[str, Any] | None = field(default=None, repr=False)
+    #: the reviewed answers by wording, and the twin rule's leave-one-out check
+    #: (coder/twins.py): when trusted, twins settle first and count in every cut's levels
+    twins: TwinIndex | None = field(default=None, repr=False)
+    twin_check: TwinCheck | None = None
 
     def describe(self) -> str:
         """One paragraph for the run's output."""
+        return self._describe_cut() + self._describe_twins()
+
+    def _describe_twins(self) -> str:
+        check = self.twin_check
+        if check is None or not check.trusted:
+            return ""
+        levels = ", ".join(
+            f"{name} {value:.3f}" for name, value in check.levels.items() if value is not None
+        )
+        return (
+            f"; answers worded as reviewed answers that reviewers coded alike are settled "
+            f"with their labels first (checked leave-one-out on {check.checked} reviewed "
+            f"answers: {levels})"
+        )
+
+    def _describe_cut(self) -> str:
         targets = ", ".join(f"{name} {value:.3f}" for name, value in self.targets.items())
         if self.fallback:
             return (
@@ -117,8 +139,10 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         """The calibration as JSON-ready data (without the held-out arrays)."""
-        data = {name: value for name, value in self.__dict__.items() if name != "held_out_data"}
+        skip = ("held_out_data", "twins")
+        data = {name: value for name, value in self.__dict__.items() if name not in skip}
         data["joint_score"] = self.joint_score.as_dict() if self.joint_score else None
+        data["twin_check"] = self.twin_check.as_dict() if self.twin_check else None
         return data
 
     @property
@@ -247,8 +271,12 @@ def calibrate(
         raise BackendError(f"cascade rules must be some of {', '.join(RULES)}, got {unknown}")
     targets, source = _targets(store, codebook, precision, min_reviewed)
     pairs = reviewed(store)
+    twins = TwinIndex.from_reviewed(pairs)
+    twin_check = twins.check(pairs, codebook, targets)
     if len(pairs) < min_reviewed:
         return Calibration(
+            twins=twins,
+            twin_check=twin_check,
             cut=None,
             targets=targets,
             target_source=source,
@@ -267,13 +295,21 @@ def calibrate(
             for p, (response, labels) in zip(proposals, pairs, strict=True)
         ]
     )
+    # Answers the twin rule settles count with the twins' labels in every cut's levels.
+    forced, twin_stats = twins.held_out(pairs, codebook)
+    if not twin_check.trusted:
+        forced[:] = False
+    stats[forced] = twin_stats[forced]
     calibration = Calibration(
         cut=None,
         targets=targets,
         target_source=source,
         n_reviewed=len(pairs),
         held_out=how,
+        twins=twins,
+        twin_check=twin_check,
         held_out_data={
+            "forced": forced,
             "response_id": [response.id for response, _ in pairs],
             "words": [len(response.text.split()) for response, _ in pairs],
             "question": [labels.question or response.question or "" for response, labels in pairs],
@@ -295,23 +331,28 @@ def _choose_rule(calibration: Calibration, allowed: Sequence[str]) -> None:
     comparison leans, if anything, against the joint score."""
     data = calibration.held_out_data
     assert data is not None
-    stats, targets = data["agreement"], calibration.targets
+    stats, targets, forced = data["agreement"], calibration.targets, data["forced"]
     found: dict[str, tuple[Any, dict[str, Any]]] = {}
-    cut, expected = choose_cut(data["confidence"], stats, targets)
+    confidence = np.where(forced, FORCED, np.asarray(data["confidence"], dtype=float))
+    cut, expected = choose_cut(confidence.tolist(), stats, targets)
+    if cut is not None and cut >= FORCED:  # only the twins meet the targets
+        cut, expected = None, {}
     # The single cut is always measured: the run's output compares the others with it.
     calibration.single_cut = {"cut": cut, "expected": expected}
     if "single" in allowed:
         found["single"] = (cut, expected)
     if "per_field" in allowed:
-        found["per_field"] = choose_field_cuts(
-            data["field_confidence"], stats, targets, MIN_SETTLED
-        )
+        by_field = np.where(forced[:, None], FORCED, data["field_confidence"])
+        cuts, field_expected = choose_field_cuts(by_field, stats, targets, MIN_SETTLED)
+        if cuts is not None and max(cuts.values()) >= FORCED:
+            cuts, field_expected = None, {}
+        found["per_field"] = (cuts, field_expected)
     if "joint" in allowed:
         features = joint_features(
             data["field_confidence"], np.asarray(data["confidence"]), np.asarray(data["words"]),
             np.asarray(data["n_codes"]), np.asarray(data["relevant"]),
         )  # fmt: skip
-        score, joint_cut, joint_expected = choose_joint_cut(features, stats, targets)
+        score, joint_cut, joint_expected = choose_joint_cut(features, stats, targets, forced=forced)
         found["joint"] = ((score, joint_cut) if score is not None else None, joint_expected)
     calibration.rules = {name: found[name][1].get("share", 0.0) for name in found}
     best: str | None = None

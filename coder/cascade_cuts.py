@@ -28,6 +28,10 @@ from schemas import Codebook, Labels, Proposal, Response
 FIELDS = ("themes", "stance", "relevance")
 #: The fewest held-out answers a cut may rest on (a cut above 3 lucky answers is noise).
 MIN_SETTLED = 20
+#: The confidence given, in calibration, to held-out answers another rule settles (their
+#: reviewed twins, coder/twins.py): above every real confidence (all lie in [0, 1]), so
+#: they count in every cut's levels. A cut this high settles nothing of the model's.
+FORCED = 2.0
 
 
 def item_agreement(

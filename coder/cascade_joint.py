@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from coder.cascade_cuts import MIN_SETTLED, choose_cut
+from coder.cascade_cuts import FORCED, MIN_SETTLED, choose_cut
 
 #: The features' names, in the columns of :func:`joint_features`.
 FEATURES = (
@@ -136,24 +136,27 @@ def choose_joint_cut(
     targets: dict[str, float],
     folds: int = FOLDS,
     min_settled: int = MIN_SETTLED,
+    forced: np.ndarray | None = None,
 ) -> tuple[JointScore | None, float | None, dict[str, Any]]:
     """The joint score fitted on every held-out answer, and the cut chosen on cross-fitted
     scores: (score, cut, the settled answers' share and levels); (None, None, {}) when no
-    fit or no cut meets the targets."""
-    count = len(features)
+    fit or no cut meets the targets. ``forced`` marks answers another rule settles: not
+    fitted on, and counted in every cut's levels (their ``stats`` that rule's)."""
+    free = np.flatnonzero(~forced) if forced is not None else np.arange(len(features))
+    count = len(free)
     right = whole_right(stats)
     if count < 2 * folds:
         return None, None, {}
-    cross_fitted = np.zeros(count)
+    cross_fitted = np.full(len(features), FORCED)
     order = np.random.default_rng(0).permutation(count)
     for fold in range(folds):
-        test = order[fold::folds]
-        train = np.setdiff1d(order, test)
+        test = free[order[fold::folds]]
+        train = free[np.setdiff1d(order, order[fold::folds])]
         fitted = fit_joint(features[train], right[train])
         if fitted is None:
             return None, None, {}
         cross_fitted[test] = fitted.score(features[test])
     cut, expected = choose_cut(cross_fitted.tolist(), stats, targets, min_settled)
-    if cut is None:
+    if cut is None or cut >= FORCED:
         return None, None, {}
-    return fit_joint(features, right), cut, expected
+    return fit_joint(features[free], right[free]), cut, expected

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from coder import event_loop, precode_queries, stability
-from coder.backends.base import Classifier, ProposalResult
+from coder.backends.base import Classifier, ProposalResult, ProposalSource
 from coder.errors import BackendError
 from coder.injection import FLAG as INJECTION_FLAG
 from coder.injection import looks_like_prompt_injection
@@ -347,7 +347,7 @@ def count_result(summary: PrecodeSummary, result: ProposalResult, response: Resp
 
 def proposal_row(
     result: ProposalResult,
-    classifier: Classifier,
+    classifier: ProposalSource,
     codebook_version: int,
     run_id: str | None,
     route: Mapping[str, dict[str, Any]] | None = None,

@@ -27,6 +27,14 @@ class ProposalResult:
         return self.proposal is not None and self.error is None
 
 
+class ProposalSource(Protocol):
+    """What a stored proposal names as its maker: a backend, or the cascade's twin rule
+    (coder/twins.py)."""
+
+    backend: str
+    model: str
+
+
 @runtime_checkable
 class Classifier(Protocol):
     """What a classifier backend provides."""

@@ -333,6 +333,16 @@ def _run_cascade(
     )
 
 
+def _twins_part(summary: Any) -> str:
+    """How many of the settled answers repeat reviewed ones, or why none were settled so."""
+    check = summary.twin_check
+    if check is None:
+        return ""
+    if check.trusted:
+        return f"; {summary.settled_by_twins} of the settled worded as reviewed answers"
+    return f"; reviewed twins not used ({check.reason})"
+
+
 def _print_cascade(summary: Any, classifier: Classifier) -> None:
     _print_summary(summary.llm, classifier)
     saved = "unknown" if summary.saved_cost_usd is None else f"${summary.saved_cost_usd:.4f}"
@@ -340,6 +350,6 @@ def _print_cascade(summary: Any, classifier: Classifier) -> None:
         f"cascade: {summary.todo} to do; {summary.settled} settled by the local model, "
         f"{summary.sent} sent to the LLM ({summary.llm_share:.1%}); saved about "
         f"{summary.saved_calls} calls, {summary.saved_prompt_tokens}+"
-        f"{summary.saved_completion_tokens} tokens, {saved} (chars/4 estimate)",
+        f"{summary.saved_completion_tokens} tokens, {saved} (chars/4 estimate){_twins_part(summary)}",
         highlight=False,
     )
