@@ -43,7 +43,7 @@ from coder.cascade_joint import JointScore, choose_joint_cut, joint_features
 from coder.errors import BackendError
 from coder.precode import prior_input
 from coder.store import Store
-from coder.twins import TwinCheck, TwinIndex
+from coder.twins import TwinCheck, TwinIndex, judge
 from schemas import Codebook, Labels, Proposal, Response
 
 #: Reviewed answers needed before a confidence cut is trusted (and LLM-judged ones before
@@ -272,7 +272,8 @@ def calibrate(
     targets, source = _targets(store, codebook, precision, min_reviewed)
     pairs = reviewed(store)
     twins = TwinIndex.from_reviewed(pairs)
-    twin_check = twins.check(pairs, codebook, targets)
+    forced, twin_stats = twins.held_out(pairs, codebook)
+    twin_check = judge(forced, twin_stats, targets)
     if len(pairs) < min_reviewed:
         return Calibration(
             twins=twins,
@@ -296,7 +297,6 @@ def calibrate(
         ]
     )
     # Answers the twin rule settles count with the twins' labels in every cut's levels.
-    forced, twin_stats = twins.held_out(pairs, codebook)
     if not twin_check.trusted:
         forced[:] = False
     stats[forced] = twin_stats[forced]

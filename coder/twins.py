@@ -131,21 +131,27 @@ class TwinIndex:
     ) -> TwinCheck:
         """Measure the rule leave-one-out on the reviewed ``pairs`` against ``targets``."""
         mask, stats = self.held_out(pairs, codebook)
-        checked = int(mask.sum())
-        levels = answer_levels(stats.sum(axis=0), checked)
-        short = [
-            f"{name} {levels[name]:.3f} < {targets[name]:.3f}"
-            for name in FIELDS
-            if levels.get(name) is not None and levels[name] < targets[name]  # type: ignore[operator]
-        ]
-        if checked < MIN_CHECKED:
-            reason = f"{checked} reviewed answers have reviewed twins; {MIN_CHECKED} check the rule"
-        elif short:
-            reason = "below target: " + ", ".join(short)
-        else:
-            reason = "targets met"
-        trusted = checked >= MIN_CHECKED and not short
-        return TwinCheck(checked, levels, dict(targets), trusted, reason)
+        return judge(mask, stats, targets)
+
+
+def judge(mask: np.ndarray, stats: np.ndarray, targets: dict[str, float]) -> TwinCheck:
+    """The verdict on :meth:`TwinIndex.held_out`'s rows: trusted when at least
+    :data:`MIN_CHECKED` reviewed answers were checked and every field meets its target."""
+    checked = int(mask.sum())
+    levels = answer_levels(stats[mask].sum(axis=0), checked)
+    short = [
+        f"{name} {levels[name]:.3f} < {targets[name]:.3f}"
+        for name in FIELDS
+        if levels.get(name) is not None and levels[name] < targets[name]  # type: ignore[operator]
+    ]
+    if checked < MIN_CHECKED:
+        reason = f"{checked} reviewed answers have reviewed twins; {MIN_CHECKED} check the rule"
+    elif short:
+        reason = "below target: " + ", ".join(short)
+    else:
+        reason = "targets met"
+    trusted = checked >= MIN_CHECKED and not short
+    return TwinCheck(checked, levels, dict(targets), trusted, reason)
 
 
 def twin_proposal(response: Response, twin: Twin, levels: dict[str, float | None]) -> Proposal:
