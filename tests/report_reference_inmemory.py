@@ -14,6 +14,7 @@ from typing import Literal
 
 from coder.errors import CoderError
 from coder.report.quotes import QuoteKeys, quotable, select_quotes
+from coder.report.tally import reason_kind
 from coder.status import ReviewerStats, reviewer_stats
 from coder.store import Store, StoredDecision, StoredProposal
 from schemas import Codebook, Labels, Response, Theme
@@ -678,7 +679,7 @@ def build_report(
     labelled_all = [c for c in coded if c.labels is not None]
     excluded = [c for c in labelled_all if c.labels is not None and not c.labels.relevant]
     reasons = Counter(
-        (c.labels.relevance_reason or "no reason given") if c.labels is not None else ""
+        reason_kind(c.labels.relevance_reason) if c.labels is not None else ""
         for c in excluded
     )
     tags = Counter(tag for c in coded for tag in dict.fromkeys(c.response.tags))

@@ -115,3 +115,37 @@ def test_report_without_codebook_is_a_clear_error(tmp_path: Path) -> None:
         cli, ["report", "--db", str(tmp_path / "empty.db"), "--out", str(tmp_path / "out")]
     )
     assert result.exit_code == 1 and "no codebook" in result.output
+
+
+def test_exclusions_the_model_explains_with_a_quote_are_counted_by_kind(tmp_path: Path) -> None:
+    from schemas import Proposal
+    from tests.llm_fake_server import make_project
+
+    store = make_project(tmp_path / "p.coder", n=7)
+    reasons = [
+        "non-answer ('n/a')",
+        "non-answer ('No comment')",
+        "off-topic, like 'The connection keeps dropping.'",
+        'off-topic, like "Can\'t hear you"',
+        "refers to another answer ('see above')",
+        "blank",
+        "Not relevant (asks about parking)",  # a reviewer's own words: kept as written
+    ]
+    for index, reason in enumerate(reasons):
+        rid = f"r{index:03d}"
+        store.add_proposal(
+            response_id=rid,
+            backend="local",
+            model="m",
+            proposal=Proposal(response_id=rid, relevant=False, relevance_reason=reason),
+            codebook_version=1,
+        )
+    summary = build_report(store).summary
+    store.close()
+    assert summary.excluded_reasons == [
+        ("non-answer", 2),
+        ("off-topic", 2),
+        ("Not relevant (asks about parking)", 1),
+        ("blank", 1),
+        ("refers to another answer", 1),
+    ]
