@@ -72,3 +72,24 @@ def test_zero_shot_stance_follows_an_explicit_opening() -> None:
     by_id = {r.response_id: r.proposal for r in LocalClassifier().propose(responses, codebook)}
     assert by_id["p"] is not None and by_id["p"].stance == "partly"
     assert by_id["n"] is not None and by_id["n"].stance == "does_not_resonate"
+
+
+def test_an_off_topic_match_is_as_sure_as_it_is_close_to_its_example() -> None:
+    from coder.embedded.relevance import RULE_CONFIDENCE, off_topic_confidence
+
+    codebook = load_codebook(builtin_codebook_path())
+    responses = [
+        Response(id="slides", text="Can we get the slides?", question="H1"),
+        Response(id="nothing", text="Nothing", question="Q10"),
+        Response(id="blank", text="n/a", question="H2"),
+    ]
+    by_id = {r.response_id: r.proposal for r in LocalClassifier().propose(responses, codebook)}
+    slides, nothing, blank = by_id["slides"], by_id["nothing"], by_id["blank"]
+    assert slides is not None and nothing is not None and blank is not None
+    # All three are excluded; a near copy of workshop chatter and a plain rule are sure,
+    # a loose match ("Nothing" is nearest to "The connection keeps dropping.") is not, so
+    # a reviewer working from the least sure answers sees it first.
+    assert not (slides.relevant or nothing.relevant or blank.relevant)
+    assert slides.confidence >= 0.9 and blank.confidence == RULE_CONFIDENCE
+    assert 0.5 <= nothing.confidence < 0.7 and nothing.relevance_confidence == nothing.confidence
+    assert off_topic_confidence(0.30) == 0.5 and off_topic_confidence(0.9) == RULE_CONFIDENCE
