@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 OFF_TOPIC_MARGIN = 0.05
 #: Off-topic matches are sure only when close to an off-topic example. On the gold dev sets
 #: (rapid_insight_dev, NHS, ArgKP: 28 matches, zero-shot) every match at cosine 0.48 or more
-#: was off-topic (7 of 7), 1 of 5 between 0.42 and 0.48, 1 of 16 below (NHS "Problem
+#: was off-topic (7 of 7), none of 4 between 0.42 and 0.48, 2 of 17 below (NHS "Problem
 #: solved." sits at 0.35 from "The connection keeps dropping."). The label stands; its
 #: confidence (:func:`off_topic_confidence`) puts the doubtful ones first in review.
 OFF_TOPIC_SURE = 0.42
