@@ -196,7 +196,7 @@ _lock = threading.Lock()
 
 
 def load_pair_model(store: Any, name: str) -> PairStanceModel:
-    """A project's stored stance cross-encoder, loaded once per process."""
+    """A project's stored cross-encoder (stance or theme), loaded once per process."""
     with _lock:
         if name in _loaded:
             return _loaded[name]
@@ -204,7 +204,7 @@ def load_pair_model(store: Any, name: str) -> PairStanceModel:
     if stored is None:
         where = getattr(store, "path", "no project")
         raise BackendError(
-            f"{where}: the model uses the stance cross-encoder {name!r}, which is not stored "
+            f"{where}: the model uses the cross-encoder {name!r}, which is not stored "
             "here; run 'coder train --fine-tune' again"
         )
     model = PairStanceModel.from_stored(*stored)

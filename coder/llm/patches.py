@@ -1,7 +1,10 @@
 """Speed patches of third-party internals, valid only for the pinned versions.
 
 Both are guarded: an ``ImportError`` on another layout leaves the library alone, and
-each is applied once (the replacement carries a marker). They are only valid for
+each is applied once (the replacement carries a marker).
+:func:`coder.llm.client.instructor_client` applies the instructor one for every run and the
+openai one only when the openai client is in use (``CODER_LLM_CLIENT=openai``): the direct
+path never transforms a body through the openai client. They are only valid for
 ``openai==3.3.0`` and ``instructor==1.17.0``: re-measure ``benchmarks/bench_precode.py``
 and re-check both before moving either pin. (A third, httpcore's idle-connection check
 reaching anyio's socket directly, saved about 0.1 ms a call and was left out: it reached
@@ -17,14 +20,6 @@ from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel
-
-
-def apply_speed_patches() -> None:
-    """Apply both patches (idempotent). :func:`coder.llm.client.instructor_client` applies
-    only the instructor one unless the openai client is in use (``CODER_LLM_CLIENT=openai``):
-    the direct path never transforms a body through the openai client."""
-    memoise_instructor_async_validator_check()
-    plain_chat_request_transform()
 
 
 def _replace_once(
