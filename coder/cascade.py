@@ -54,7 +54,7 @@ from coder.precode import (
     responses_to_precode,
 )
 from coder.store import Store
-from coder.twins import TwinCheck, TwinSource, twin_result
+from coder.twins import TwinSource, twin_result
 from schemas import Response
 
 __all__ = [
@@ -82,9 +82,9 @@ class CascadeSummary:
 
     todo: int = 0
     settled: int = 0
-    #: of the settled: answers worded as consistently reviewed answers (coder/twins.py)
+    #: of the settled: answers worded as consistently reviewed answers (coder/twins.py;
+    #: the rule's check is ``calibration.twin_check``)
     settled_by_twins: int = 0
-    twin_check: TwinCheck | None = None
     sent: int = 0
     calibration: Calibration | None = None
     llm: PrecodeSummary = field(default_factory=PrecodeSummary)
@@ -100,9 +100,7 @@ class CascadeSummary:
         return self.sent / self.todo if self.todo else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        skip = ("llm", "calibration", "twin_check")
-        data = {k: v for k, v in self.__dict__.items() if k not in skip}
-        data["twin_check"] = self.twin_check.as_dict() if self.twin_check else None
+        data = {k: v for k, v in self.__dict__.items() if k not in ("llm", "calibration")}
         data["llm_share"] = self.llm_share
         data["llm"] = self.llm.as_dict()
         data["calibration"] = self.calibration.as_dict() if self.calibration else None
@@ -188,6 +186,7 @@ def _joint_scores(
 
 def _settle_twins(
     store: Store,
+    codebook_version: int,
     todo: Sequence[Response],
     calibration: Calibration,
     marker: dict[str, Any],
@@ -197,7 +196,6 @@ def _settle_twins(
     twins, check = calibration.twins, calibration.twin_check
     if twins is None or check is None or not check.trusted:
         return [], list(todo)
-    codebook_version, _ = store.codebook()
     entry = {"route": "cascade:twin", "cascade": {**marker, "twin_check": check.as_dict()}}
     source = TwinSource()
     settled: list[Response] = []
@@ -306,8 +304,7 @@ def cascade(
         "n_reviewed": calibration.n_reviewed,
         "fallback": calibration.fallback,
     }
-    summary.twin_check = calibration.twin_check
-    by_twins, todo_left = _settle_twins(store, todo, calibration, marker)
+    by_twins, todo_left = _settle_twins(store, codebook_version, todo, calibration, marker)
     settled, send, route = _settle(store, local, todo_left, calibration, marker)
     summary.embedded_seconds = time.perf_counter() - started
     summary.settled_by_twins = len(by_twins)

@@ -45,7 +45,11 @@ _SPACE = re.compile(r"\s+")
 
 def twin_key(question: str | None, text: str) -> tuple[str, str]:
     """The words an answer is matched on: its question, and its text in lower case with
-    punctuation dropped and spacing collapsed ("Very good!!" and "very  good" are twins)."""
+    punctuation dropped and spacing collapsed ("Very good!!" and "very  good" are twins).
+
+    Looser than the review queue's ``same:`` filter (``coder.review.queue.normalised_answer``,
+    edge punctuation only), which a reviewer types and reads: here a comma inside ("Agree,
+    fully") does not change what was said, and the leave-one-out check guards the rule."""
     words = _SPACE.sub(" ", _NOT_WORD.sub(" ", text.casefold())).strip()
     return (question or "", words)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from coder.errors import CoderError
+from coder.relevance_reasons import reason_kind
 from coder.report.quotes import QuoteKeys, quotable, select_quotes
-from coder.report.tally import reason_kind
 from coder.status import ReviewerStats, reviewer_stats
 from coder.store import Store, StoredDecision, StoredProposal
 from schemas import Codebook, Labels, Response, Theme

@@ -335,7 +335,7 @@ def _run_cascade(
 
 def _twins_part(summary: Any) -> str:
     """How many of the settled answers repeat reviewed ones, or why none were settled so."""
-    check = summary.twin_check
+    check = summary.calibration.twin_check if summary.calibration else None
     if check is None:
         return ""
     if check.trusted:

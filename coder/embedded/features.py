@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 
+from coder.relevance_reasons import CROSS_REFERENCE, NON_ANSWER, quoting_answer
 from schemas import Codebook, Theme
 
 # A sentence ends at . ! ? or a line break; abbreviations are rare in survey answers.
@@ -92,7 +93,9 @@ def clause_spans(sentence: str) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
     for begin, end in raw:
         short = len(sentence[begin:end].split()) < MIN_CLAUSE_WORDS
-        if merged and (short or len(sentence[merged[-1][0] : merged[-1][1]].split()) < MIN_CLAUSE_WORDS):
+        if merged and (
+            short or len(sentence[merged[-1][0] : merged[-1][1]].split()) < MIN_CLAUSE_WORDS
+        ):
             merged[-1] = (merged[-1][0], end)
         else:
             merged.append((begin, end))
@@ -285,13 +288,13 @@ def non_answer_reason(text: str | None, *, soft: bool = True) -> str | None:
         return "hashtags only"
     normalised = " ".join(stripped.lower().strip(string.punctuation + " ").split())
     if normalised in NON_ANSWERS or stripped.lower() in NON_ANSWERS:
-        return f"non-answer ({stripped[:40]!r})"
+        return quoting_answer(NON_ANSWER, stripped)
     if not soft:
         return None
     if _NA_PREFIX.match(stripped) and len(normalised.split()) <= 8:
-        return f"non-answer ({stripped[:40]!r})"
+        return quoting_answer(NON_ANSWER, stripped)
     if _CROSS_REFERENCE.match(stripped):
-        return f"refers to another answer ({stripped[:40]!r})"
+        return quoting_answer(CROSS_REFERENCE, stripped)
     return None
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from coder.embedded.features import OFF_TOPIC_CHATTER, non_answer_reason, stance_cue, stance_only
 from coder.embedded.stance import stance_mapping
+from coder.relevance_reasons import off_topic_like
 from schemas import Codebook
 
 if TYPE_CHECKING:
@@ -126,6 +127,6 @@ def zero_shot_relevance(
         )
         best = int(np.argmax(off_topic[row]))
         if float(off_topic[row, best]) > on_topic + OFF_TOPIC_MARGIN:
-            reasons[row] = f"off-topic, like {prototypes[best][:40]!r}"
+            reasons[row] = off_topic_like(prototypes[best])
             matched[row] = off_topic_confidence(float(off_topic[row, best]))
     return matched

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from coder.relevance_reasons import reason_kind
 from coder.report.attribution import AttributionFields, attribute_value, attribution_of
 from coder.report.coded import CodedResponse, person_key
 from coder.report.data import NOT_STATED, LabelSource, Quote, ReviewStatus
 from coder.report.quotes import QuoteKeys, QuotePool, quotable, select_from_pool
 from coder.report.themes import ThemeSets, theme_lookup
 from schemas import Codebook, Response
-
-#: The offline model's exclusion reasons quote the answer or the off-topic example it
-#: matched ("non-answer ('n/a')", "off-topic, like 'The connection keeps dropping.'"):
-#: right on a proposal, noise in a published table, so the report counts them by kind.
-#: Reviewers' own reasons are counted as written.
-_QUOTING_REASON = re.compile(
-    r"^(non-answer|refers to another answer) \((['\"]).*\2\)$|^(off-topic), like (['\"]).*\4$",
-    re.DOTALL,
-)
-
-
-def reason_kind(reason: str | None) -> str:
-    """The row an exclusion reason counts in: the kind of a reason the model quoted an
-    example in, else the reason itself ("no reason given" when there is none)."""
-    if not reason:
-        return "no reason given"
-    match = _QUOTING_REASON.match(reason)
-    if match is None:
-        return reason
-    return match.group(1) or match.group(3)
-
 
 # --- the streamed tally ----------------------------------------------------------------------
 # build_report reads the project once, a batch at a time (iter_coded), and keeps counts, the
