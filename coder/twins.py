@@ -149,7 +149,10 @@ def judge(mask: np.ndarray, stats: np.ndarray, targets: dict[str, float]) -> Twi
         if levels.get(name) is not None and levels[name] < targets[name]  # type: ignore[operator]
     ]
     if checked < MIN_CHECKED:
-        reason = f"{checked} reviewed answers have reviewed twins; {MIN_CHECKED} check the rule"
+        reason = (
+            f"{checked} of the reviewed answers repeat another reviewed answer word for word; "
+            f"at least {MIN_CHECKED} check the rule"
+        )
     elif short:
         reason = "below target: " + ", ".join(short)
     else:

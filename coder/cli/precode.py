@@ -340,7 +340,7 @@ def _twins_part(summary: Any) -> str:
         return ""
     if check.trusted:
         return f"; {summary.settled_by_twins} of the settled worded as reviewed answers"
-    return f"; reviewed twins not used ({check.reason})"
+    return f"; reviewed twins not used: {check.reason}"
 
 
 def _print_cascade(summary: Any, classifier: Classifier) -> None:
